@@ -1,0 +1,1 @@
+"""The HTTP bridge: the documented endpoints for phone apps, each an MQTT request/reply."""

@@ -1,0 +1,51 @@
+"""The Starlette application: route tables, one MQTT connection, JSON for every error."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from broker.client import Bus
+from broker.settings import BusSettings
+from bridge import mirror_api
+from bridge.replies import HttpFail
+
+log = logging.getLogger(__name__)
+
+
+async def _fail(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HttpFail)
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"result": "fail", "type": "http", "message": exc.detail},
+                        status_code=exc.status_code, headers=exc.headers)
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    log.exception("bridge failed on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"result": "fail", "type": "http", "message": "internal error"},
+                        status_code=500)
+
+
+def create_app(bus_settings: BusSettings) -> Starlette:
+    """The bridge app; its MQTT connection opens and closes with the app's lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Bus]]:
+        async with Bus(bus_settings, role="bridge") as bus:
+            yield {"bus": bus}
+
+    return Starlette(
+        routes=[*mirror_api.routes],
+        lifespan=lifespan,
+        exception_handlers={HttpFail: _fail, HTTPException: _http_error, Exception: _crash},
+    )

@@ -1,0 +1,82 @@
+"""Reading a request's fields, whatever way the client sent them, within a byte limit.
+
+Fields come from the query string and from the body, which may be JSON (an object),
+``application/x-www-form-urlencoded`` or ``multipart/form-data``; body fields win over query
+fields of the same name. Files of a multipart body stay :class:`UploadFile` values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from starlette.datastructures import UploadFile
+from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
+from starlette.requests import Request
+
+
+class BadBody(Exception):
+    """The body cannot be used; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, or :class:`BadBody` 413 as soon as it is known to exceed ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BadBody(413, f"request body of {declared} bytes exceeds the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadBody(413, f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _replay(body: bytes) -> AsyncGenerator[bytes, None]:
+    yield body
+
+
+async def read_fields(request: Request, limit: int) -> dict[str, Any]:
+    """Query and body fields of ``request`` as one dict; files as :class:`UploadFile`."""
+    fields: dict[str, Any] = dict(request.query_params)
+    body = await read_body(request, limit)
+    if not body.strip():
+        return fields
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in ("application/json", "") or content_type.endswith("+json"):
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BadBody(400, f"body is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise BadBody(400, "JSON body must be an object")
+        fields.update(data)
+        return fields
+    try:
+        if content_type == "multipart/form-data":
+            form = await MultiPartParser(request.headers, _replay(body), max_part_size=limit,
+                                         max_files=8, max_fields=64).parse()
+        elif content_type == "application/x-www-form-urlencoded":
+            form = await FormParser(request.headers, _replay(body), max_part_size=limit,
+                                    max_fields=64).parse()
+        else:
+            raise BadBody(415, f"unsupported content type {content_type!r}; send JSON or a form")
+    except MultiPartException as exc:
+        raise BadBody(400, f"malformed form: {exc.message}") from exc
+    for key, value in form.multi_items():
+        fields[key] = value
+    return fields
+
+
+def text_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Fields with uploads removed, for operations whose payload is JSON only."""
+    return {k: v for k, v in fields.items() if not isinstance(v, UploadFile)}

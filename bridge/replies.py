@@ -1,0 +1,98 @@
+"""Turning bus calls into the documented JSON replies.
+
+Every reply has ``result`` (``success`` or ``fail``) and ``type``; failures add ``message`` and,
+for bad input, ``field``. Status codes (docs/http-api.md):
+
+- 200 for success and for the documented domain failures (wrong password, ``exist user``, ...),
+  as the original API did, so clients that read ``result`` keep working;
+- 400 a missing or malformed field, 401 a missing or bad bearer token, 413 a body over the limit,
+  415 an unsupported content type;
+- 500 the service failed, 503 the broker or a service dependency is unavailable, 504 the service
+  did not answer within ``MIRRORHUB_REQUEST_TIMEOUT``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from broker.client import Bus
+from broker.errors import BusUnavailable, RequestTimeout, ServiceError
+from broker.service import validation_error
+from bridge.forms import BadBody, read_fields, text_fields
+from schemas.envelope import ErrorCode
+from schemas.topics import Operation
+
+Rep = TypeVar("Rep", bound=BaseModel)
+
+_STATUS = {
+    ErrorCode.BAD_REQUEST: 400,
+    ErrorCode.INVALID: 400,
+    ErrorCode.TOO_LARGE: 413,
+    ErrorCode.INTERNAL: 500,
+    ErrorCode.UNAVAILABLE: 503,
+}
+
+
+class HttpFail(Exception):
+    """Answer ``{"result": "fail", "type": ..., "message": ...}`` with ``status``."""
+
+    def __init__(self, type_: str, message: str, status: int = 200, **extra: Any) -> None:
+        super().__init__(message)
+        self.type = type_
+        self.message = message
+        self.status = status
+        self.extra = {k: v for k, v in extra.items() if v is not None}
+
+    def response(self) -> JSONResponse:
+        body = {"result": "fail", "type": self.type, "message": self.message, **self.extra}
+        return JSONResponse(body, status_code=self.status)
+
+
+def success(type_: str, **fields: Any) -> JSONResponse:
+    return JSONResponse({"result": "success", "type": type_, **fields})
+
+
+async def fields_of(request: Request, type_: str, limit: int) -> dict[str, Any]:
+    try:
+        return await read_fields(request, limit)
+    except BadBody as exc:
+        raise HttpFail(type_, exc.message, exc.status, field=exc.field) from exc
+
+
+def bus_of(request: Request) -> Bus:
+    bus: Bus = request.state.bus
+    return bus
+
+
+async def call(
+    request: Request,
+    type_: str,
+    operation: Operation[Any, Rep],
+    fields: dict[str, Any],
+    *,
+    domain_status: dict[str, int] | None = None,
+) -> Rep:
+    """Validate ``fields`` against the operation's request model, send it, return the reply.
+
+    Error replies become :class:`HttpFail`: the common codes get their status from the table
+    above, the service's own codes get ``domain_status`` (default 200).
+    """
+    assert operation.payload is not None
+    try:
+        body = operation.payload.model_validate(text_fields(fields))
+    except ValidationError as exc:
+        error = validation_error(exc)
+        raise HttpFail(type_, error.message, 400, field=error.field) from exc
+    try:
+        return await bus_of(request).request(operation, body)
+    except ServiceError as exc:
+        status = _STATUS.get(exc.code, (domain_status or {}).get(exc.code, 200))
+        raise HttpFail(type_, exc.message, status, field=exc.field) from exc
+    except RequestTimeout as exc:
+        raise HttpFail(type_, f"the service did not answer within {exc.timeout:g} s", 504) from exc
+    except BusUnavailable as exc:
+        raise HttpFail(type_, f"service unavailable: {exc}", 503) from exc

@@ -1,0 +1,284 @@
+"""The asyncio MQTT client every mirrorhub process uses: :class:`Bus`.
+
+A Bus owns one aiomqtt connection and keeps it: when the broker goes away it reconnects with
+backoff and subscribes again to everything registered with :meth:`Bus.subscribe`. Requests look
+like function calls::
+
+    async with Bus(settings, role="bridge") as bus:
+        reply = await bus.request(AUTH_LOGIN, LoginRequest(username="ann", password="..."))
+
+Replies come back on the Bus's own ``reply/{client_id}`` topic and are matched by request id.
+A request fails with :class:`~broker.errors.BusUnavailable` when there is no connection (or it
+drops while waiting), :class:`~broker.errors.RequestTimeout` after the deadline, and
+:class:`~broker.errors.ServiceError` when the service answered with a typed error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiomqtt
+from pydantic import BaseModel, ValidationError
+
+from broker.errors import BusUnavailable, RequestTimeout, ServiceError
+from broker.settings import BusSettings
+from schemas.envelope import ReplyEnvelope, RequestEnvelope
+from schemas.topics import Operation
+
+log = logging.getLogger(__name__)
+
+Rep = TypeVar("Rep", bound=BaseModel)
+Payload = BaseModel | dict[str, Any] | bytes | str
+MessageCallback = Callable[[aiomqtt.Message], Awaitable[None]]
+
+REPLY_PREFIX = "reply"
+_BACKOFF_MIN, _BACKOFF_MAX = 0.05, 5.0
+
+
+def encode(payload: Payload) -> bytes:
+    """Wire bytes for a model, a JSON-able dict, text or raw bytes."""
+    if isinstance(payload, BaseModel):
+        return payload.model_dump_json().encode()
+    if isinstance(payload, dict):
+        return json.dumps(payload, separators=(",", ":"), default=str).encode()
+    if isinstance(payload, str):
+        return payload.encode()
+    return bytes(payload)
+
+
+@dataclass(frozen=True)
+class _Subscription:
+    filter: str  # as sent to the broker, possibly "$share/<group>/..."
+    callback: MessageCallback
+    qos: int
+    limit: asyncio.Semaphore
+
+
+class Bus:
+    """A self-healing MQTT connection with publish, subscribe and request/reply.
+
+    ``will`` is the Last Will the broker publishes if this process vanishes; ``on_connect``
+    callbacks run after every (re)connection, once subscriptions are back in place.
+    """
+
+    def __init__(
+        self,
+        settings: BusSettings,
+        *,
+        role: str = "client",
+        client_id: str | None = None,
+        will: aiomqtt.Will | None = None,
+        clean_session: bool = True,
+        concurrency: int = 64,
+    ) -> None:
+        self.settings = settings
+        self.client_id = client_id or f"{role}-{uuid.uuid4().hex[:12]}"
+        self.reply_topic = f"{REPLY_PREFIX}/{self.client_id}"
+        self._will = will
+        self._clean_session = clean_session
+        self._concurrency = concurrency
+        self._subs: list[_Subscription] = []
+        self._on_connect: list[Callable[[], Awaitable[None]]] = []
+        self._pending: dict[str, asyncio.Future[ReplyEnvelope]] = {}
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self.connections = 0  # how many times a connection was made; tests watch reconnects
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Bus:
+        self._runner = asyncio.create_task(self._run(), name=f"bus:{self.client_id}")
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                await self._connected.wait()
+        except TimeoutError as exc:
+            await self.__aexit__(None, None, None)
+            raise BusUnavailable(
+                f"cannot connect to the MQTT broker at {self.settings.url} "
+                f"within {self.settings.connect_timeout:g} s"
+            ) from exc
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def on_connect(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` after every (re)connection, e.g. to publish an ``online`` status."""
+        self._on_connect.append(callback)
+
+    async def _run(self) -> None:
+        backoff = _BACKOFF_MIN
+        url = self.settings.url
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    url.host,
+                    url.port,
+                    username=url.username,
+                    password=url.password,
+                    identifier=self.client_id,
+                    will=self._will,
+                    clean_session=self._clean_session,
+                    timeout=self.settings.connect_timeout,
+                    keepalive=30,
+                ) as client:
+                    await client.subscribe(self.reply_topic, qos=1)
+                    for sub in self._subs:
+                        await client.subscribe(sub.filter, qos=sub.qos)
+                    self._client = client
+                    self.connections += 1
+                    self._connected.set()
+                    backoff = _BACKOFF_MIN
+                    log.info("%s connected to %s", self.client_id, url)
+                    for callback in self._on_connect:
+                        await callback()
+                    async for message in client.messages:
+                        await self._dispatch(message)
+            except aiomqtt.MqttError as exc:
+                if self._client is not None:
+                    log.warning("%s lost the broker at %s: %s", self.client_id, url, exc)
+                else:
+                    log.debug("%s cannot reach %s: %s", self.client_id, url, exc)
+            finally:
+                self._client = None
+                self._connected.clear()
+                self._fail_pending()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _BACKOFF_MAX)
+
+    def _fail_pending(self) -> None:
+        # With a clean session the broker forgets our reply subscription: waiting is pointless.
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(BusUnavailable("connection to the MQTT broker was lost"))
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    async def subscribe(self, topic_filter: str, callback: MessageCallback, qos: int = 1) -> None:
+        """Deliver every message matching ``topic_filter`` to ``callback``, across reconnects.
+
+        At most ``concurrency`` callbacks run at once per subscription; beyond that the reader
+        waits, which pushes back on the broker instead of queueing without bound.
+        """
+        sub = _Subscription(topic_filter, callback, qos, asyncio.Semaphore(self._concurrency))
+        self._subs.append(sub)
+        client = self._client
+        if client is not None:
+            try:
+                await client.subscribe(topic_filter, qos=qos)
+            except aiomqtt.MqttError:
+                log.warning("subscribe to %s deferred to the next connection", topic_filter)
+
+    async def _dispatch(self, message: aiomqtt.Message) -> None:
+        if message.topic.value == self.reply_topic:
+            self._resolve(message.payload)
+            return
+        for sub in self._subs:
+            if message.topic.matches(sub.filter):
+                await sub.limit.acquire()
+                task = asyncio.create_task(self._deliver(sub, message))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, sub: _Subscription, message: aiomqtt.Message) -> None:
+        try:
+            await sub.callback(message)
+        except Exception:
+            log.exception("callback for %s failed on %s", sub.filter, message.topic.value)
+        finally:
+            sub.limit.release()
+
+    def _resolve(self, payload: Any) -> None:
+        try:
+            reply = ReplyEnvelope.model_validate_json(payload)
+        except (ValidationError, ValueError, TypeError):
+            log.warning("%s: malformed reply dropped", self.client_id)
+            return
+        future = self._pending.get(reply.id)
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        topic: str,
+        payload: Payload,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        wait: float = 0.0,
+    ) -> None:
+        """Publish now; with ``wait`` > 0, first wait that long for a lost connection to return."""
+        if not self._connected.is_set() and wait > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._connected.wait()
+        client = self._client
+        if client is None:
+            raise BusUnavailable(f"not connected to the MQTT broker at {self.settings.url}")
+        try:
+            await client.publish(topic, encode(payload), qos=qos, retain=retain)
+        except aiomqtt.MqttError as exc:
+            raise BusUnavailable(f"publish to {topic} failed: {exc}") from exc
+
+    async def request(
+        self,
+        operation: Operation[Any, Rep],
+        body: BaseModel | dict[str, Any],
+        *,
+        timeout: float | None = None,
+        **params: str,
+    ) -> Rep:
+        """Send ``body`` to ``operation`` and return its validated reply body."""
+        reply = await self.request_raw(
+            operation.format(**params),
+            body.model_dump(mode="json") if isinstance(body, BaseModel) else body,
+            timeout=timeout,
+        )
+        assert operation.reply is not None
+        return operation.reply.model_validate(reply)
+
+    async def request_raw(
+        self, topic: str, body: dict[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Like :meth:`request` with an untyped body: the reply body as a dict."""
+        deadline = timeout if timeout is not None else self.settings.request_timeout
+        request_id = uuid.uuid4().hex
+        future: asyncio.Future[ReplyEnvelope] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        envelope = RequestEnvelope(id=request_id, reply_to=self.reply_topic, body=body)
+        try:
+            async with asyncio.timeout(deadline):
+                # A dropped connection may come back quickly; wait part of the deadline for it.
+                await self.publish(topic, envelope, wait=min(deadline / 2, 2.0))
+                reply = await future
+        except TimeoutError as exc:
+            raise RequestTimeout(topic, deadline) from exc
+        finally:
+            del self._pending[request_id]
+        if reply.ok:
+            return reply.body or {}
+        if reply.error is None:
+            raise ServiceError("internal", f"{topic} answered with neither body nor error")
+        raise ServiceError.from_body(reply.error)

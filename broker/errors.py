@@ -1,0 +1,69 @@
+"""The mirrorhub error tree.
+
+::
+
+    MirrorhubError
+    ├── ConfigError            bad settings, found at start-up
+    ├── BrokerError            the embedded broker cannot start (port taken, bad config)
+    ├── BusError               the MQTT side of a call failed
+    │   ├── BusUnavailable     not connected to the broker (bridge: 503)
+    │   └── RequestTimeout     no reply within the deadline (bridge: 504)
+    └── ServiceError           a typed error reply: ``code``, ``message``, optional ``field``
+
+Handlers raise :class:`ServiceError`; the service runner turns it into an error reply and the
+caller's :meth:`broker.client.Bus.request` raises it again on the other side.
+Library errors (aiomqtt, amqtt) are re-raised as these with ``from exc``.
+"""
+
+from __future__ import annotations
+
+from schemas.envelope import ErrorBody
+
+
+class MirrorhubError(Exception):
+    """Root of every error mirrorhub raises on purpose."""
+
+
+class ConfigError(MirrorhubError):
+    """Settings are missing or malformed."""
+
+
+class BrokerError(MirrorhubError):
+    """The embedded broker could not start or stop."""
+
+
+class BusError(MirrorhubError):
+    """An MQTT operation failed."""
+
+
+class BusUnavailable(BusError):
+    """The client is not connected to the broker."""
+
+
+class RequestTimeout(BusError):
+    """No reply arrived before the deadline."""
+
+    def __init__(self, topic: str, timeout: float) -> None:
+        super().__init__(f"no reply on {topic} within {timeout:g} s")
+        self.topic = topic
+        self.timeout = timeout
+
+
+class ServiceError(MirrorhubError):
+    """A typed failure that crosses the wire as ``{"code", "message", "field"}``."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+    def to_body(self) -> ErrorBody:
+        return ErrorBody(code=str(self.code), message=self.message, field=self.field)
+
+    @classmethod
+    def from_body(cls, body: ErrorBody) -> ServiceError:
+        return cls(body.code, body.message, body.field)
+
+    def __repr__(self) -> str:
+        return f"ServiceError({self.code!r}, {self.message!r}, field={self.field!r})"

@@ -1,0 +1,115 @@
+"""The embedded MQTT broker (amqtt, MQTT 3.1.1) as an async context manager.
+
+::
+
+    async with EmbeddedBroker(port=0, accounts={"auth": "s3cret"}) as broker:
+        print(broker.port)  # the port actually bound; port=0 picks a free one
+
+A port that is taken raises :class:`~broker.errors.BrokerError` saying so and how to pick another.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from typing import Any
+
+from amqtt.broker import Broker
+from amqtt.errors import BrokerError as AmqttBrokerError
+
+from broker.errors import BrokerError
+
+log = logging.getLogger(__name__)
+
+
+def ensure_port_free(host: str, port: int, variable: str) -> None:
+    """Raise :class:`BrokerError` saying plainly that ``host:port`` is taken, and by what
+    setting to move."""
+    try:
+        probe = socket.create_server((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise BrokerError(
+                f"{host}:{port} is already in use; pick another port with {variable}=..."
+            ) from exc
+        raise BrokerError(f"cannot listen on {host}:{port}: {exc}") from exc
+    probe.close()
+
+
+def port_in_use_message(host: str, port: int) -> str:
+    return (
+        f"{host}:{port} is already in use, perhaps by another MQTT broker such as Mosquitto.\n"
+        f"  Run the embedded broker on another port:  MIRRORHUB_BROKER_PORT=1884 make run\n"
+        f"  or use the broker already there:          "
+        f"MIRRORHUB_BROKER_URL=mqtt://{host}:{port} make run"
+    )
+
+
+class EmbeddedBroker:
+    """amqtt listening on ``host:port`` with username/password authentication on."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        *,
+        accounts: dict[str, str] | None = None,
+        allow_anonymous: bool = False,
+    ) -> None:
+        self.host = host
+        self.requested_port = port
+        self.port = port
+        self._accounts = dict(accounts or {})
+        self._allow_anonymous = allow_anonymous
+        self._broker: Broker | None = None
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.requested_port}"}},
+            "plugins": {
+                "broker.plugins.CredentialsAuthPlugin": {
+                    "accounts": self._accounts,
+                    "allow_anonymous": self._allow_anonymous,
+                },
+            },
+        }
+
+    def _check_port(self) -> None:
+        # amqtt logs a traceback for a taken port; say it plainly before it tries.
+        if self.requested_port == 0:
+            return
+        try:
+            probe = socket.create_server((self.host, self.requested_port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise BrokerError(port_in_use_message(self.host, self.requested_port)) from exc
+            raise BrokerError(f"cannot listen on {self.host}:{self.requested_port}: {exc}") from exc
+        probe.close()
+
+    async def __aenter__(self) -> EmbeddedBroker:
+        self._check_port()
+        broker = Broker(self._config())
+        try:
+            await broker.start()
+        except AmqttBrokerError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+                raise BrokerError(port_in_use_message(self.host, self.requested_port)) from exc
+            raise BrokerError(f"the embedded MQTT broker cannot start: {exc}") from exc
+        self._broker = broker
+        server = broker._servers["default"].instance  # amqtt exposes no public accessor
+        sockets: list[socket.socket] = list(getattr(server, "sockets", []) or [])
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        log.info("embedded MQTT broker listening on %s:%d", self.host, self.port)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._broker is not None:
+            await self._broker.shutdown()
+            self._broker = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"

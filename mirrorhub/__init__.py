@@ -1,0 +1,1 @@
+"""Process wiring: settings, generated credentials, the ``mirrorhub`` command."""

@@ -1,0 +1,66 @@
+"""Process-level settings, from ``MIRRORHUB_*`` environment variables.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| ``MIRRORHUB_DATA_DIR`` | ``./data`` | databases, generated secrets, mail outbox |
+| ``MIRRORHUB_BROKER_URL`` | unset: start the embedded broker | ``mqtt://user:pass@host:port`` of an external broker |
+| ``MIRRORHUB_BROKER_HOST`` / ``_PORT`` | ``127.0.0.1`` / ``1883`` | where the embedded broker listens |
+| ``MIRRORHUB_BROKER_ANONYMOUS`` | ``0`` | ``1`` lets clients without credentials into the embedded broker |
+| ``MIRRORHUB_BRIDGE_HOST`` / ``_PORT`` | ``127.0.0.1`` / ``8000`` | where the HTTP bridge listens |
+| ``MIRRORHUB_REQUEST_TIMEOUT`` | ``5`` | seconds the bridge waits for a service |
+| ``MIRRORHUB_SHARED_GROUP`` | unset | ``$share`` group for service subscriptions (Mosquitto, EMQX) |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from broker.errors import ConfigError
+from broker.settings import DEFAULT_HOST, DEFAULT_PORT, BrokerURL, BusSettings
+from mirrorhub.credentials import load_or_create_accounts
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name) or str(default)
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise ConfigError(f"{name} must be a port number, got {raw!r}")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    external_broker: BrokerURL | None
+    broker_host: str
+    broker_port: int
+    allow_anonymous: bool
+    bridge_host: str
+    bridge_port: int
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        env = os.environ
+        url = env.get("MIRRORHUB_BROKER_URL")
+        return cls(
+            data_dir=Path(env.get("MIRRORHUB_DATA_DIR") or "data").resolve(),
+            external_broker=BrokerURL.parse(url) if url else None,
+            broker_host=env.get("MIRRORHUB_BROKER_HOST") or DEFAULT_HOST,
+            broker_port=_port("MIRRORHUB_BROKER_PORT", DEFAULT_PORT),
+            allow_anonymous=env.get("MIRRORHUB_BROKER_ANONYMOUS", "0").lower()
+            in ("1", "true", "yes"),
+            bridge_host=env.get("MIRRORHUB_BRIDGE_HOST") or "127.0.0.1",
+            bridge_port=_port("MIRRORHUB_BRIDGE_PORT", 8000),
+        )
+
+    def accounts(self) -> dict[str, str]:
+        return load_or_create_accounts(self.data_dir / "broker_accounts.json")
+
+    def bus(self, role: str, port: int | None = None) -> BusSettings:
+        """How ``role`` reaches the broker: the external URL as given, or the embedded broker
+        with ``role``'s generated credentials."""
+        if self.external_broker is not None:
+            return BusSettings.from_env(self.external_broker)
+        url = BrokerURL(self.broker_host, port if port is not None else self.broker_port)
+        return BusSettings.from_env(url.with_credentials(role, self.accounts()[role]))

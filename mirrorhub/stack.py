@@ -1,0 +1,71 @@
+"""The roles a process can play, alone (``mirrorhub broker``) or together (``mirrorhub up``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import uvicorn
+
+from bridge.app import create_app
+from broker.server import EmbeddedBroker, ensure_port_free
+from mirrorhub.settings import Settings
+from services.auth.config import AuthSettings
+from services.auth.service import run_auth
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def embedded_broker(settings: Settings) -> AsyncIterator[EmbeddedBroker]:
+    async with EmbeddedBroker(
+        settings.broker_host, settings.broker_port,
+        accounts=settings.accounts(), allow_anonymous=settings.allow_anonymous,
+    ) as broker:
+        yield broker
+
+
+@contextlib.asynccontextmanager
+async def services(settings: Settings, broker_port: int | None = None) -> AsyncIterator[None]:
+    """Every service, connected to the broker (embedded on ``broker_port`` when given)."""
+    async with run_auth(settings.bus("auth", broker_port), AuthSettings.from_env(settings.data_dir)):
+        yield
+
+
+async def serve_bridge(settings: Settings, broker_port: int | None = None) -> None:
+    ensure_port_free(settings.bridge_host, settings.bridge_port, "MIRRORHUB_BRIDGE_PORT")
+    app = create_app(settings.bus("bridge", broker_port))
+    config = uvicorn.Config(app, host=settings.bridge_host, port=settings.bridge_port,
+                            log_level="info", lifespan="on")
+    await uvicorn.Server(config).serve()
+
+
+async def up(settings: Settings) -> None:
+    """Broker (unless an external one is configured), all services and the bridge."""
+    async with contextlib.AsyncExitStack() as stack:
+        port = None
+        if settings.external_broker is None:
+            ensure_port_free(settings.bridge_host, settings.bridge_port, "MIRRORHUB_BRIDGE_PORT")
+            broker = await stack.enter_async_context(embedded_broker(settings))
+            port = broker.port
+            log.info("embedded MQTT broker on %s:%d (accounts in %s)", broker.host, port,
+                     settings.data_dir / "broker_accounts.json")
+        else:
+            log.info("using the MQTT broker at %s", settings.external_broker)
+        await stack.enter_async_context(services(settings, port))
+        log.info("bridge on http://%s:%d", settings.bridge_host, settings.bridge_port)
+        await serve_bridge(settings, port)
+
+
+async def broker_only(settings: Settings) -> None:
+    async with embedded_broker(settings):
+        await asyncio.Event().wait()
+
+
+async def service_only(settings: Settings, name: str) -> None:
+    runners = {"auth": lambda: run_auth(settings.bus("auth"),
+                                        AuthSettings.from_env(settings.data_dir))}
+    async with runners[name]():
+        await asyncio.Event().wait()

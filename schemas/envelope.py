@@ -1,0 +1,65 @@
+"""The request/reply envelope carried in MQTT payloads.
+
+MQTT 3.1.1 (amqtt) has no response-topic or correlation properties, so a request carries its own::
+
+    {"id": "3f2a...", "reply_to": "reply/bridge-1a2b", "body": {...}}
+
+and the reply, published to ``reply_to``, echoes the id and holds either a body or a typed error::
+
+    {"id": "3f2a...", "ok": true,  "body": {...}}
+    {"id": "3f2a...", "ok": false, "error": {"code": "invalid", "message": "...", "field": "username"}}
+
+Error codes common to every service are listed in :class:`ErrorCode`; a service may add its own
+(documented with its operations).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REQUEST_ID_MAX = 128
+REPLY_TOPIC_MAX = 256
+
+
+class ErrorCode(StrEnum):
+    """Error codes every service may answer with."""
+
+    BAD_REQUEST = "bad_request"  # payload is not JSON or not an envelope
+    INVALID = "invalid"  # the body fails validation; ``field`` names the culprit
+    TOO_LARGE = "too_large"  # the payload exceeds the service's limit
+    INTERNAL = "internal"  # the service failed; details are in its log, not on the wire
+    UNAVAILABLE = "unavailable"  # a dependency of the service is down
+
+
+class ErrorBody(BaseModel):
+    """A typed error: a stable ``code``, a human ``message`` and, for bad input, the ``field``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=64)
+    message: str = Field(max_length=1000)
+    field: str | None = None
+
+
+class RequestEnvelope(BaseModel):
+    """A request as published to ``svc/{service}/{operation}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=REQUEST_ID_MAX)
+    reply_to: str = Field(min_length=1, max_length=REPLY_TOPIC_MAX, pattern=r"^[^#+\x00]+$")
+    body: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReplyEnvelope(BaseModel):
+    """A reply as published to the request's ``reply_to``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    ok: bool
+    body: dict[str, Any] | None = None
+    error: ErrorBody | None = None

@@ -1,0 +1,110 @@
+"""Topic templates as validated values.
+
+A template such as ``mirrors/{mirror_id}/frame`` is checked when it is declared: every
+placeholder fills a whole level, and no wildcard hides in it. Subscribing uses :attr:`Topic.filter`
+(placeholders become ``+``); publishing uses :meth:`Topic.format`, which refuses values that would
+change the topic's shape.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+Req = TypeVar("Req", bound=BaseModel)
+Rep = TypeVar("Rep", bound=BaseModel)
+
+_PLACEHOLDER = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
+
+
+class TopicError(ValueError):
+    """A topic template or a value put into one is malformed."""
+
+
+def _check_level_value(name: str, value: str) -> str:
+    if not value or any(c in value for c in "/+#\0"):
+        raise TopicError(f"{name}={value!r} cannot fill one topic level")
+    return value
+
+
+@dataclass(frozen=True)
+class Topic(Generic[Req]):
+    """A topic template carrying the payload model it transports.
+
+    ``kind`` is ``"event"`` for fire-and-forget messages and ``"raw"`` for topics whose payload is
+    opaque bytes (camera frames); :class:`Operation` adds a reply model for request/reply.
+    """
+
+    template: str
+    payload: type[Req] | None
+    description: str = ""
+    params: tuple[str, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        if not self.template or self.template.startswith("$"):
+            raise TopicError(f"bad topic template {self.template!r}")
+        names: list[str] = []
+        for level in self.template.split("/"):
+            if not level:
+                raise TopicError(f"empty level in topic template {self.template!r}")
+            if "{" in level or "}" in level:
+                match = _PLACEHOLDER.match(level)
+                if match is None:
+                    raise TopicError(
+                        f"placeholder must fill a whole level in {self.template!r}: {level!r}"
+                    )
+                names.append(match.group(1))
+            elif "+" in level or "#" in level:
+                raise TopicError(f"wildcard in topic template {self.template!r}")
+        if len(set(names)) != len(names):
+            raise TopicError(f"repeated placeholder in {self.template!r}")
+        object.__setattr__(self, "params", tuple(names))
+
+    @property
+    def filter(self) -> str:
+        """The subscription filter: every placeholder becomes ``+``."""
+        return "/".join(
+            "+" if _PLACEHOLDER.match(level) else level for level in self.template.split("/")
+        )
+
+    def format(self, **values: Any) -> str:
+        """The concrete topic for ``values``; every placeholder must be given."""
+        missing = set(self.params) - values.keys()
+        extra = values.keys() - set(self.params)
+        if missing or extra:
+            raise TopicError(
+                f"{self.template}: missing {sorted(missing)} unexpected {sorted(extra)}"
+            )
+        return self.template.format(
+            **{k: _check_level_value(k, str(v)) for k, v in values.items()}
+        )
+
+    def parse(self, topic: str) -> dict[str, str] | None:
+        """The placeholder values of a concrete ``topic``, or None when it does not match."""
+        levels = topic.split("/")
+        pattern = self.template.split("/")
+        if len(levels) != len(pattern):
+            return None
+        values: dict[str, str] = {}
+        for level, want in zip(levels, pattern):
+            match = _PLACEHOLDER.match(want)
+            if match:
+                values[match.group(1)] = level
+            elif level != want:
+                return None
+        return values
+
+
+@dataclass(frozen=True)
+class Operation(Topic[Req], Generic[Req, Rep]):
+    """A request/reply topic: ``payload`` is the request body, ``reply`` the success body."""
+
+    reply: type[Rep] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.payload is None or self.reply is None:
+            raise TopicError(f"operation {self.template!r} needs request and reply models")

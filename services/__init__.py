@@ -1,0 +1,1 @@
+"""The mirrorhub services. Each subpackage is one service and never imports another."""

@@ -1,0 +1,1 @@
+"""The auth service: users, password hashes, JWTs and password resets over ``svc/auth/*``."""

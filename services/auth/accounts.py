@@ -1,0 +1,139 @@
+"""What the auth service does: accounts, logins, token checks and password resets."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from broker.errors import ServiceError
+from schemas.auth import (
+    AuthError,
+    LoginReply,
+    LoginRequest,
+    RegisterReply,
+    RegisterRequest,
+    ResetConfirmReply,
+    ResetConfirmRequest,
+    ResetReply,
+    ResetRequest,
+    VerifyReply,
+    VerifyRequest,
+)
+from services.auth.mailer import Mailer
+from services.auth.models import ResetToken, User
+from services.auth.passwords import PasswordHasher
+from services.auth.tokens import TokenIssuer
+
+RESET_SENT = "A password reset code was sent to the account's email address"
+
+
+def _normal(username: str) -> str:
+    # "é" typed on two keyboards is one username.
+    return unicodedata.normalize("NFC", username)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Accounts:
+    """The handlers of ``svc/auth/*``; each takes a request model and returns a reply model."""
+
+    def __init__(
+        self,
+        hasher: PasswordHasher,
+        tokens: TokenIssuer,
+        mailer: Mailer,
+        *,
+        reset_ttl: int,
+        mail_from: str,
+    ) -> None:
+        self.hasher = hasher
+        self.tokens = tokens
+        self.mailer = mailer
+        self.reset_ttl = timedelta(seconds=reset_ttl)
+        self.mail_from = mail_from
+
+    async def register(self, req: RegisterRequest) -> RegisterReply:
+        username = _normal(req.username)
+        if await User.exists(username=username):
+            raise ServiceError(AuthError.USER_EXISTS, "exist user", "username")
+        password_hash = await self.hasher.hash(req.password)
+        try:
+            await User.create(username=username, email=req.email, password_hash=password_hash)
+        except IntegrityError as exc:  # a concurrent registration won the race
+            raise ServiceError(AuthError.USER_EXISTS, "exist user", "username") from exc
+        return RegisterReply(username=username)
+
+    async def login(self, req: LoginRequest) -> LoginReply:
+        user = await User.get_or_none(username=_normal(req.username))
+        ok = await self.hasher.verify(req.password, user.password_hash if user else None)
+        if user is None or not ok:
+            raise ServiceError(AuthError.LOGIN_FAILED, "Please check your username or password")
+        token, expires = self.tokens.issue(user.id, user.username, user.token_version)
+        return LoginReply(username=user.username, token=token, expires_at=expires)
+
+    async def verify(self, req: VerifyRequest) -> VerifyReply:
+        claims = self.tokens.decode(req.token)
+        user = await User.get_or_none(id=claims.user_id).only("id", "username", "token_version")
+        if user is None or user.token_version != claims.version:
+            raise ServiceError(AuthError.TOKEN_INVALID, "token was revoked")
+        return VerifyReply(username=user.username, user_id=user.id, expires_at=claims.expires_at)
+
+    async def reset_password(self, req: ResetRequest) -> ResetReply:
+        user = await User.get_or_none(username=_normal(req.username))
+        if user is None or user.email.casefold() != req.email.casefold():
+            raise ServiceError(AuthError.USER_NOT_FOUND, "Not Found User")
+        token = secrets.token_urlsafe(32)
+        expires = datetime.now(UTC) + self.reset_ttl
+        row = await ResetToken.create(user=user, token_hash=_digest(token), expires_at=expires)
+        try:
+            await self.mailer.send(self._reset_mail(user, token, expires))
+        except Exception as exc:
+            await row.delete()
+            raise ServiceError(
+                "unavailable", "The reset mail could not be sent; please try again later"
+            ) from exc
+        return ResetReply(message=RESET_SENT)
+
+    def _reset_mail(self, user: User, token: str, expires: datetime) -> EmailMessage:
+        mail = EmailMessage()
+        mail["From"] = self.mail_from
+        mail["To"] = user.email
+        mail["Subject"] = "Your mirrorhub password reset code"
+        mail.set_content(
+            f"Hello {user.username},\n\n"
+            f"Someone asked to reset the password of this mirrorhub account.\n"
+            f"Your reset code: {token}\n\n"
+            f"Send it with your new password to POST /reset_password/confirm "
+            f"(fields: token, password).\nIt works once, until {expires:%Y-%m-%d %H:%M} UTC.\n"
+            f"If this was not you, ignore this mail.\n"
+        )
+        return mail
+
+    async def confirm_reset(self, req: ResetConfirmRequest) -> ResetConfirmReply:
+        password_hash = await self.hasher.hash(req.password)
+        now = datetime.now(UTC)
+        async with in_transaction():
+            row = await ResetToken.get_or_none(token_hash=_digest(req.token)).select_related(
+                "user"
+            )
+            if row is None or row.used_at is not None or row.expires_at <= now:
+                raise ServiceError(AuthError.TOKEN_INVALID,
+                                   "reset code is unknown, used or expired", "token")
+            # Single use, even under concurrent confirms: only one update finds it unused.
+            claimed = await ResetToken.filter(id=row.id, used_at=None).update(used_at=now)
+            if claimed != 1:
+                raise ServiceError(AuthError.TOKEN_INVALID, "reset code was already used", "token")
+            user = row.user
+            user.password_hash = password_hash
+            user.token_version += 1
+            await user.save(update_fields=["password_hash", "token_version"])
+            await ResetToken.filter(user_id=user.id, used_at=None).update(used_at=now)
+        return ResetConfirmReply(username=user.username)

@@ -1,0 +1,62 @@
+"""Settings of the auth service, from ``MIRRORHUB_*`` environment variables.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| ``MIRRORHUB_AUTH_DATABASE_URL`` | ``sqlite://{data}/auth.sqlite3`` | the service's own database |
+| ``MIRRORHUB_JWT_KEYS`` | generated into ``{data}/auth/jwt_keys.json`` | ``kid:secret,...``; the first signs |
+| ``MIRRORHUB_TOKEN_TTL`` | ``86400`` | seconds a login token lives |
+| ``MIRRORHUB_RESET_TTL`` | ``1800`` | seconds a reset token lives |
+| ``MIRRORHUB_SMTP_URL`` | unset: mail goes to the log and ``{data}/outbox/`` | ``smtp://``, ``smtp+starttls://`` or ``smtps://user:pass@host:port`` |
+| ``MIRRORHUB_MAIL_FROM`` | ``mirrorhub@localhost`` | sender of reset mails |
+| ``MIRRORHUB_ARGON2_MEMORY_KIB`` / ``_TIME_COST`` | ``19456`` / ``2`` | argon2id cost (OWASP minimum) |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from broker.errors import ConfigError
+
+
+def _int(name: str, default: int, low: int, high: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    data_dir: Path
+    database_url: str
+    jwt_keys: str | None
+    token_ttl: int
+    reset_ttl: int
+    smtp_url: str | None
+    mail_from: str
+    argon2_memory_kib: int
+    argon2_time_cost: int
+
+    @classmethod
+    def from_env(cls, data_dir: Path) -> AuthSettings:
+        env = os.environ
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("MIRRORHUB_AUTH_DATABASE_URL")
+            or f"sqlite://{data_dir / 'auth.sqlite3'}",
+            jwt_keys=env.get("MIRRORHUB_JWT_KEYS") or None,
+            token_ttl=_int("MIRRORHUB_TOKEN_TTL", 86400, 60, 90 * 86400),
+            reset_ttl=_int("MIRRORHUB_RESET_TTL", 1800, 60, 7 * 86400),
+            smtp_url=env.get("MIRRORHUB_SMTP_URL") or None,
+            mail_from=env.get("MIRRORHUB_MAIL_FROM") or "mirrorhub@localhost",
+            argon2_memory_kib=_int("MIRRORHUB_ARGON2_MEMORY_KIB", 19456, 8, 4 * 1024 * 1024),
+            argon2_time_cost=_int("MIRRORHUB_ARGON2_TIME_COST", 2, 1, 100),
+        )

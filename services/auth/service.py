@@ -1,0 +1,40 @@
+"""Running the auth service: its database, its keys, its mailer and its handler table."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from broker.service import ServiceRunner, service_bus
+from broker.settings import BusSettings
+from services.auth.accounts import Accounts
+from services.auth.config import AuthSettings
+from services.auth.handlers import handlers
+from services.auth.mailer import make_mailer
+from services.auth.passwords import PasswordHasher
+from services.auth.tokens import Keyring, TokenIssuer
+from services.database import open_database
+
+
+@contextlib.asynccontextmanager
+async def run_auth(bus_settings: BusSettings, settings: AuthSettings) -> AsyncIterator[Accounts]:
+    """Serve ``svc/auth/*`` until the context exits."""
+    keyring = (
+        Keyring.parse(settings.jwt_keys)
+        if settings.jwt_keys
+        else Keyring.load_or_create(settings.data_dir / "auth" / "jwt_keys.json")
+    )
+    accounts = Accounts(
+        PasswordHasher(settings.argon2_memory_kib, settings.argon2_time_cost),
+        TokenIssuer(keyring, settings.token_ttl),
+        make_mailer(settings.smtp_url, settings.data_dir / "outbox"),
+        reset_ttl=settings.reset_ttl,
+        mail_from=settings.mail_from,
+    )
+    async with (
+        open_database(settings.database_url, "auth", "services.auth.models",
+                      "services.auth.migrations"),
+        service_bus(bus_settings, "auth") as bus,
+        ServiceRunner(bus, "auth", handlers(accounts)),
+    ):
+        yield accounts
