@@ -7,9 +7,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import uvicorn
-
 from bridge.app import create_app
+from bridge.server import serving
 from broker.server import EmbeddedBroker, ensure_port_free
 from mirrorhub.settings import Settings
 from services.auth.config import AuthSettings
@@ -37,9 +36,9 @@ async def services(settings: Settings, broker_port: int | None = None) -> AsyncI
 async def serve_bridge(settings: Settings, broker_port: int | None = None) -> None:
     ensure_port_free(settings.bridge_host, settings.bridge_port, "MIRRORHUB_BRIDGE_PORT")
     app = create_app(settings.bus("bridge", broker_port))
-    config = uvicorn.Config(app, host=settings.bridge_host, port=settings.bridge_port,
-                            log_level="info", lifespan="on")
-    await uvicorn.Server(config).serve()
+    async with serving(app, settings.bridge_host, settings.bridge_port, log_level="info") as srv:
+        while not srv.should_exit:  # uvicorn sets it on SIGINT/SIGTERM
+            await asyncio.sleep(0.2)
 
 
 async def up(settings: Settings) -> None:

@@ -19,11 +19,18 @@ from tortoise.migrations.executor import MigrationExecutor
 log = logging.getLogger(__name__)
 
 
+def connection_name(db_url: str, app: str) -> str:
+    # tortoise caches prepared INSERTs per (connection name, table): naming the connection after
+    # the dialect keeps a process that opens one app on SQLite and then PostgreSQL correct.
+    return f"{app}_{db_url.split(':', 1)[0]}"
+
+
 def tortoise_config(db_url: str, app: str, models: str, migrations: str) -> dict[str, Any]:
+    name = connection_name(db_url, app)
     return {
-        "connections": {"default": db_url},
+        "connections": {name: db_url},
         "apps": {
-            app: {"models": [models], "default_connection": "default", "migrations": migrations}
+            app: {"models": [models], "default_connection": name, "migrations": migrations}
         },
         "use_tz": True,
         "timezone": "UTC",
@@ -50,7 +57,7 @@ async def open_database(
     config = tortoise_config(db_url, app, models, migrations)
     async with TortoiseContext() as ctx:
         await ctx.init(config=config)
-        executor = MigrationExecutor(ctx.db("default"), config["apps"])
+        executor = MigrationExecutor(ctx.db(connection_name(db_url, app)), config["apps"])
         await executor.migrate()
         log.info("%s database ready at %s", app, db_url.split("@")[-1])
         yield ctx

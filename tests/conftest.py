@@ -1,0 +1,148 @@
+"""Fixtures: a real broker, a real database, the auth service and the bridge on real sockets.
+
+The end-to-end suite runs once per backend: the embedded amqtt broker with SQLite, and Mosquitto
+(127.0.0.1:1883) with PostgreSQL (127.0.0.1:5432, database ``test``), the latter skipped with the
+reason when either is not running.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+
+from bridge.app import create_app
+from bridge.server import serving
+from broker.server import EmbeddedBroker
+from broker.settings import BrokerURL, BusSettings
+from services.auth.accounts import Accounts
+from services.auth.config import AuthSettings
+from services.auth.service import run_auth
+from tests.support import (
+    MOSQUITTO,
+    POSTGRES,
+    POSTGRES_ADMIN_DSN,
+    MailSink,
+    free_port,
+    reachable,
+)
+
+ACCOUNTS = {"auth": "auth-secret", "bridge": "bridge-secret", "test": "test-secret"}
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where the services of one test run meet: a broker and a database server."""
+
+    name: str
+    broker_host: str
+    broker_port: int
+    shared_group: str | None
+    db_root: str  # "sqlite://<dir>" or a PostgreSQL DSN without the database name
+    embedded: EmbeddedBroker | None = None
+
+    def bus(self, role: str, **changes: float) -> BusSettings:
+        url = BrokerURL(self.broker_host, self.broker_port, role, ACCOUNTS.get(role, "x"))
+        return replace(BusSettings(url=url, shared_group=self.shared_group, request_timeout=5.0,
+                                   connect_timeout=5.0), **changes)
+
+    def database_url(self, name: str) -> str:
+        if self.db_root.startswith("sqlite://"):
+            return f"{self.db_root}/{name}.sqlite3"
+        return f"{self.db_root}/{name}"
+
+
+@pytest.fixture(scope="session", params=["embedded+sqlite", "mosquitto+postgres"])
+async def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Backend]:
+    if request.param == "embedded+sqlite":
+        root = tmp_path_factory.mktemp("db")
+        async with EmbeddedBroker(port=0, accounts=ACCOUNTS) as broker:
+            yield Backend(request.param, broker.host, broker.port, None, f"sqlite://{root}",
+                          embedded=broker)
+        return
+    if not reachable(MOSQUITTO):
+        pytest.skip("Mosquitto is not running on 127.0.0.1:1883")
+    if not reachable(POSTGRES):
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    yield Backend(request.param, *MOSQUITTO, f"mirrorhub-{uuid.uuid4().hex[:8]}",
+                  "postgres://postgres@127.0.0.1:5432")
+
+
+async def create_database(backend: Backend, name: str) -> str:
+    """A fresh, empty database for one service; PostgreSQL ones get a unique name."""
+    if backend.db_root.startswith("sqlite://"):
+        return backend.database_url(f"{name}-{uuid.uuid4().hex[:8]}")
+    db_name = f"mirrorhub_{name}_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{db_name}"')
+    finally:
+        await admin.close()
+    return backend.database_url(db_name)
+
+
+async def drop_database(url: str) -> None:
+    if url.startswith("postgres://"):
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" '
+                                "WITH (FORCE)")
+        finally:
+            await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def smtp() -> AsyncIterator[MailSink]:
+    sink = MailSink(port=free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+def auth_settings(data_dir: Path, database_url: str, smtp_port: int | None) -> AuthSettings:
+    """Real settings with a cheap argon2 cost, so hundreds of logins stay fast."""
+    return AuthSettings(
+        data_dir=data_dir, database_url=database_url, jwt_keys=None, token_ttl=3600,
+        reset_ttl=600, smtp_url=f"smtp://127.0.0.1:{smtp_port}" if smtp_port else None,
+        mail_from="mirrorhub@test.invalid", argon2_memory_kib=1024, argon2_time_cost=1,
+    )
+
+
+@pytest.fixture(scope="session")
+async def auth_db(backend: Backend) -> AsyncIterator[str]:
+    url = await create_database(backend, "auth")
+    yield url
+    await drop_database(url)
+
+
+@pytest.fixture(scope="session")
+async def auth_service(
+    backend: Backend, auth_db: str, smtp: MailSink, tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Accounts]:
+    settings = auth_settings(tmp_path_factory.mktemp("auth-data"), auth_db, smtp.port)
+    async with run_auth(backend.bus("auth"), settings) as accounts:
+        yield accounts
+
+
+@pytest.fixture(scope="session")
+async def bridge_url(backend: Backend, auth_service: Accounts) -> AsyncIterator[str]:
+    port = free_port()
+    async with serving(create_app(backend.bus("bridge")), "127.0.0.1", port):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def http(bridge_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=bridge_url, timeout=15) as client:
+        yield client

@@ -1,0 +1,58 @@
+"""Helpers the tests share: free ports, reachability, unique names, an SMTP sink."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as default_policy
+from typing import Any
+
+MOSQUITTO = ("127.0.0.1", 1883)
+POSTGRES = ("127.0.0.1", 5432)
+POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def reachable(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def unique(prefix: str = "user") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class MailSink:
+    """An aiosmtpd handler that keeps every message it is sent."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.messages: list[EmailMessage] = []
+        self._arrived = asyncio.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        message = BytesParser(policy=default_policy).parsebytes(envelope.content)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        self._arrived.set()
+        return "250 OK"
+
+    async def wait_for(self, recipient: str, timeout: float = 5.0) -> EmailMessage:
+        async with asyncio.timeout(timeout):
+            while True:
+                for message in self.messages:
+                    if message["To"] == recipient:
+                        return message
+                self._arrived.clear()
+                await self._arrived.wait()
