@@ -147,7 +147,9 @@ class ServiceRunner:
         else:
             reply = ReplyEnvelope(id=request_id, ok=True, body=body.model_dump(mode="json"))
         try:
-            await self.bus.publish(reply_to, reply, qos=1, wait=2.0)
+            # Absent parts are left out, not null: {"id", "ok", "body"} or {"id", "ok", "error"}.
+            await self.bus.publish(reply_to, reply.model_dump(mode="json", exclude_none=True),
+                                   qos=1, wait=2.0)
         except BusUnavailable:
             log.warning("%s: reply to %s lost, broker unreachable", self.service, reply_to)
 

@@ -1,0 +1,200 @@
+"""The Bus and the service runner on a real broker: request/reply, typed errors, bad input,
+reconnects, Last Will. Runs on the embedded broker and, where it runs, on Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import AsyncIterator
+
+import aiomqtt
+import pytest
+from pydantic import BaseModel
+
+from broker.client import Bus
+from broker.errors import BusUnavailable, RequestTimeout, ServiceError
+from broker.server import EmbeddedBroker
+from broker.service import Handler, ServiceRunner, check_table
+from broker.settings import BrokerURL, BusSettings
+from schemas.envelope import ErrorCode
+from schemas.service import REJECTED, Rejected
+from schemas.topics import Operation
+from tests.conftest import Backend
+from tests.support import free_port
+
+
+class Echo(BaseModel):
+    text: str
+    times: int = 1
+
+
+class Echoed(BaseModel):
+    text: str
+
+
+SERVICE = f"test{uuid.uuid4().hex[:8]}"
+ECHO = Operation(f"svc/{SERVICE}/echo", Echo, reply=Echoed)
+FAIL = Operation(f"svc/{SERVICE}/fail", Echo, reply=Echoed)
+CRASH = Operation(f"svc/{SERVICE}/crash", Echo, reply=Echoed)
+
+
+async def echo(req: Echo) -> Echoed:
+    return Echoed(text=req.text * req.times)
+
+
+async def fail(req: Echo) -> Echoed:
+    raise ServiceError("no_such_thing", f"nothing called {req.text}", "text")
+
+
+async def crash(req: Echo) -> Echoed:
+    raise RuntimeError("boom")
+
+
+TABLE = [Handler(ECHO, echo), Handler(FAIL, fail), Handler(CRASH, crash)]
+
+
+@pytest.fixture(scope="module")
+async def service(backend: Backend) -> AsyncIterator[Bus]:
+    async with Bus(backend.bus("auth"), role="svc") as bus, ServiceRunner(
+        bus, SERVICE, TABLE, max_payload=4096
+    ):
+        yield bus
+
+
+@pytest.fixture
+async def client(backend: Backend, service: Bus) -> AsyncIterator[Bus]:
+    async with Bus(backend.bus("bridge", request_timeout=3.0), role="client") as bus:
+        yield bus
+
+
+async def test_request_reply_like_a_function_call(client: Bus) -> None:
+    assert await client.request(ECHO, Echo(text="ab", times=3)) == Echoed(text="ababab")
+
+
+async def test_many_concurrent_requests_each_get_their_own_reply(client: Bus) -> None:
+    replies = await asyncio.gather(*(client.request(ECHO, Echo(text=str(i))) for i in range(200)))
+    assert [r.text for r in replies] == [str(i) for i in range(200)]
+
+
+async def test_typed_errors_cross_the_wire(client: Bus) -> None:
+    with pytest.raises(ServiceError) as caught:
+        await client.request(FAIL, Echo(text="x"))
+    assert (caught.value.code, caught.value.message, caught.value.field) == (
+        "no_such_thing", "nothing called x", "text")
+    with pytest.raises(ServiceError) as crashed:
+        await client.request(CRASH, Echo(text="x"))
+    assert crashed.value.code == ErrorCode.INTERNAL and "boom" not in crashed.value.message
+
+
+async def test_invalid_body_names_the_field(client: Bus) -> None:
+    with pytest.raises(ServiceError) as caught:
+        await client.request_raw(ECHO.template, {"text": "a", "times": "many"})
+    assert caught.value.code == ErrorCode.INVALID and caught.value.field == "times"
+    with pytest.raises(ServiceError) as missing:
+        await client.request_raw(ECHO.template, {})
+    assert missing.value.field == "text"
+
+
+async def test_oversized_payload_gets_too_large(client: Bus) -> None:
+    with pytest.raises(ServiceError) as caught:
+        await client.request_raw(ECHO.template, {"text": "x" * 10_000})
+    assert caught.value.code == ErrorCode.TOO_LARGE
+    assert await client.request(ECHO, Echo(text="ok")) == Echoed(text="ok")
+
+
+async def test_garbage_is_rejected_as_an_event_and_the_service_lives_on(client: Bus) -> None:
+    rejected: asyncio.Queue[Rejected] = asyncio.Queue()
+
+    async def collect(message: aiomqtt.Message) -> None:
+        await rejected.put(Rejected.model_validate_json(bytes(message.payload)))  # type: ignore[arg-type]
+
+    await client.subscribe(REJECTED.format(service=SERVICE), collect)
+    await asyncio.sleep(0.2)  # let the subscription land before publishing
+    garbage = [b"\xff\xfe not json", b"[1, 2, 3]", b'{"id": "x"}', b"", b'{"reply_to": "#"}']
+    for payload in garbage:
+        await client.publish(ECHO.template, payload)
+    codes = [(await asyncio.wait_for(rejected.get(), 5)).error.code for _ in garbage]
+    assert set(codes) == {ErrorCode.BAD_REQUEST}
+    # An envelope with a usable reply_to but a wrong shape gets a reply, not silence.
+    with pytest.raises(ServiceError) as caught:
+        await client.request_raw(ECHO.template, {"text": ["not", "a", "string"]})
+    assert caught.value.code == ErrorCode.INVALID
+    assert await client.request(ECHO, Echo(text="still here")) == Echoed(text="still here")
+
+
+async def test_unanswered_request_times_out_within_the_deadline(client: Bus) -> None:
+    nobody = Operation(f"svc/{SERVICE}-absent/echo", Echo, reply=Echoed)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(RequestTimeout):
+        await client.request(nobody, Echo(text="x"), timeout=0.5)
+    assert loop.time() - started < 1.5
+
+
+def test_a_topic_registered_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        check_table([Handler(ECHO, echo), Handler(ECHO, fail)])
+
+
+async def test_reconnects_and_resubscribes_after_the_broker_restarts() -> None:
+    port = free_port()
+    accounts = {"a": "pw"}
+    settings = BusSettings(BrokerURL("127.0.0.1", port, "a", "pw"), request_timeout=2.0,
+                           connect_timeout=3.0)
+    async with EmbeddedBroker(port=port, accounts=accounts):
+        async with Bus(settings, role="svc") as server, ServiceRunner(server, SERVICE, TABLE):
+            async with Bus(settings, role="client") as client:
+                assert (await client.request(ECHO, Echo(text="before"))).text == "before"
+    # Both buses are closed now; open them again across a broker restart.
+    broker = EmbeddedBroker(port=port, accounts=accounts)
+    await broker.__aenter__()
+    async with Bus(settings, role="svc") as server, ServiceRunner(server, SERVICE, TABLE):
+        async with Bus(settings, role="client") as client:
+            await broker.__aexit__(None, None, None)
+            with pytest.raises((BusUnavailable, RequestTimeout)):
+                await client.request(ECHO, Echo(text="down"), timeout=0.5)
+            async with EmbeddedBroker(port=port, accounts=accounts):
+                async with asyncio.timeout(10):
+                    while not (client.connected and server.connected):
+                        await asyncio.sleep(0.05)
+                reply = await client.request(ECHO, Echo(text="after"), timeout=3)
+                assert reply.text == "after"
+                assert client.connections == 2 and server.connections == 2
+
+
+WILL_CLIENT = """
+import asyncio, sys
+import aiomqtt
+host, port, user, password, topic = sys.argv[1:]
+async def main():
+    will = aiomqtt.Will(topic, '{"state": "offline"}', qos=1)
+    async with aiomqtt.Client(host, int(port), username=user, password=password, will=will):
+        print("connected", flush=True)
+        await asyncio.sleep(60)
+asyncio.run(main())
+"""
+
+
+async def test_last_will_is_published_when_a_process_dies(backend: Backend) -> None:
+    topic = f"events/{SERVICE}/will"
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def collect(message: aiomqtt.Message) -> None:
+        await got.put(bytes(message.payload))  # type: ignore[arg-type]
+
+    async with Bus(backend.bus("bridge"), role="watcher") as watcher:
+        await watcher.subscribe(topic, collect)
+        await asyncio.sleep(0.2)
+        url = backend.bus("auth").url
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", WILL_CLIENT, url.host, str(url.port), str(url.username),
+            str(url.password), topic, stdout=asyncio.subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        assert await asyncio.wait_for(process.stdout.readline(), 10) == b"connected\n"
+        process.kill()  # no DISCONNECT: the broker must publish the will
+        await process.wait()
+        payload = await asyncio.wait_for(got.get(), 10)
+        assert json.loads(payload) == {"state": "offline"}
