@@ -8,6 +8,10 @@ like function calls::
         reply = await bus.request(AUTH_LOGIN, LoginRequest(username="ann", password="..."))
 
 Replies come back on the Bus's own ``reply/{client_id}`` topic and are matched by request id.
+
+With ``BusSettings.namespace`` set (e.g. ``staging/``), every topic on the wire gets that prefix
+and loses it again on receipt: callers, envelopes and callbacks only ever see topics without it,
+so several deployments (or test runs) can share one broker without hearing each other.
 A request fails with :class:`~broker.errors.BusUnavailable` when there is no connection (or it
 drops while waiting), :class:`~broker.errors.RequestTimeout` after the deadline, and
 :class:`~broker.errors.ServiceError` when the service answered with a typed error.
@@ -36,7 +40,18 @@ log = logging.getLogger(__name__)
 
 Rep = TypeVar("Rep", bound=BaseModel)
 Payload = BaseModel | dict[str, Any] | bytes | str
-MessageCallback = Callable[[aiomqtt.Message], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Message:
+    """A received message; ``topic`` is without the namespace prefix."""
+
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+MessageCallback = Callable[[Message], Awaitable[None]]
 
 REPLY_PREFIX = "reply"
 _BACKOFF_MIN, _BACKOFF_MAX = 0.05, 5.0
@@ -55,7 +70,7 @@ def encode(payload: Payload) -> bytes:
 
 @dataclass(frozen=True)
 class _Subscription:
-    filter: str  # as sent to the broker, possibly "$share/<group>/..."
+    filter: str  # as sent to the broker: namespaced, possibly "$share/<group>/..."
     callback: MessageCallback
     qos: int
     limit: asyncio.Semaphore
@@ -80,8 +95,13 @@ class Bus:
     ) -> None:
         self.settings = settings
         self.client_id = client_id or f"{role}-{uuid.uuid4().hex[:12]}"
+        self.namespace = settings.namespace
         self.reply_topic = f"{REPLY_PREFIX}/{self.client_id}"
-        self._will = will
+        # The Last Will's topic is namespaced like every other topic.
+        self._will = (
+            aiomqtt.Will(self.namespace + will.topic, will.payload, will.qos, will.retain)
+            if will is not None else None
+        )
         self._clean_session = clean_session
         self._concurrency = concurrency
         self._subs: list[_Subscription] = []
@@ -142,7 +162,7 @@ class Bus:
                     timeout=self.settings.connect_timeout,
                     keepalive=30,
                 ) as client:
-                    await client.subscribe(self.reply_topic, qos=1)
+                    await client.subscribe(self._wire(self.reply_topic), qos=1)
                     for sub in self._subs:
                         await client.subscribe(sub.filter, qos=sub.qos)
                     self._client = client
@@ -174,12 +194,22 @@ class Bus:
 
     # -- receiving -----------------------------------------------------------------------------
 
-    async def subscribe(self, topic_filter: str, callback: MessageCallback, qos: int = 1) -> None:
+    def _wire(self, topic: str) -> str:
+        return self.namespace + topic
+
+    async def subscribe(
+        self, topic_filter: str, callback: MessageCallback, qos: int = 1, *, shared: bool = False
+    ) -> None:
         """Deliver every message matching ``topic_filter`` to ``callback``, across reconnects.
 
-        At most ``concurrency`` callbacks run at once per subscription; beyond that the reader
-        waits, which pushes back on the broker instead of queueing without bound.
+        ``shared`` subscribes through ``$share/<group>/`` when the settings name a group, so
+        that several instances of a service split the messages. At most ``concurrency``
+        callbacks run at once per subscription; beyond that the reader waits, which pushes back
+        on the broker instead of queueing without bound.
         """
+        topic_filter = self._wire(topic_filter)
+        if shared and self.settings.shared_group:
+            topic_filter = f"$share/{self.settings.shared_group}/{topic_filter}"
         sub = _Subscription(topic_filter, callback, qos, asyncio.Semaphore(self._concurrency))
         self._subs.append(sub)
         client = self._client
@@ -189,26 +219,29 @@ class Bus:
             except aiomqtt.MqttError:
                 log.warning("subscribe to %s deferred to the next connection", topic_filter)
 
-    async def _dispatch(self, message: aiomqtt.Message) -> None:
-        if message.topic.value == self.reply_topic:
-            self._resolve(message.payload)
+    async def _dispatch(self, received: aiomqtt.Message) -> None:
+        wire_topic = received.topic.value
+        payload = received.payload if isinstance(received.payload, bytes) else b""
+        if wire_topic == self._wire(self.reply_topic):
+            self._resolve(payload)
             return
+        message = Message(wire_topic.removeprefix(self.namespace), payload, received.retain)
         for sub in self._subs:
-            if message.topic.matches(sub.filter):
+            if received.topic.matches(sub.filter):
                 await sub.limit.acquire()
                 task = asyncio.create_task(self._deliver(sub, message))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, sub: _Subscription, message: aiomqtt.Message) -> None:
+    async def _deliver(self, sub: _Subscription, message: Message) -> None:
         try:
             await sub.callback(message)
         except Exception:
-            log.exception("callback for %s failed on %s", sub.filter, message.topic.value)
+            log.exception("callback for %s failed on %s", sub.filter, message.topic)
         finally:
             sub.limit.release()
 
-    def _resolve(self, payload: Any) -> None:
+    def _resolve(self, payload: bytes) -> None:
         try:
             reply = ReplyEnvelope.model_validate_json(payload)
         except (ValidationError, ValueError, TypeError):
@@ -238,7 +271,7 @@ class Bus:
         if client is None:
             raise BusUnavailable(f"not connected to the MQTT broker at {self.settings.url}")
         try:
-            await client.publish(topic, encode(payload), qos=qos, retain=retain)
+            await client.publish(self._wire(topic), encode(payload), qos=qos, retain=retain)
         except aiomqtt.MqttError as exc:
             raise BusUnavailable(f"publish to {topic} failed: {exc}") from exc
 

@@ -28,7 +28,7 @@ from typing import Any
 import aiomqtt
 from pydantic import BaseModel, ValidationError
 
-from broker.client import Bus
+from broker.client import Bus, Message, MessageCallback
 from broker.errors import BusUnavailable, ServiceError
 from broker.settings import BusSettings
 from schemas.envelope import ErrorCode, ReplyEnvelope, RequestEnvelope
@@ -86,20 +86,16 @@ class ServiceRunner:
         self.max_payload = max_payload
 
     async def __aenter__(self) -> ServiceRunner:
-        group = self.bus.settings.shared_group
         for handler in self.handlers:
-            topic_filter = handler.operation.filter
-            if group:
-                topic_filter = f"$share/{group}/{topic_filter}"
-            await self.bus.subscribe(topic_filter, self._callback(handler))
+            await self.bus.subscribe(handler.operation.filter, self._callback(handler), shared=True)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         return None
 
-    def _callback(self, handler: Handler) -> Callable[[aiomqtt.Message], Awaitable[None]]:
-        async def on_message(message: aiomqtt.Message) -> None:
-            await self._handle(handler, message.topic.value, bytes(message.payload or b""))
+    def _callback(self, handler: Handler) -> MessageCallback:
+        async def on_message(message: Message) -> None:
+            await self._handle(handler, message.topic, message.payload)
 
         return on_message
 

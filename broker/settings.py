@@ -64,6 +64,14 @@ class BusSettings:
     # "$share/<group>/" subscriptions for services; None on brokers without them (amqtt).
     shared_group: str | None = None
     connect_timeout: float = 10.0
+    # Prefix of every topic on the wire ("" or ending in "/"): deployments sharing a broker.
+    namespace: str = ""
+
+    def __post_init__(self) -> None:
+        if self.namespace and (not self.namespace.endswith("/") or
+                               any(c in self.namespace for c in "+#\0")
+                               or self.namespace.startswith(("/", "$"))):
+            raise ConfigError(f"topic namespace must look like 'name/', got {self.namespace!r}")
 
     @classmethod
     def from_env(cls, url: BrokerURL) -> BusSettings:
@@ -75,4 +83,5 @@ class BusSettings:
         if not 0 < timeout <= 300:
             raise ConfigError("MIRRORHUB_REQUEST_TIMEOUT must be in (0, 300] seconds")
         return cls(url=url, request_timeout=timeout,
-                   shared_group=env.get("MIRRORHUB_SHARED_GROUP") or None)
+                   shared_group=env.get("MIRRORHUB_SHARED_GROUP") or None,
+                   namespace=env.get("MIRRORHUB_TOPIC_NAMESPACE", ""))

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -45,12 +46,14 @@ class Backend:
     broker_port: int
     shared_group: str | None
     db_root: str  # "sqlite://<dir>" or a PostgreSQL DSN without the database name
-    embedded: EmbeddedBroker | None = None
+    # Topic prefix of this test run: on a shared Mosquitto, runs must not hear each other.
+    namespace: str = ""
 
-    def bus(self, role: str, **changes: float) -> BusSettings:
+    def bus(self, role: str, **changes: Any) -> BusSettings:
         url = BrokerURL(self.broker_host, self.broker_port, role, ACCOUNTS.get(role, "x"))
-        return replace(BusSettings(url=url, shared_group=self.shared_group, request_timeout=5.0,
-                                   connect_timeout=5.0), **changes)
+        settings = BusSettings(url=url, shared_group=self.shared_group, request_timeout=5.0,
+                               connect_timeout=5.0, namespace=self.namespace)
+        return replace(settings, **changes)
 
     def database_url(self, name: str) -> str:
         if self.db_root.startswith("sqlite://"):
@@ -65,15 +68,20 @@ async def backend(
     if request.param == "embedded+sqlite":
         root = tmp_path_factory.mktemp("db")
         async with EmbeddedBroker(port=0, accounts=ACCOUNTS) as broker:
-            yield Backend(request.param, broker.host, broker.port, None, f"sqlite://{root}",
-                          embedded=broker)
+            yield Backend(request.param, broker.host, broker.port, None, f"sqlite://{root}")
         return
     if not reachable(MOSQUITTO):
         pytest.skip("Mosquitto is not running on 127.0.0.1:1883")
     if not reachable(POSTGRES):
         pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    yield Backend(request.param, *MOSQUITTO, f"mirrorhub-{uuid.uuid4().hex[:8]}",
-                  "postgres://postgres@127.0.0.1:5432")
+    run = uuid.uuid4().hex[:8]
+    yield Backend(request.param, *MOSQUITTO, f"mirrorhub-{run}",
+                  "postgres://postgres@127.0.0.1:5432", namespace=f"test-{run}/")
+
+
+def isolated(backend: Backend) -> Backend:
+    """The same broker and database server under a topic namespace of its own."""
+    return replace(backend, namespace=f"{backend.namespace}{uuid.uuid4().hex[:8]}/")
 
 
 async def create_database(backend: Backend, name: str) -> str:

@@ -12,11 +12,12 @@ from bridge.server import serving
 from broker.server import EmbeddedBroker
 from broker.settings import BrokerURL, BusSettings
 from services.auth.service import run_auth
-from tests.conftest import Backend, auth_settings, create_database, drop_database
+from tests.conftest import Backend, auth_settings, create_database, drop_database, isolated
 from tests.support import free_port, unique
 
 
 async def test_auth_restart_mid_run_the_bridge_recovers(backend: Backend, tmp_path: Path) -> None:
+    backend = isolated(backend)
     database = await create_database(backend, "restart")
     settings = auth_settings(tmp_path, database, None)
     port = free_port()

@@ -13,7 +13,7 @@ import aiomqtt
 import pytest
 from pydantic import BaseModel
 
-from broker.client import Bus
+from broker.client import Bus, Message
 from broker.errors import BusUnavailable, RequestTimeout, ServiceError
 from broker.server import EmbeddedBroker
 from broker.service import Handler, ServiceRunner, check_table
@@ -107,8 +107,8 @@ async def test_oversized_payload_gets_too_large(client: Bus) -> None:
 async def test_garbage_is_rejected_as_an_event_and_the_service_lives_on(client: Bus) -> None:
     rejected: asyncio.Queue[Rejected] = asyncio.Queue()
 
-    async def collect(message: aiomqtt.Message) -> None:
-        await rejected.put(Rejected.model_validate_json(bytes(message.payload)))  # type: ignore[arg-type]
+    async def collect(message: Message) -> None:
+        await rejected.put(Rejected.model_validate_json(message.payload))
 
     await client.subscribe(REJECTED.format(service=SERVICE), collect)
     await asyncio.sleep(0.2)  # let the subscription land before publishing
@@ -181,8 +181,8 @@ async def test_last_will_is_published_when_a_process_dies(backend: Backend) -> N
     topic = f"events/{SERVICE}/will"
     got: asyncio.Queue[bytes] = asyncio.Queue()
 
-    async def collect(message: aiomqtt.Message) -> None:
-        await got.put(bytes(message.payload))  # type: ignore[arg-type]
+    async def collect(message: Message) -> None:
+        await got.put(message.payload)
 
     async with Bus(backend.bus("bridge"), role="watcher") as watcher:
         await watcher.subscribe(topic, collect)
@@ -190,7 +190,7 @@ async def test_last_will_is_published_when_a_process_dies(backend: Backend) -> N
         url = backend.bus("auth").url
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-c", WILL_CLIENT, url.host, str(url.port), str(url.username),
-            str(url.password), topic, stdout=asyncio.subprocess.PIPE,
+            str(url.password), backend.namespace + topic, stdout=asyncio.subprocess.PIPE,
         )
         assert process.stdout is not None
         assert await asyncio.wait_for(process.stdout.readline(), 10) == b"connected\n"

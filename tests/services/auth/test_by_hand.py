@@ -22,15 +22,16 @@ pytestmark = pytest.mark.skipif(
 async def ask(backend: Backend, topic: str, body: dict[str, str]) -> dict[str, object]:
     """Publish one envelope with mosquitto_pub and read the reply with mosquitto_sub."""
     reply_to = f"reply/{unique('terminal')}"
+    wire = backend.namespace  # "" on the embedded broker: the bare topics of the README
     login = ["-h", backend.broker_host, "-p", str(backend.broker_port),
              "-u", "test", "-P", ACCOUNTS["test"]]
     sub = await asyncio.create_subprocess_exec(
-        "mosquitto_sub", *login, "-t", reply_to, "-C", "1", "-W", "10",
+        "mosquitto_sub", *login, "-t", wire + reply_to, "-C", "1", "-W", "10",
         stdout=asyncio.subprocess.PIPE,
     )
     await asyncio.sleep(0.3)  # let mosquitto_sub subscribe first
     envelope = json.dumps({"id": "1", "reply_to": reply_to, "body": body})
-    pub = await asyncio.create_subprocess_exec("mosquitto_pub", *login, "-t", topic, "-q", "1",
+    pub = await asyncio.create_subprocess_exec("mosquitto_pub", *login, "-t", wire + topic, "-q", "1",
                                                "-m", envelope)
     assert await pub.wait() == 0
     out, _ = await sub.communicate()

@@ -1,0 +1,124 @@
+"""The auth service over MQTT: races, expiry, mail failures, the outbox, bad payloads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from broker.client import Bus
+from broker.errors import ServiceError
+from schemas.auth import (
+    AUTH_LOGIN,
+    AUTH_REGISTER,
+    AUTH_RESET,
+    AUTH_RESET_CONFIRM,
+    LoginRequest,
+    RegisterRequest,
+    ResetConfirmRequest,
+    ResetRequest,
+)
+from services.auth.accounts import Accounts
+from services.auth.service import run_auth
+from tests.conftest import Backend, auth_settings, create_database, drop_database, isolated
+from tests.support import MailSink, free_port, unique
+
+
+@pytest.fixture
+async def client(backend: Backend, auth_service: Accounts) -> AsyncIterator[Bus]:
+    async with Bus(backend.bus("bridge"), role="test") as bus:
+        yield bus
+
+
+def new_user(password: str = "pw") -> RegisterRequest:
+    name = unique()
+    return RegisterRequest(username=name, password=password, email=f"{name}@example.com")
+
+
+async def test_concurrent_registrations_of_one_name_create_one_user(client: Bus) -> None:
+    user = new_user()
+    results = await asyncio.gather(
+        *(client.request(AUTH_REGISTER, replace_password(user, f"pw{i}")) for i in range(8)),
+        return_exceptions=True,
+    )
+    won = [r for r in results if not isinstance(r, BaseException)]
+    lost = [r for r in results if isinstance(r, ServiceError)]
+    assert len(won) == 1 and len(lost) == 7
+    assert {e.code for e in lost} == {"user_exists"}
+
+
+def replace_password(user: RegisterRequest, password: str) -> RegisterRequest:
+    return RegisterRequest(username=user.username, password=password, email=user.email)
+
+
+async def test_garbage_on_auth_topics_leaves_the_service_answering(client: Bus) -> None:
+    for payload in (b"\x00\x01binary", b"{", b"null", b"x" * 300_000):
+        await client.publish(AUTH_LOGIN.template, payload)
+    with pytest.raises(ServiceError) as caught:
+        await client.request_raw(AUTH_LOGIN.template, {"username": "a", "password": "x" * 300_000})
+    assert caught.value.code == "too_large"
+    user = new_user()
+    await client.request(AUTH_REGISTER, user)
+    reply = await client.request(AUTH_LOGIN, LoginRequest(username=user.username, password="pw"))
+    assert reply.username == user.username
+
+
+@pytest.fixture
+async def scratch_auth(
+    backend: Backend, tmp_path: Path
+) -> AsyncIterator[tuple[Backend, str, Path]]:
+    database = await create_database(backend, "scratch")
+    # Its own namespace: the session's auth service must not answer for this one.
+    yield isolated(backend), database, tmp_path
+    await drop_database(database)
+
+
+async def test_reset_codes_expire(scratch_auth: tuple[Backend, str, Path], smtp: MailSink) -> None:
+    backend, database, data = scratch_auth
+    settings = replace(auth_settings(data, database, smtp.port), reset_ttl=1)
+    async with run_auth(backend.bus("auth"), settings), Bus(backend.bus("bridge")) as bus:
+        user = new_user()
+        await bus.request(AUTH_REGISTER, user)
+        await bus.request(AUTH_RESET, ResetRequest(username=user.username, email=user.email))
+        mail = await smtp.wait_for(user.email)
+        code = mail.get_content().split("Your reset code: ")[1].split()[0]
+        await asyncio.sleep(1.2)
+        with pytest.raises(ServiceError) as caught:
+            await bus.request(AUTH_RESET_CONFIRM, ResetConfirmRequest(token=code, password="n"))
+        assert caught.value.code == "token_invalid"
+
+
+async def test_mail_server_down_is_unavailable_and_leaves_no_code(
+    scratch_auth: tuple[Backend, str, Path],
+) -> None:
+    backend, database, data = scratch_auth
+    settings = auth_settings(data, database, free_port())  # nothing listens there
+    async with run_auth(backend.bus("auth"), settings), Bus(backend.bus("bridge")) as bus:
+        user = new_user()
+        await bus.request(AUTH_REGISTER, user)
+        with pytest.raises(ServiceError) as caught:
+            await bus.request(AUTH_RESET, ResetRequest(username=user.username, email=user.email))
+        assert caught.value.code == "unavailable"
+
+
+async def test_without_smtp_the_code_goes_to_the_outbox(
+    scratch_auth: tuple[Backend, str, Path],
+) -> None:
+    backend, database, data = scratch_auth
+    settings = auth_settings(data, database, None)
+    async with run_auth(backend.bus("auth"), settings), Bus(backend.bus("bridge")) as bus:
+        user = new_user()
+        await bus.request(AUTH_REGISTER, user)
+        reply = await bus.request(AUTH_RESET,
+                                  ResetRequest(username=user.username, email=user.email))
+        [mail] = list((data / "outbox").glob("*.eml"))
+        text = mail.read_text()
+        code = text.split("Your reset code: ")[1].split()[0]
+        assert code not in reply.message
+        await bus.request(AUTH_RESET_CONFIRM, ResetConfirmRequest(token=code, password="new"))
+        login = await bus.request(AUTH_LOGIN,
+                                  LoginRequest(username=user.username, password="new"))
+        assert login.username == user.username

@@ -1,0 +1,71 @@
+"""JWTs: pinned algorithm, required claims, key rotation by ``kid``, minimum key length."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+
+from broker.errors import ConfigError, ServiceError
+from services.auth.tokens import ISSUER, Keyring, TokenIssuer
+
+OLD = "old:" + "o" * 64
+NEW = "new:" + "n" * 64
+
+
+def test_issued_tokens_decode_and_carry_kid() -> None:
+    issuer = TokenIssuer(Keyring.parse(NEW), 60)
+    token, expires = issuer.issue(7, "ann", 3)
+    assert jwt.get_unverified_header(token)["kid"] == "new"
+    claims = issuer.decode(token)
+    assert (claims.user_id, claims.username, claims.version) == (7, "ann", 3)
+    assert claims.expires_at == expires
+
+
+def test_rotation_old_tokens_verify_while_their_key_is_listed() -> None:
+    token, _ = TokenIssuer(Keyring.parse(OLD), 60).issue(1, "ann", 0)
+    rotated = TokenIssuer(Keyring.parse(f"{NEW},{OLD}"), 60)
+    assert rotated.decode(token).username == "ann"
+    assert jwt.get_unverified_header(rotated.issue(1, "ann", 0)[0])["kid"] == "new"
+    with pytest.raises(ServiceError, match="unknown key"):
+        TokenIssuer(Keyring.parse(NEW), 60).decode(token)
+
+
+def forge(claims: dict[str, object], key: str = "n" * 64, alg: str = "HS256",
+          kid: str = "new") -> str:
+    return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
+
+
+@pytest.mark.parametrize("token", [
+    forge({"sub": "1", "name": "a", "ver": 0, "iss": ISSUER, "iat": 1}),  # no exp
+    forge({"sub": "1", "name": "a", "ver": 0, "iss": ISSUER, "iat": 1, "exp": 2}),  # expired
+    forge({"sub": "1", "name": "a", "ver": 0, "iss": "evil", "iat": 1,
+           "exp": int(time.time()) + 60}),
+    forge({"sub": "1", "name": "a", "ver": 0, "iss": ISSUER, "iat": 1,
+           "exp": int(time.time()) + 60}, key="x" * 64),  # wrong key
+    forge({"sub": "1", "name": "a", "ver": 0, "iss": ISSUER, "iat": 1,
+           "exp": int(time.time()) + 60}, key="n" * 64, alg="HS512"),  # other algorithm
+    jwt.encode({"sub": "1", "exp": int(time.time()) + 60}, None, algorithm="none",
+               headers={"kid": "new"}),
+    "not-a-token",
+])
+def test_forged_expired_and_malformed_tokens_are_refused(token: str) -> None:
+    with pytest.raises(ServiceError) as caught:
+        TokenIssuer(Keyring.parse(NEW), 60).decode(token)
+    assert caught.value.code == "token_invalid"
+
+
+@pytest.mark.parametrize("spec", ["short:abc", "nocolon", ":" + "x" * 40])
+def test_weak_or_malformed_keys_are_refused(spec: str) -> None:
+    with pytest.raises(ConfigError):
+        Keyring.parse(spec)
+
+
+def test_generated_keyring_is_private_and_stable(tmp_path: Path) -> None:
+    path = tmp_path / "auth" / "jwt_keys.json"
+    first = Keyring.load_or_create(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    token = TokenIssuer(first, 60).issue(1, "a", 0)[0]
+    assert TokenIssuer(Keyring.load_or_create(path), 60).decode(token).username == "a"
