@@ -1,18 +1,14 @@
 """What the MQTT hop costs: ``GET /whoami`` through the bridge versus the same work in-process.
 
-Two apps answer ``GET /whoami`` with ``Authorization: Bearer <token>`` and the same JSON:
+a. The real bridge relays the bearer token over MQTT to the real auth service (``svc/auth/verify``);
+b. a one-route Starlette app calls ``verify`` on the very same :class:`Accounts` object: same JWT
+   decode, same database, no MQTT. Both answer the same JSON, checked byte for byte.
 
-a. the real bridge (:func:`bridge.app.create_app`), which relays the token over MQTT to the real
-   auth service on ``svc/auth/verify`` and waits for the reply;
-b. a one-route Starlette app that calls ``accounts.verify`` on the very same
-   :class:`~services.auth.accounts.Accounts` object: same JWT decode, same database, no MQTT.
+Both run under uvicorn in this process and take the same bounded load in alternating rounds; the
+throughput ratio a/b, from one run, is the share of the in-process speed the bridge keeps. It
+runs on the embedded amqtt broker, then on Mosquitto at 127.0.0.1:1883 if anything listens there::
 
-Both are served by uvicorn in this process and loaded with the same bounded number of requests at
-the same concurrency. The ratio of throughputs a/b, measured in one run, is the share of the
-in-process speed the bridge keeps. It runs on the embedded amqtt broker and on Mosquitto at
-127.0.0.1:1883 (skipped, saying why, when nothing listens there)::
-
-    .venv/bin/python bench/bridge.py --requests 2000 --concurrency 32
+    .venv/bin/python bench/bridge.py --requests 2000 --concurrency 32 --rounds 3
 """
 
 from __future__ import annotations
@@ -28,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -38,20 +35,20 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
 
-from starlette.applications import Starlette  # noqa: E402
-from starlette.requests import Request  # noqa: E402
-from starlette.responses import JSONResponse  # noqa: E402
-from starlette.routing import Route  # noqa: E402
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from bridge.app import create_app  # noqa: E402
-from bridge.server import serving  # noqa: E402
-from broker.errors import ServiceError  # noqa: E402
-from broker.server import EmbeddedBroker  # noqa: E402
-from broker.settings import BrokerURL, BusSettings  # noqa: E402
-from schemas.auth import LoginRequest, RegisterRequest, VerifyRequest  # noqa: E402
-from services.auth.accounts import Accounts  # noqa: E402
-from services.auth.config import AuthSettings  # noqa: E402
-from services.auth.service import run_auth  # noqa: E402
+from bridge.app import create_app
+from bridge.server import serving
+from broker.errors import ServiceError
+from broker.server import EmbeddedBroker
+from broker.settings import BrokerURL, BusSettings
+from schemas.auth import AuthError, LoginRequest, RegisterRequest, VerifyRequest
+from services.auth.accounts import Accounts
+from services.auth.config import AuthSettings
+from services.auth.service import run_auth
 
 HOST = "127.0.0.1"
 _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
@@ -59,7 +56,7 @@ _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Load:
-    """One bounded load run against ``GET /whoami`` on ``HOST:port``; pickled to the loader."""
+    """A bounded load on ``GET /whoami`` at ``HOST:port``; pickled to the loader process."""
 
     port: int
     token: str
@@ -67,14 +64,16 @@ class Load:
     concurrency: int
     warmup: int
 
+    def request(self) -> bytes:
+        return (f"GET /whoami HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
+                f"Authorization: Bearer {self.token}\r\n\r\n").encode()
+
 
 @dataclass(frozen=True)
 class Sample:
-    """One timed run: wall time, each request's latency in seconds, and failed answers."""
-
-    elapsed: float
-    latencies: list[float]
-    errors: int
+    elapsed: float  # wall seconds of the timed phase
+    latencies: list[float]  # seconds, one per request
+    errors: int  # answers other than 200 with "success"
 
 
 @dataclass(frozen=True)
@@ -90,13 +89,13 @@ class Result:
     @classmethod
     def of(cls, samples: list[Sample]) -> Result:
         rates = [len(s.latencies) / s.elapsed for s in samples]
-        pooled = [latency for s in samples for latency in s.latencies]
-        cuts = statistics.quantiles(pooled, n=100, method="inclusive")
+        cuts = statistics.quantiles([t for s in samples for t in s.latencies], n=100,
+                                    method="inclusive")
         return cls(statistics.median(rates), (min(rates), max(rates)), cuts[49] * 1e3,
                    cuts[98] * 1e3, sum(s.errors for s in samples))
 
 
-# -- the load generator (runs in its own process) ------------------------------------------------
+# -- the load generator, in its own process ------------------------------------------------------
 
 async def exchange(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
@@ -109,13 +108,8 @@ async def exchange(
     return int(head.split(b" ", 2)[1]), body
 
 
-def whoami_request(load: Load) -> bytes:
-    return (f"GET /whoami HTTP/1.1\r\nHost: {HOST}:{load.port}\r\n"
-            f"Authorization: Bearer {load.token}\r\n\r\n").encode()
-
-
 async def _drive(load: Load, count: int) -> Sample:
-    request = whoami_request(load)
+    request = load.request()
     tickets: Iterator[int] = iter(range(count))  # shared: each worker takes the next request
     latencies: list[float] = []
     errors = 0
@@ -128,33 +122,35 @@ async def _drive(load: Load, count: int) -> Sample:
                 start = time.perf_counter()
                 status, body = await exchange(reader, writer, request)
                 latencies.append(time.perf_counter() - start)
-                errors += status != 200 or b'"success"' not in body
+                if status != 200 or b'"success"' not in body:
+                    errors += 1
         finally:
             writer.close()
 
     start = time.perf_counter()
     async with asyncio.TaskGroup() as group:
-        for _ in range(min(load.concurrency, max(count, 1))):
+        for _ in range(min(load.concurrency, count)):
             group.create_task(worker())
     return Sample(time.perf_counter() - start, latencies, errors)
 
 
 def run_load(load: Load) -> Sample:
     """Warm up, then time ``load.requests`` requests over ``load.concurrency`` connections."""
-    asyncio.run(_drive(load, load.warmup))
+    if load.warmup:
+        asyncio.run(_drive(load, load.warmup))
     return asyncio.run(_drive(load, load.requests))
 
 
-# -- the servers (run in this process) -----------------------------------------------------------
+# -- the servers, in this process ----------------------------------------------------------------
 
 def direct_app(accounts: Accounts) -> Starlette:
     """Case b: the bridge's ``/whoami`` answer, computed in-process without MQTT."""
 
     async def whoami(request: Request) -> JSONResponse:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return JSONResponse({"result": "fail", "type": "whoami"}, status_code=401)
         try:
+            if scheme.lower() != "bearer" or not token.strip():
+                raise ServiceError(AuthError.TOKEN_INVALID, "send Authorization: Bearer <token>")
             reply = await accounts.verify(VerifyRequest(token=token.strip()))
         except ServiceError as exc:
             return JSONResponse({"result": "fail", "type": "whoami", "message": exc.message},
@@ -164,22 +160,35 @@ def direct_app(accounts: Accounts) -> Starlette:
     return Starlette(routes=[Route("/whoami", whoami, methods=["GET"])])
 
 
-def auth_settings(data_dir: Path) -> AuthSettings:
-    return AuthSettings(
-        data_dir=data_dir, database_url=f"sqlite://{data_dir / 'auth.sqlite3'}", jwt_keys=None,
-        token_ttl=3600, reset_ttl=600, smtp_url=None, mail_from="bench@localhost",
-        argon2_memory_kib=1024, argon2_time_cost=1,
-    )
+async def check_same_answer(loads: list[Load]) -> None:
+    """Refuse to compare unless a and b both succeed with byte-identical bodies."""
+    bodies: set[bytes] = set()
+    for load in loads:
+        reader, writer = await asyncio.open_connection(HOST, load.port)
+        status, body = await exchange(reader, writer, load.request())
+        writer.close()
+        if status != 200:
+            raise RuntimeError(f"/whoami on port {load.port} answered {status}: {body!r}")
+        bodies.add(body)
+    if len(bodies) != 1:
+        raise RuntimeError(f"a and b answer differently: {sorted(bodies)}")
 
 
 async def bench_broker(
     url: BrokerURL, args: argparse.Namespace, loader: ProcessPoolExecutor
 ) -> tuple[Result, Result]:
-    """Start auth, bridge and the direct app on ``url``; load a, then b; return both results."""
-    bus = BusSettings(url=url, connect_timeout=5.0)
+    """Auth service, bridge and direct app on the broker at ``url``: the results of a and b."""
+    # A namespace of its own keeps other mirrorhub stacks on a shared broker out of the way.
+    bus = BusSettings(url=url, connect_timeout=5.0, namespace=f"bench-{uuid.uuid4().hex[:8]}/")
     loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory(prefix="mirrorhub-bench-") as tmp:
-        async with run_auth(bus, auth_settings(Path(tmp))) as accounts:
+        data = Path(tmp)
+        settings = AuthSettings(
+            data_dir=data, database_url=f"sqlite://{data / 'auth.sqlite3'}", jwt_keys=None,
+            token_ttl=3600, reset_ttl=600, smtp_url=None, mail_from="bench@localhost",
+            argon2_memory_kib=1024, argon2_time_cost=1,
+        )
+        async with run_auth(bus, settings) as accounts:
             await accounts.register(RegisterRequest(username="bench", password="bench-pass",
                                                     email="bench@example.org"))
             login = await accounts.login(LoginRequest(username="bench", password="bench-pass"))
@@ -190,35 +199,13 @@ async def bench_broker(
                 loads = [Load(server.servers[0].sockets[0].getsockname()[1], login.token,
                               args.requests, args.concurrency, args.warmup)
                          for server in (bridged, direct)]
-                bodies: set[bytes] = set()
-                for load in loads:
-                    reader, writer = await asyncio.open_connection(HOST, load.port)
-                    status, body = await exchange(reader, writer, whoami_request(load))
-                    writer.close()
-                    if status != 200:
-                        raise RuntimeError(f"/whoami answered {status}: {body!r}")
-                    bodies.add(body)
-                if len(bodies) != 1:
-                    raise RuntimeError(f"a and b answer differently: {sorted(bodies)}")
-                # Rounds alternate a and b so that drift (other jobs on the machine, a shared
-                # broker) weighs on both cases alike.
-                samples: list[list[Sample]] = [[], []]
+                await check_same_answer(loads)
+                # Alternating rounds spread drift (other jobs, a shared broker) over both cases.
+                samples: tuple[list[Sample], list[Sample]] = ([], [])
                 for _ in range(args.rounds):
                     for load, runs in zip(loads, samples):
                         runs.append(await loop.run_in_executor(loader, run_load, load))
     return Result.of(samples[0]), Result.of(samples[1])
-
-
-def reachable(address: tuple[str, int]) -> bool:
-    try:
-        socket.create_connection(address, timeout=1.0).close()
-    except OSError:
-        return False
-    return True
-
-
-COLUMNS = f"{'broker':<10} {'case':<25} {'req/s':>6} {'min-max req/s':>13} " \
-          f"{'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
 
 
 def print_rows(broker: str, a: Result, b: Result) -> None:
@@ -227,50 +214,57 @@ def print_rows(broker: str, a: Result, b: Result) -> None:
         print(f"{broker:<10} {case:<25} {r.rps:>6.0f} {spread:>13} {r.p50_ms:>7.1f} "
               f"{r.p99_ms:>7.1f} {r.errors:>6}")
     print(f"{broker:<10} {'throughput ratio a/b':<25} {a.rps / b.rps:>6.2f}", flush=True)
-    if a.errors or b.errors:
-        # Topics are fixed, so on a shared broker another auth service answers too: first wins.
-        print(f"{broker:<10} failed answers: is another mirrorhub auth service on this broker?")
+
+
+def pin_cpus() -> list[int]:
+    """Pin this process (servers, SQLite thread) to one CPU; return a CPU for the loader.
+
+    Unpinned on two cores, the in-process case swung by a third between rounds; pinned, ~10%.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return cpus
+    os.sched_setaffinity(0, cpus[:1])
+    return cpus[1:2]
 
 
 async def main(args: argparse.Namespace) -> None:
-    print(f"{args.rounds} rounds of a then b, each {args.requests} requests after "
-          f"{args.warmup} warm-up, {args.concurrency} connections; req/s is the median round\n")
-    print(COLUMNS)
-    # The loader gets its own process (spawned, since this one holds threads and a running loop)
-    # so the servers keep this event loop to themselves; a raw asyncio client rather than httpx
-    # keeps the loader far from saturating its core, so the servers, not it, set the pace.
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) >= 2:
-        # Servers (with their SQLite thread) on one core, the loader on another: without this the
-        # scheduler moves them about and the in-process case swings by a third from run to run.
-        os.sched_setaffinity(0, cpus[:1])
-        print(f"servers pinned to CPU {cpus[0]}, load generator to CPU {cpus[1]}")
-    spawn = multiprocessing.get_context("spawn")
-    # aiomqtt warns on every publish once more than 10 await their PUBACK, as they do here.
+    # aiomqtt warns on every publish while more than 10 await their PUBACK, as they do here.
     logging.getLogger("mqtt").setLevel(logging.ERROR)
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn, initializer=os.sched_setaffinity,
-                             initargs=(0, cpus[1:2] or cpus)) as loader:
+    loader_cpus = pin_cpus()
+    print(f"{args.rounds} rounds of a then b, each {args.requests} requests after {args.warmup} "
+          f"warm-up on {args.concurrency} connections; req/s is the median round.\n"
+          f"Servers on CPU {sorted(os.sched_getaffinity(0))}, load generator on {loader_cpus}.\n")
+    print(f"{'broker':<10} {'case':<25} {'req/s':>6} {'min-max req/s':>13} {'p50 ms':>7} "
+          f"{'p99 ms':>7} {'errors':>6}")
+    # The loader is its own process (spawned: this one holds threads and a running loop) so the
+    # servers have this event loop to themselves, and a raw asyncio client rather than httpx, so
+    # it idles enough that the servers, not the loader, set the pace. Both cases share it.
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, spawn, os.sched_setaffinity, (0, loader_cpus)) as loader:
         if args.broker in ("both", "embedded"):
-            accounts = {"bench": "bench-secret"}
-            async with EmbeddedBroker(HOST, 0, accounts=accounts) as broker:
+            async with EmbeddedBroker(HOST, 0, accounts={"bench": "bench-secret"}) as broker:
                 url = BrokerURL(HOST, broker.port, "bench", "bench-secret")
                 print_rows("embedded", *await bench_broker(url, args, loader))
         if args.broker in ("both", "mosquitto"):
-            if reachable((HOST, args.mosquitto_port)):
-                url = BrokerURL(HOST, args.mosquitto_port, "bench", "x")
-                print_rows("mosquitto", *await bench_broker(url, args, loader))
-            else:
-                print(f"mosquitto  skipped: nothing listens on {HOST}:{args.mosquitto_port}")
+            try:
+                socket.create_connection((HOST, args.mosquitto_port), timeout=1.0).close()
+            except OSError as exc:
+                print(f"mosquitto  skipped: nothing listens on {HOST}:{args.mosquitto_port} "
+                      f"({exc.strerror or exc})")
+                return
+            url = BrokerURL(HOST, args.mosquitto_port, "bench", "x")
+            print_rows("mosquitto", *await bench_broker(url, args, loader))
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--requests", type=int, default=2000, help="timed requests per case")
+    parser = argparse.ArgumentParser(description="Bridge over MQTT versus in-process /whoami.")
+    parser.add_argument("--requests", type=int, default=2000, help="timed requests per round")
     parser.add_argument("--concurrency", type=int, default=32, help="open connections")
-    parser.add_argument("--warmup", type=int, default=100, help="untimed requests first")
+    parser.add_argument("--warmup", type=int, default=100, help="untimed requests per round")
     parser.add_argument("--rounds", type=int, default=3, help="alternations of a and b")
     parser.add_argument("--mosquitto-port", type=int, default=1883,
-                        help="Mosquitto on 127.0.0.1 allowing anonymous clients")
+                        help="Mosquitto on 127.0.0.1 that allows anonymous clients")
     parser.add_argument("--broker", choices=("both", "embedded", "mosquitto"), default="both")
     args = parser.parse_args()
     if args.requests < 2 or args.concurrency < 1 or args.warmup < 0 or args.rounds < 1:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 from pydantic import BaseModel, ValidationError
 
 from broker.errors import BusUnavailable, RequestTimeout, ServiceError
@@ -55,6 +56,12 @@ MessageCallback = Callable[[Message], Awaitable[None]]
 
 REPLY_PREFIX = "reply"
 _BACKOFF_MIN, _BACKOFF_MAX = 0.05, 5.0
+
+
+def _refused_credentials(exc: MqttConnectError) -> bool:
+    # CONNACK 4/5 in MQTT 3.1.1; paho 2 reports them as reason codes 134/135.
+    code = exc.rc if isinstance(exc.rc, int) else getattr(exc.rc, "value", None)
+    return code in (4, 5, 134, 135)
 
 
 def encode(payload: Payload) -> bytes:
@@ -111,22 +118,26 @@ class Bus:
         self._connected = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
+        self._refused: str | None = None  # why the broker turned our credentials away
         self.connections = 0  # how many times a connection was made; tests watch reconnects
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Bus:
-        self._runner = asyncio.create_task(self._run(), name=f"bus:{self.client_id}")
-        try:
-            async with asyncio.timeout(self.settings.connect_timeout):
-                await self._connected.wait()
-        except TimeoutError as exc:
-            await self.__aexit__(None, None, None)
-            raise BusUnavailable(
-                f"cannot connect to the MQTT broker at {self.settings.url} "
-                f"within {self.settings.connect_timeout:g} s"
-            ) from exc
-        return self
+        runner = asyncio.create_task(self._run(), name=f"bus:{self.client_id}")
+        self._runner = runner
+        connected = asyncio.create_task(self._connected.wait())
+        await asyncio.wait({runner, connected}, timeout=self.settings.connect_timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+        connected.cancel()
+        if self._connected.is_set():
+            return self
+        await self.__aexit__(None, None, None)
+        raise BusUnavailable(
+            self._refused
+            or f"cannot connect to the MQTT broker at {self.settings.url} "
+               f"within {self.settings.connect_timeout:g} s"
+        )
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._runner is not None:
@@ -174,6 +185,13 @@ class Bus:
                         await callback()
                     async for message in client.messages:
                         await self._dispatch(message)
+            except MqttConnectError as exc:
+                if _refused_credentials(exc) and self.connections == 0:
+                    # Wrong credentials will not get better by retrying: give up at once.
+                    self._refused = f"the MQTT broker at {url} refused the credentials: {exc}"
+                    return
+                log.warning("%s: broker at %s refused the connection: %s", self.client_id, url,
+                            exc)
             except aiomqtt.MqttError as exc:
                 if self._client is not None:
                     log.warning("%s lost the broker at %s: %s", self.client_id, url, exc)

@@ -22,7 +22,7 @@ async def test_port_zero_picks_a_free_port_and_credentials_are_checked() -> None
         async with Bus(settings(broker.port, "svc", "right")) as bus:
             assert bus.connected
         for username, password in [("svc", "wrong"), ("nobody", "right"), (None, None)]:
-            with pytest.raises(BusUnavailable):
+            with pytest.raises(BusUnavailable, match="refused the credentials"):
                 async with Bus(settings(broker.port, username, password)):
                     pass
 

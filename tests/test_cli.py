@@ -1,0 +1,90 @@
+"""``mirrorhub up`` as a newcomer runs it: one process, real ports, data under the data dir."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from broker.client import Bus
+from broker.settings import BrokerURL, BusSettings
+from schemas.auth import AUTH_LOGIN, LoginRequest
+from tests.support import free_port, unique
+
+MIRRORHUB = str(Path(sys.executable).parent / "mirrorhub")
+
+
+def env_for(data: Path, broker_port: int, bridge_port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIRRORHUB_")}
+    env.update(MIRRORHUB_DATA_DIR=str(data), MIRRORHUB_BROKER_PORT=str(broker_port),
+               MIRRORHUB_BRIDGE_PORT=str(bridge_port), MIRRORHUB_ARGON2_MEMORY_KIB="1024")
+    return env
+
+
+@pytest.fixture
+async def system(tmp_path: Path) -> AsyncIterator[tuple[Path, int, int]]:
+    broker_port, bridge_port = free_port(), free_port()
+    process = await asyncio.create_subprocess_exec(
+        MIRRORHUB, "up", env=env_for(tmp_path, broker_port, bridge_port),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bridge_port}") as http:
+        for _ in range(200):
+            try:
+                await http.get("/whoami")
+                break
+            except httpx.TransportError:
+                assert process.returncode is None, "mirrorhub up exited early"
+                await asyncio.sleep(0.05)
+    try:
+        yield tmp_path, broker_port, bridge_port
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(process.communicate(), 15)
+        assert process.returncode == 0, stderr.decode()[-2000:]
+        assert b"Traceback" not in stderr, stderr.decode()[-2000:]
+
+
+async def test_up_serves_http_and_mqtt_with_generated_credentials(
+    system: tuple[Path, int, int],
+) -> None:
+    data, broker_port, bridge_port = system
+    name = unique()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bridge_port}") as http:
+        form = {"username": name, "password": "pw", "email": "cli@example.com"}
+        assert (await http.post("/register/user", data=form)).json()["result"] == "success"
+    assert (data / "auth.sqlite3").exists() and (data / "broker_accounts.json").exists()
+
+    printed = await asyncio.create_subprocess_exec(
+        MIRRORHUB, "credentials", env=env_for(data, broker_port, bridge_port),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await printed.communicate()
+    accounts = dict(line.split(" ", 1) for line in out.decode().splitlines())
+    operator = BrokerURL("127.0.0.1", broker_port, "operator", accounts["operator"])
+    async with Bus(BusSettings(operator), role="operator") as bus:
+        reply = await bus.request(AUTH_LOGIN, LoginRequest(username=name, password="pw"))
+        assert reply.username == name
+
+
+async def test_a_taken_port_is_reported_plainly(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            MIRRORHUB, "up", env=env_for(tmp_path, port, free_port()),
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    message = stderr.decode()
+    assert f"127.0.0.1:{port} is already in use" in message
+    assert "MIRRORHUB_BROKER_PORT" in message and "Traceback" not in message
