@@ -43,10 +43,11 @@ async def serve_bridge(settings: Settings, broker_port: int | None = None) -> No
 
 async def up(settings: Settings) -> None:
     """Broker (unless an external one is configured), all services and the bridge."""
+    # Say a port is taken before anything starts, not after the services are up.
+    ensure_port_free(settings.bridge_host, settings.bridge_port, "MIRRORHUB_BRIDGE_PORT")
     async with contextlib.AsyncExitStack() as stack:
         port = None
         if settings.external_broker is None:
-            ensure_port_free(settings.bridge_host, settings.bridge_port, "MIRRORHUB_BRIDGE_PORT")
             broker = await stack.enter_async_context(embedded_broker(settings))
             port = broker.port
             log.info("embedded MQTT broker on %s:%d (accounts in %s)", broker.host, port,
