@@ -203,7 +203,7 @@ async def bench_broker(
                 # Alternating rounds spread drift (other jobs, a shared broker) over both cases.
                 samples: tuple[list[Sample], list[Sample]] = ([], [])
                 for _ in range(args.rounds):
-                    for load, runs in zip(loads, samples):
+                    for load, runs in zip(loads, samples, strict=True):
                         runs.append(await loop.run_in_executor(loader, run_load, load))
     return Result.of(samples[0]), Result.of(samples[1])
 

@@ -11,10 +11,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from broker.client import Bus
-from broker.settings import BusSettings
 from bridge import mirror_api
 from bridge.replies import HttpFail
+from broker.client import Bus
+from broker.settings import BusSettings
 
 log = logging.getLogger(__name__)
 

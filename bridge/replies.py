@@ -19,16 +19,16 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from bridge.forms import BadBody, read_fields, text_fields
 from broker.client import Bus
 from broker.errors import BusUnavailable, RequestTimeout, ServiceError
 from broker.service import validation_error
-from bridge.forms import BadBody, read_fields, text_fields
 from schemas.envelope import ErrorCode
 from schemas.topics import Operation
 
 Rep = TypeVar("Rep", bound=BaseModel)
 
-_STATUS = {
+_STATUS: dict[str, int] = {
     ErrorCode.BAD_REQUEST: 400,
     ErrorCode.INVALID: 400,
     ErrorCode.TOO_LARGE: 413,

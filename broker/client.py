@@ -12,6 +12,10 @@ Replies come back on the Bus's own ``reply/{client_id}`` topic and are matched b
 With ``BusSettings.namespace`` set (e.g. ``staging/``), every topic on the wire gets that prefix
 and loses it again on receipt: callers, envelopes and callbacks only ever see topics without it,
 so several deployments (or test runs) can share one broker without hearing each other.
+
+Requests and replies travel at QoS 0: the caller's deadline is what makes a call reliable (a lost
+message is a :class:`~broker.errors.RequestTimeout`, never silence), and QoS 1 would both double
+the packets and let a redelivered request run twice (registering a user twice, say).
 A request fails with :class:`~broker.errors.BusUnavailable` when there is no connection (or it
 drops while waiting), :class:`~broker.errors.RequestTimeout` after the deadline, and
 :class:`~broker.errors.ServiceError` when the service answered with a typed error.
@@ -26,7 +30,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
@@ -56,6 +60,7 @@ MessageCallback = Callable[[Message], Awaitable[None]]
 
 REPLY_PREFIX = "reply"
 _BACKOFF_MIN, _BACKOFF_MAX = 0.05, 5.0
+_CLOSE_TIMEOUT = 2.0
 
 
 def _refused_credentials(exc: MqttConnectError) -> bool:
@@ -123,7 +128,7 @@ class Bus:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Bus:
+    async def __aenter__(self) -> Self:
         runner = asyncio.create_task(self._run(), name=f"bus:{self.client_id}")
         self._runner = runner
         connected = asyncio.create_task(self._connected.wait())
@@ -140,11 +145,20 @@ class Bus:
         )
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
-            self._runner = None
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            # aiomqtt's disconnect waits for the broker's goodbye without a deadline; a broker
+            # that is half gone never sends it, so cancel again rather than hang.
+            for _ in range(3):
+                runner.cancel()
+                await asyncio.wait({runner}, timeout=_CLOSE_TIMEOUT)
+                if runner.done():
+                    break
+            else:
+                log.warning("%s: the MQTT connection did not close cleanly", self.client_id)
+            if runner.done() and not runner.cancelled() and runner.exception() is not None:
+                log.warning("%s: connection task ended with %r", self.client_id,
+                            runner.exception())
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -173,7 +187,9 @@ class Bus:
                     timeout=self.settings.connect_timeout,
                     keepalive=30,
                 ) as client:
-                    await client.subscribe(self._wire(self.reply_topic), qos=1)
+                    # Many calls in flight is our normal load, not a warning sign.
+                    client.pending_calls_threshold = 10 * self._concurrency
+                    await client.subscribe(self._wire(self.reply_topic), qos=0)
                     for sub in self._subs:
                         await client.subscribe(sub.filter, qos=sub.qos)
                     self._client = client
@@ -322,12 +338,15 @@ class Bus:
         try:
             async with asyncio.timeout(deadline):
                 # A dropped connection may come back quickly; wait part of the deadline for it.
-                await self.publish(topic, envelope, wait=min(deadline / 2, 2.0))
+                await self.publish(topic, envelope, qos=0, wait=min(deadline / 2, 2.0))
                 reply = await future
         except TimeoutError as exc:
             raise RequestTimeout(topic, deadline) from exc
         finally:
             del self._pending[request_id]
+            if future.done() and not future.cancelled():
+                future.exception()  # a lost connection may have failed it while we published
+            future.cancel()
         if reply.ok:
             return reply.body or {}
         if reply.error is None:

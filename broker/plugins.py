@@ -14,7 +14,7 @@ from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
 
-class CredentialsAuthPlugin(BaseAuthPlugin):
+class CredentialsAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped
     """Username/password check against a fixed table, compared in constant time."""
 
     @dataclass

@@ -10,10 +10,11 @@ A port that is taken raises :class:`~broker.errors.BrokerError` saying so and ho
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import socket
-from typing import Any
+from typing import Any, Self
 
 from amqtt.broker import Broker
 from amqtt.errors import BrokerError as AmqttBrokerError
@@ -87,7 +88,7 @@ class EmbeddedBroker:
             raise BrokerError(f"cannot listen on {self.host}:{self.requested_port}: {exc}") from exc
         probe.close()
 
-    async def __aenter__(self) -> EmbeddedBroker:
+    async def __aenter__(self) -> Self:
         self._check_port()
         broker = Broker(self._config())
         try:
@@ -106,9 +107,13 @@ class EmbeddedBroker:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._broker is not None:
-            await self._broker.shutdown()
-            self._broker = None
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            try:
+                async with asyncio.timeout(10):
+                    await broker.shutdown()
+            except TimeoutError:
+                log.warning("the embedded MQTT broker did not shut down within 10 s")
 
     @property
     def url(self) -> str:

@@ -17,13 +17,14 @@ when there is nobody to reply to, a ``events/{service}/rejected`` event and a lo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import aiomqtt
 from pydantic import BaseModel, ValidationError
@@ -85,9 +86,10 @@ class ServiceRunner:
         self.handlers = tuple(handlers)
         self.max_payload = max_payload
 
-    async def __aenter__(self) -> ServiceRunner:
+    async def __aenter__(self) -> Self:
         for handler in self.handlers:
-            await self.bus.subscribe(handler.operation.filter, self._callback(handler), shared=True)
+            await self.bus.subscribe(handler.operation.filter, self._callback(handler), qos=0,
+                                     shared=True)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -101,7 +103,7 @@ class ServiceRunner:
 
     async def _handle(self, handler: Handler, topic: str, payload: bytes) -> None:
         if len(payload) > self.max_payload:
-            head = dict((k.decode(), v.decode()) for k, v in _HEAD_FIELD.findall(payload[:_HEAD]))
+            head = {k.decode(): v.decode() for k, v in _HEAD_FIELD.findall(payload[:_HEAD])}
             error = ServiceError(
                 ErrorCode.TOO_LARGE,
                 f"payload of {len(payload)} bytes exceeds the limit of {self.max_payload}",
@@ -109,13 +111,15 @@ class ServiceRunner:
             await self._reply_or_reject(topic, head, error)
             return
         try:
-            data = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            await self._reject(topic, ServiceError(ErrorCode.BAD_REQUEST, f"not JSON: {exc}"))
-            return
-        try:
-            envelope = RequestEnvelope.model_validate(data)
+            envelope = RequestEnvelope.model_validate_json(payload)  # one parse when all is well
         except ValidationError as exc:
+            try:
+                data = json.loads(payload)
+            except (UnicodeDecodeError, json.JSONDecodeError) as not_json:
+                await self._reject(
+                    topic, ServiceError(ErrorCode.BAD_REQUEST, f"not JSON: {not_json}")
+                )
+                return
             error = validation_error(exc)
             error.code = ErrorCode.BAD_REQUEST
             error.message = f"not a request envelope: {error.message}"
@@ -145,7 +149,7 @@ class ServiceRunner:
         try:
             # Absent parts are left out, not null: {"id", "ok", "body"} or {"id", "ok", "error"}.
             await self.bus.publish(reply_to, reply.model_dump(mode="json", exclude_none=True),
-                                   qos=1, wait=2.0)
+                                   qos=0, wait=2.0)
         except BusUnavailable:
             log.warning("%s: reply to %s lost, broker unreachable", self.service, reply_to)
 
@@ -162,10 +166,8 @@ class ServiceRunner:
     async def _reject(self, topic: str, error: ServiceError) -> None:
         log.warning("%s rejected a message on %s: %s", self.service, topic, error.message)
         event = Rejected(topic=topic, error=error.to_body())
-        try:
+        with contextlib.suppress(BusUnavailable):
             await self.bus.publish(REJECTED.format(service=self.service), event, qos=0)
-        except BusUnavailable:
-            pass
 
 
 def service_bus(settings: BusSettings, service: str) -> Bus:

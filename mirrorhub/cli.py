@@ -15,6 +15,8 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from broker.errors import MirrorhubError
 from mirrorhub import stack
@@ -49,13 +51,13 @@ def main(argv: list[str] | None = None) -> int:
             for role, password in settings.accounts().items():
                 print(f"{role} {password}")
             return 0
-        runner = {
+        runner: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "up": lambda: stack.up(settings),
             "broker": lambda: stack.broker_only(settings),
             "service": lambda: stack.service_only(settings, args.name),
             "bridge": lambda: stack.serve_bridge(settings),
-        }[args.command]
-        asyncio.run(runner())
+        }
+        asyncio.run(runner[args.command]())
     except MirrorhubError as exc:
         print(f"mirrorhub: {exc}", file=sys.stderr)
         return 2

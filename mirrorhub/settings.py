@@ -1,15 +1,4 @@
-"""Process-level settings, from ``MIRRORHUB_*`` environment variables.
-
-| variable | default | meaning |
-| --- | --- | --- |
-| ``MIRRORHUB_DATA_DIR`` | ``./data`` | databases, generated secrets, mail outbox |
-| ``MIRRORHUB_BROKER_URL`` | unset: start the embedded broker | ``mqtt://user:pass@host:port`` of an external broker |
-| ``MIRRORHUB_BROKER_HOST`` / ``_PORT`` | ``127.0.0.1`` / ``1883`` | where the embedded broker listens |
-| ``MIRRORHUB_BROKER_ANONYMOUS`` | ``0`` | ``1`` lets clients without credentials into the embedded broker |
-| ``MIRRORHUB_BRIDGE_HOST`` / ``_PORT`` | ``127.0.0.1`` / ``8000`` | where the HTTP bridge listens |
-| ``MIRRORHUB_REQUEST_TIMEOUT`` | ``5`` | seconds the bridge waits for a service |
-| ``MIRRORHUB_SHARED_GROUP`` | unset | ``$share`` group for service subscriptions (Mosquitto, EMQX) |
-"""
+"""Process-level settings from ``MIRRORHUB_*`` variables; the table is in docs/operations.md."""
 
 from __future__ import annotations
 

@@ -29,7 +29,8 @@ async def embedded_broker(settings: Settings) -> AsyncIterator[EmbeddedBroker]:
 @contextlib.asynccontextmanager
 async def services(settings: Settings, broker_port: int | None = None) -> AsyncIterator[None]:
     """Every service, connected to the broker (embedded on ``broker_port`` when given)."""
-    async with run_auth(settings.bus("auth", broker_port), AuthSettings.from_env(settings.data_dir)):
+    auth = AuthSettings.from_env(settings.data_dir)
+    async with run_auth(settings.bus("auth", broker_port), auth):
         yield
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from schemas import auth, service
 from schemas.topics import Topic
 
-TOPICS: tuple[Topic, ...] = (
+TOPICS: tuple[Topic[Any], ...] = (
     *auth.OPERATIONS,
     service.REJECTED,
     service.SERVICE_STATUS,

@@ -7,7 +7,8 @@ MQTT 3.1.1 (amqtt) has no response-topic or correlation properties, so a request
 and the reply, published to ``reply_to``, echoes the id and holds either a body or a typed error::
 
     {"id": "3f2a...", "ok": true,  "body": {...}}
-    {"id": "3f2a...", "ok": false, "error": {"code": "invalid", "message": "...", "field": "username"}}
+    {"id": "3f2a...", "ok": false,
+     "error": {"code": "invalid", "message": "...", "field": "username"}}
 
 Error codes common to every service are listed in :class:`ErrorCode`; a service may add its own
 (documented with its operations).

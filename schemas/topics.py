@@ -34,8 +34,8 @@ def _check_level_value(name: str, value: str) -> str:
 class Topic(Generic[Req]):
     """A topic template carrying the payload model it transports.
 
-    ``kind`` is ``"event"`` for fire-and-forget messages and ``"raw"`` for topics whose payload is
-    opaque bytes (camera frames); :class:`Operation` adds a reply model for request/reply.
+    ``payload`` is the model of what the topic carries, or None for opaque bytes (camera
+    frames); :class:`Operation` adds a reply model for request/reply.
     """
 
     template: str
@@ -89,7 +89,7 @@ class Topic(Generic[Req]):
         if len(levels) != len(pattern):
             return None
         values: dict[str, str] = {}
-        for level, want in zip(levels, pattern):
+        for level, want in zip(levels, pattern, strict=True):
             match = _PLACEHOLDER.match(want)
             if match:
                 values[match.group(1)] = level

@@ -41,7 +41,7 @@ class MailSink:
         self.messages: list[EmailMessage] = []
         self._arrived = asyncio.Event()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = BytesParser(policy=default_policy).parsebytes(envelope.content)
         assert isinstance(message, EmailMessage)
         self.messages.append(message)

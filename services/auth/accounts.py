@@ -25,6 +25,7 @@ from schemas.auth import (
     VerifyReply,
     VerifyRequest,
 )
+from schemas.envelope import ErrorCode
 from services.auth.mailer import Mailer
 from services.auth.models import ResetToken, User
 from services.auth.passwords import PasswordHasher
@@ -98,7 +99,7 @@ class Accounts:
         except Exception as exc:
             await row.delete()
             raise ServiceError(
-                "unavailable", "The reset mail could not be sent; please try again later"
+                ErrorCode.UNAVAILABLE, "The reset mail could not be sent; please try again later"
             ) from exc
         return ResetReply(message=RESET_SENT)
 

@@ -1,15 +1,4 @@
-"""Settings of the auth service, from ``MIRRORHUB_*`` environment variables.
-
-| variable | default | meaning |
-| --- | --- | --- |
-| ``MIRRORHUB_AUTH_DATABASE_URL`` | ``sqlite://{data}/auth.sqlite3`` | the service's own database |
-| ``MIRRORHUB_JWT_KEYS`` | generated into ``{data}/auth/jwt_keys.json`` | ``kid:secret,...``; the first signs |
-| ``MIRRORHUB_TOKEN_TTL`` | ``86400`` | seconds a login token lives |
-| ``MIRRORHUB_RESET_TTL`` | ``1800`` | seconds a reset token lives |
-| ``MIRRORHUB_SMTP_URL`` | unset: mail goes to the log and ``{data}/outbox/`` | ``smtp://``, ``smtp+starttls://`` or ``smtps://user:pass@host:port`` |
-| ``MIRRORHUB_MAIL_FROM`` | ``mirrorhub@localhost`` | sender of reset mails |
-| ``MIRRORHUB_ARGON2_MEMORY_KIB`` / ``_TIME_COST`` | ``19456`` / ``2`` | argon2id cost (OWASP minimum) |
-"""
+"""Settings of the auth service from ``MIRRORHUB_*`` variables (docs/operations.md)."""
 
 from __future__ import annotations
 

@@ -50,6 +50,7 @@ async def test_broker_gone_is_a_503_and_the_bridge_reconnects() -> None:
     settings = BusSettings(BrokerURL("127.0.0.1", broker_port, "bridge", "pw"),
                            request_timeout=1.0, connect_timeout=3.0)
     broker = EmbeddedBroker(port=broker_port, accounts=accounts)
+    restarted = EmbeddedBroker(port=broker_port, accounts=accounts)
     await broker.__aenter__()
     async with serving(create_app(settings), "127.0.0.1", http_port), httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{http_port}", timeout=10
@@ -58,11 +59,12 @@ async def test_broker_gone_is_a_503_and_the_bridge_reconnects() -> None:
         await asyncio.sleep(0.2)
         gone = await http.post("/login", data={"username": "a", "password": "b"})
         assert gone.status_code == 503 and gone.json()["type"] == "login"
-        async with EmbeddedBroker(port=broker_port, accounts=accounts):
-            # broker back, no auth service: the bridge is connected again and times out cleanly
-            for _ in range(100):
-                reply = await http.post("/login", data={"username": "a", "password": "b"})
-                if reply.status_code == 504:
-                    break
-                await asyncio.sleep(0.1)
-            assert reply.status_code == 504
+        await restarted.__aenter__()
+        # broker back, no auth service: the bridge is connected again and times out cleanly
+        for _ in range(100):
+            reply = await http.post("/login", data={"username": "a", "password": "b"})
+            if reply.status_code == 504:
+                break
+            await asyncio.sleep(0.1)
+        assert reply.status_code == 504
+    await restarted.__aexit__(None, None, None)  # after the bridge has disconnected

@@ -28,9 +28,11 @@ async def test_port_zero_picks_a_free_port_and_credentials_are_checked() -> None
 
 
 async def test_anonymous_clients_only_when_configured() -> None:
-    async with EmbeddedBroker(port=0, allow_anonymous=True) as broker:
-        async with Bus(settings(broker.port, None, None)) as bus:
-            assert bus.connected
+    async with (
+        EmbeddedBroker(port=0, allow_anonymous=True) as broker,
+        Bus(settings(broker.port, None, None)) as bus,
+    ):
+        assert bus.connected
 
 
 async def test_taken_port_says_so_and_how_to_move() -> None:

@@ -31,8 +31,9 @@ async def ask(backend: Backend, topic: str, body: dict[str, str]) -> dict[str, o
     )
     await asyncio.sleep(0.3)  # let mosquitto_sub subscribe first
     envelope = json.dumps({"id": "1", "reply_to": reply_to, "body": body})
-    pub = await asyncio.create_subprocess_exec("mosquitto_pub", *login, "-t", wire + topic, "-q", "1",
-                                               "-m", envelope)
+    pub = await asyncio.create_subprocess_exec(
+        "mosquitto_pub", *login, "-t", wire + topic, "-q", "1", "-m", envelope
+    )
     assert await pub.wait() == 0
     out, _ = await sub.communicate()
     assert sub.returncode == 0, "mosquitto_sub got no reply"
