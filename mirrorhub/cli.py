@@ -12,11 +12,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+import uvloop
 
 from broker.errors import MirrorhubError
 from mirrorhub import stack
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             "service": lambda: stack.service_only(settings, args.name),
             "bridge": lambda: stack.serve_bridge(settings),
         }
-        asyncio.run(runner[args.command]())
+        # uvloop: the same asyncio API, a faster loop for sockets and callbacks.
+        uvloop.run(runner[args.command]())
     except MirrorhubError as exc:
         print(f"mirrorhub: {exc}", file=sys.stderr)
         return 2
