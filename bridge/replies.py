@@ -13,6 +13,7 @@ for bad input, ``field``. Status codes (docs/http-api.md):
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -96,3 +97,23 @@ async def call(
         raise HttpFail(type_, f"the service did not answer within {exc.timeout:g} s", 504) from exc
     except BusUnavailable as exc:
         raise HttpFail(type_, f"service unavailable: {exc}", 503) from exc
+
+
+Endpoint = Callable[[Request], Awaitable[JSONResponse]]
+
+
+def relay(
+    type_: str,
+    operation: Operation[Any, Rep],
+    limit: int,
+    answer: Callable[[Rep], dict[str, Any]],
+) -> Endpoint:
+    """An endpoint that reads at most ``limit`` bytes of fields, relays them to ``operation``
+    and answers ``type_`` with the success fields ``answer`` picks from the reply."""
+
+    async def endpoint(request: Request) -> JSONResponse:
+        fields = await fields_of(request, type_, limit)
+        reply = await call(request, type_, operation, fields)
+        return success(type_, **answer(reply))
+
+    return endpoint
