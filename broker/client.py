@@ -118,6 +118,7 @@ class Bus:
         self._concurrency = concurrency
         self._subs: list[_Subscription] = []
         self._on_connect: list[Callable[[], Awaitable[None]]] = []
+        self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._pending: dict[str, asyncio.Future[ReplyEnvelope]] = {}
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
@@ -145,6 +146,13 @@ class Bus:
         )
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self.connected:
+            for callback in self._on_close:
+                try:
+                    async with asyncio.timeout(_CLOSE_TIMEOUT):
+                        await callback()
+                except (TimeoutError, BusUnavailable):
+                    log.warning("%s: a goodbye message was not sent", self.client_id)
         runner, self._runner = self._runner, None
         if runner is not None:
             # aiomqtt's disconnect waits for the broker's goodbye without a deadline; a broker
@@ -162,6 +170,11 @@ class Bus:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` before a clean disconnect, e.g. to publish an ``offline`` status
+        (the Last Will only covers the unclean ones)."""
+        self._on_close.append(callback)
 
     @property
     def connected(self) -> bool:

@@ -171,7 +171,8 @@ class ServiceRunner:
 
 
 def service_bus(settings: BusSettings, service: str) -> Bus:
-    """A Bus for one instance of ``service``: ``online`` on every connect, ``offline`` as Will."""
+    """A Bus for one instance of ``service``: ``online`` on every connect, ``offline`` on a clean
+    close and, as the Last Will, when the process vanishes."""
     client_id = f"{service}-{uuid.uuid4().hex[:12]}"
     status_topic = SERVICE_STATUS.format(service=service)
     offline = ServiceStatus(client_id=client_id, state="offline").model_dump_json()
@@ -181,5 +182,9 @@ def service_bus(settings: BusSettings, service: str) -> Bus:
     async def online() -> None:
         await bus.publish(status_topic, ServiceStatus(client_id=client_id, state="online"))
 
+    async def closing() -> None:
+        await bus.publish(status_topic, offline)
+
     bus.on_connect(online)
+    bus.on_close(closing)
     return bus

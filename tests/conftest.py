@@ -71,12 +71,12 @@ async def backend(
             yield Backend(request.param, broker.host, broker.port, None, f"sqlite://{root}")
         return
     if not reachable(MOSQUITTO):
-        pytest.skip("Mosquitto is not running on 127.0.0.1:1883")
+        pytest.skip(f"Mosquitto is not running on {MOSQUITTO[0]}:{MOSQUITTO[1]}")
     if not reachable(POSTGRES):
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+        pytest.skip(f"PostgreSQL is not running on {POSTGRES[0]}:{POSTGRES[1]}")
     run = uuid.uuid4().hex[:8]
     yield Backend(request.param, *MOSQUITTO, f"mirrorhub-{run}",
-                  "postgres://postgres@127.0.0.1:5432", namespace=f"test-{run}/")
+                  f"postgres://postgres@{POSTGRES[0]}:{POSTGRES[1]}", namespace=f"test-{run}/")
 
 
 def isolated(backend: Backend) -> Backend:

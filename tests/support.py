@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import uuid
 from email.message import EmailMessage
@@ -10,9 +11,16 @@ from email.parser import BytesParser
 from email.policy import default as default_policy
 from typing import Any
 
-MOSQUITTO = ("127.0.0.1", 1883)
-POSTGRES = ("127.0.0.1", 5432)
-POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+def _address(variable: str, default: int) -> tuple[str, int]:
+    # MIRRORHUB_TEST_MOSQUITTO=127.0.0.1:1 shows what the suite does where a server is absent.
+    host, _, port = (os.environ.get(variable) or f"127.0.0.1:{default}").rpartition(":")
+    return host, int(port)
+
+
+MOSQUITTO = _address("MIRRORHUB_TEST_MOSQUITTO", 1883)
+POSTGRES = _address("MIRRORHUB_TEST_POSTGRES", 5432)
+POSTGRES_ADMIN_DSN = f"postgresql://postgres@{POSTGRES[0]}:{POSTGRES[1]}/test"
 
 
 def free_port() -> int:

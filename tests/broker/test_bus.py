@@ -15,10 +15,10 @@ from pydantic import BaseModel
 from broker.client import Bus, Message
 from broker.errors import BusUnavailable, RequestTimeout, ServiceError
 from broker.server import EmbeddedBroker
-from broker.service import Handler, ServiceRunner, check_table
+from broker.service import Handler, ServiceRunner, check_table, service_bus
 from broker.settings import BrokerURL, BusSettings
 from schemas.envelope import ErrorCode
-from schemas.service import REJECTED, Rejected
+from schemas.service import REJECTED, SERVICE_STATUS, Rejected, ServiceStatus
 from schemas.topics import Operation
 from tests.conftest import Backend
 from tests.support import free_port
@@ -198,3 +198,20 @@ async def test_last_will_is_published_when_a_process_dies(backend: Backend) -> N
         await process.wait()
         payload = await asyncio.wait_for(got.get(), 10)
         assert json.loads(payload) == {"state": "offline"}
+
+
+async def test_service_status_online_then_offline_on_clean_close(backend: Backend) -> None:
+    statuses: asyncio.Queue[ServiceStatus] = asyncio.Queue()
+
+    async def collect(message: Message) -> None:
+        await statuses.put(ServiceStatus.model_validate_json(message.payload))
+
+    name = f"{SERVICE}-status"
+    async with Bus(backend.bus("bridge"), role="watcher") as watcher:
+        await watcher.subscribe(SERVICE_STATUS.format(service=name), collect)
+        await asyncio.sleep(0.2)
+        async with service_bus(backend.bus("auth"), name) as bus:
+            online = await asyncio.wait_for(statuses.get(), 5)
+            assert (online.client_id, online.state) == (bus.client_id, "online")
+        offline = await asyncio.wait_for(statuses.get(), 5)
+        assert (offline.client_id, offline.state) == (bus.client_id, "offline")
