@@ -18,7 +18,7 @@ class Rejected(BaseModel):
 
 
 class ServiceStatus(BaseModel):
-    """Published on connect (``online``) and as the Last Will (``offline``)."""
+    """Published on connect (``online``), and on a clean close or as the Last Will (``offline``)."""
 
     client_id: str
     state: Literal["online", "offline"]
@@ -30,5 +30,5 @@ REJECTED = Topic(
 )
 SERVICE_STATUS = Topic(
     "events/{service}/status", ServiceStatus,
-    "A service instance came online, or went offline (Last Will).",
+    "A service instance came online, or went offline (clean close or Last Will).",
 )
