@@ -1,0 +1,111 @@
+"""What every face engine offers the vision service, whichever models sit behind it.
+
+An engine turns one RGB image into a list of :class:`DetectedFace`: where the face is, a few
+landmarks, and an embedding whose Euclidean distance to another embedding from the *same*
+engine and model version says how alike the two faces are. Embeddings from different engines
+or model versions are not comparable, which is why the service stores ``model_version`` beside
+every embedding.
+
+Engines are synchronous context managers: models load in ``__enter__`` (never at import) and
+are released in ``__exit__``. :meth:`FaceEngine.analyse` is CPU-bound and blocking; the service
+calls it with :func:`asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+
+import numpy as np
+import numpy.typing as npt
+
+RGBImage = npt.NDArray[np.uint8]
+"""An image as a C-contiguous ``(height, width, 3)`` uint8 array in R, G, B order."""
+
+Embedding = npt.NDArray[np.float32]
+"""A face embedding: a read-only float32 vector of the engine's ``dimension``."""
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face rectangle in pixel coordinates of the image given to the engine.
+
+    ``right`` and ``bottom`` are exclusive, so ``image[box.top:box.bottom, box.left:box.right]``
+    is the face once the box is :meth:`clipped`. A detector may return a box that reaches past
+    the image edges when the face is cut off by the frame; it is reported as detected.
+    """
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    def clipped(self, width: int, height: int) -> Box:
+        """The part of the box inside a ``width`` x ``height`` image (possibly empty)."""
+        left = min(max(self.left, 0), width)
+        top = min(max(self.top, 0), height)
+        return Box(left, top, max(left, min(self.right, width)), max(top, min(self.bottom, height)))
+
+
+@dataclass(frozen=True, eq=False)
+class DetectedFace:
+    """One face found in an image.
+
+    ``landmarks`` are ``(x, y)`` points in the same coordinates as ``box``; their number and
+    meaning are the engine's (the dlib engine documents its five points). ``embedding`` is
+    made read-only here so a face stays immutable. ``score`` is the detector's confidence on the
+    engine's own scale: higher is surer, and values are only comparable within one engine.
+    Faces compare by identity, since equal embeddings almost never arise twice.
+    """
+
+    box: Box
+    landmarks: tuple[tuple[float, float], ...]
+    embedding: Embedding
+    score: float
+
+    def __post_init__(self) -> None:
+        self.embedding.flags.writeable = False
+
+
+class FaceEngine(Protocol):
+    """A face detector plus embedder, opened as a context manager before use.
+
+    ``threshold`` is the engine's default Euclidean distance below which two embeddings are
+    taken to be the same person; :class:`services.vision.matcher.Gallery` uses it.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model_version(self) -> str:
+        """Names the model files, so stored embeddings can be matched only against their kind."""
+        ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def threshold(self) -> float: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    def analyse(self, image: RGBImage) -> list[DetectedFace]:
+        """Every face in ``image``, in the detector's order. Blocking; safe from any thread."""
+        ...

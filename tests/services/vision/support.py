@@ -1,0 +1,42 @@
+"""Helpers the vision tests share: the photo cache and a JPEG EXIF writer."""
+
+from __future__ import annotations
+
+import struct
+from functools import cache
+from pathlib import Path
+
+from services.vision.engine import DetectedFace, FaceEngine, RGBImage
+from services.vision.images import decode_image
+
+
+class Photos:
+    """The shared photos by path relative to ``faces/``, decoded and analysed at most once."""
+
+    def __init__(self, root: Path, engine: FaceEngine) -> None:
+        self.root = root
+        self.engine = engine
+        self.image = cache(self._image)
+        self.faces = cache(self._faces)
+
+    def _image(self, relative: str) -> RGBImage:
+        return decode_image((self.root / relative).read_bytes())
+
+    def _faces(self, relative: str) -> list[DetectedFace]:
+        return self.engine.analyse(self.image(relative))
+
+    def listing(self, folder: str) -> list[str]:
+        """Every photo under ``folder``, as paths relative to ``faces/``, sorted."""
+        return sorted(
+            str(path.relative_to(self.root))
+            for path in (self.root / folder).rglob("*")
+            if path.suffix.lower() in {".jpg", ".jpeg", ".png"}
+        )
+
+
+def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """Insert an APP1 Exif segment holding only the Orientation tag (0x0112) after SOI."""
+    ifd = struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0)
+    tiff = b"MM\x00\x2a" + struct.pack(">I", 8) + ifd + struct.pack(">I", 0)
+    body = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + jpeg[2:]
