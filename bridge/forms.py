@@ -2,18 +2,27 @@
 
 Fields come from the query string and from the body, which may be JSON (an object),
 ``application/x-www-form-urlencoded`` or ``multipart/form-data``; body fields win over query
-fields of the same name. Files of a multipart body stay :class:`UploadFile` values.
+fields of the same name. Files of a multipart body become :class:`Upload` values, read into
+memory (the body already is, within its limit) so nothing is left open.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.datastructures import UploadFile
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 from starlette.requests import Request
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    content_type: str
+    data: bytes
 
 
 class BadBody(Exception):
@@ -73,10 +82,15 @@ async def read_fields(request: Request, limit: int) -> dict[str, Any]:
     except MultiPartException as exc:
         raise BadBody(400, f"malformed form: {exc.message}") from exc
     for key, value in form.multi_items():
-        fields[key] = value
+        if isinstance(value, UploadFile):
+            fields[key] = Upload(value.filename or "", value.content_type or "",
+                                 await value.read())
+            await value.close()
+        else:
+            fields[key] = value
     return fields
 
 
 def text_fields(fields: dict[str, Any]) -> dict[str, Any]:
     """Fields with uploads removed, for operations whose payload is JSON only."""
-    return {k: v for k, v in fields.items() if not isinstance(v, UploadFile)}
+    return {k: v for k, v in fields.items() if not isinstance(v, Upload)}

@@ -1,4 +1,4 @@
-"""Routes of the smart-mirror API (seeds 000 and 001): accounts.
+"""Routes of the smart-mirror API (seeds 000 and 001): accounts and faces.
 
 Each route reads the documented fields (form or JSON), relays them to a service over MQTT and
 answers the documented shape. Field names, paths and reply ``type`` values are the contract.
@@ -6,11 +6,16 @@ answers the documented shape. Field names, paths and reply ``type`` values are t
 
 from __future__ import annotations
 
+import base64
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bridge.replies import HttpFail, call, relay, success
+from bridge.forms import Upload
+from bridge.replies import HttpFail, call, fields_of, relay, success
 from schemas.auth import (
     AUTH_LOGIN,
     AUTH_REGISTER,
@@ -19,8 +24,61 @@ from schemas.auth import (
     AUTH_VERIFY,
     AuthError,
 )
+from schemas.topics import Operation
+from schemas.vision import IMAGE_MAX_BYTES, VISION_ENROL, VISION_RECOGNISE
+
+Rep = TypeVar("Rep", bound=BaseModel)
 
 ACCOUNT_BODY_LIMIT = 64 * 1024
+IMAGE_BODY_LIMIT = IMAGE_MAX_BYTES + 64 * 1024
+# Problems with the uploaded file itself answer with seed 001's "save_image" type.
+IMAGE_ERRORS = {"empty", "too_large", "too_many_pixels", "not_an_image", "truncated"}
+
+
+def _image_of(fields: dict[str, Any], type_: str, name: str) -> bytes:
+    upload = fields.get(name)
+    if not isinstance(upload, Upload):
+        raise HttpFail(type_, f"{name}: is required (a JPEG or PNG file)", 400, field=name)
+    return upload.data
+
+
+async def _ask_vision(
+    request: Request, type_: str, operation: Operation[Any, Rep], body: dict[str, Any]
+) -> Rep:
+    try:
+        return await call(request, type_, operation, body)
+    except HttpFail as exc:
+        if exc.code in IMAGE_ERRORS:
+            exc.type = "save_image"
+        raise
+
+
+async def register_face(request: Request) -> JSONResponse:
+    """Seed 000 names the person ``displayname``, seed 001 ``username``: either is accepted."""
+    fields = await fields_of(request, "register_face", IMAGE_BODY_LIMIT)
+    name = fields.get("displayname", fields.get("username"))
+    if not isinstance(name, str) or not name.strip():
+        raise HttpFail("register_face", "displayname (or username): is required", 400,
+                       field="displayname")
+    image = _image_of(fields, "register_face", "face_image")
+    body = {"name": name.strip(), "image": base64.b64encode(image).decode()}
+    await _ask_vision(request, "register_face", VISION_ENROL, body)
+    return success("register_face")
+
+
+async def recognise_face(request: Request) -> JSONResponse:
+    """``face`` names the largest face (``"unknown"`` for somebody not enrolled); ``faces``
+    lists every face, largest first."""
+    fields = await fields_of(request, "face", IMAGE_BODY_LIMIT)
+    image = _image_of(fields, "face", "face_image")
+    reply = await _ask_vision(request, "face", VISION_RECOGNISE,
+                              {"image": base64.b64encode(image).decode()})
+    faces = [
+        {"name": face.name or "unknown", "known": face.name is not None,
+         "box": list(face.box), "distance": face.distance}
+        for face in reply.faces
+    ]
+    return success("face", face=faces[0]["name"], faces=faces)
 
 
 async def whoami(request: Request) -> JSONResponse:
@@ -65,4 +123,7 @@ routes = [
         methods=["POST"],
     ),
     Route("/whoami", whoami, methods=["GET"]),
+    Route("/register/face", register_face, methods=["POST"]),
+    # GET as documented; POST too, since many clients cannot send a body with GET.
+    Route("/face", recognise_face, methods=["GET", "POST"]),
 ]

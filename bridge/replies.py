@@ -41,9 +41,12 @@ _STATUS: dict[str, int] = {
 class HttpFail(Exception):
     """Answer ``{"result": "fail", "type": ..., "message": ...}`` with ``status``."""
 
-    def __init__(self, type_: str, message: str, status: int = 200, **extra: Any) -> None:
+    def __init__(
+        self, type_: str, message: str, status: int = 200, code: str | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.type = type_
+        self.code = code  # the service's error code, when a service answered
         self.message = message
         self.status = status
         self.extra = {k: v for k, v in extra.items() if v is not None}
@@ -92,7 +95,7 @@ async def call(
         return await bus_of(request).request(operation, body)
     except ServiceError as exc:
         status = _STATUS.get(exc.code, (domain_status or {}).get(exc.code, 200))
-        raise HttpFail(type_, exc.message, status, field=exc.field) from exc
+        raise HttpFail(type_, exc.message, status, exc.code, field=exc.field) from exc
     except RequestTimeout as exc:
         raise HttpFail(type_, f"the service did not answer within {exc.timeout:g} s", 504) from exc
     except BusUnavailable as exc:

@@ -4,7 +4,7 @@
 
     mirrorhub up                      broker, services and bridge in one process
     mirrorhub broker                  the embedded broker alone
-    mirrorhub service auth            one service, against MIRRORHUB_BROKER_URL or the local broker
+    mirrorhub service auth|vision     one service, against MIRRORHUB_BROKER_URL or the local broker
     mirrorhub bridge                  the HTTP bridge alone
     mirrorhub credentials             the generated broker accounts (for mosquitto_pub -u/-P)
 """
@@ -23,7 +23,7 @@ from broker.errors import MirrorhubError
 from mirrorhub import stack
 from mirrorhub.settings import Settings
 
-SERVICES = ("auth",)
+SERVICES = ("auth", "vision")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -13,6 +13,8 @@ from broker.server import EmbeddedBroker, ensure_port_free
 from mirrorhub.settings import Settings
 from services.auth.config import AuthSettings
 from services.auth.service import run_auth
+from services.vision.config import VisionSettings
+from services.vision.service import run_vision
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,11 @@ async def embedded_broker(settings: Settings) -> AsyncIterator[EmbeddedBroker]:
 async def services(settings: Settings, broker_port: int | None = None) -> AsyncIterator[None]:
     """Every service, connected to the broker (embedded on ``broker_port`` when given)."""
     auth = AuthSettings.from_env(settings.data_dir)
-    async with run_auth(settings.bus("auth", broker_port), auth):
+    vision = VisionSettings.from_env(settings.data_dir)
+    async with (
+        run_auth(settings.bus("auth", broker_port), auth),
+        run_vision(settings.bus("vision", broker_port), vision),
+    ):
         yield
 
 
@@ -65,8 +71,14 @@ async def broker_only(settings: Settings) -> None:
         await asyncio.Event().wait()
 
 
+def _service(settings: Settings, name: str) -> contextlib.AbstractAsyncContextManager[object]:
+    if name == "auth":
+        return run_auth(settings.bus("auth"), AuthSettings.from_env(settings.data_dir))
+    if name == "vision":
+        return run_vision(settings.bus("vision"), VisionSettings.from_env(settings.data_dir))
+    raise ValueError(f"no service called {name!r}")
+
+
 async def service_only(settings: Settings, name: str) -> None:
-    runners = {"auth": lambda: run_auth(settings.bus("auth"),
-                                        AuthSettings.from_env(settings.data_dir))}
-    async with runners[name]():
+    async with _service(settings, name):
         await asyncio.Event().wait()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas import auth, service
+from schemas import auth, service, vision
 from schemas.topics import Topic
 
 TOPICS: tuple[Topic[Any], ...] = (
     *auth.OPERATIONS,
+    *vision.OPERATIONS,
+    vision.VISION_ENROLLED,
     service.REJECTED,
     service.SERVICE_STATUS,
 )

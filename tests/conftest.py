@@ -25,6 +25,9 @@ from broker.settings import BrokerURL, BusSettings
 from services.auth.accounts import Accounts
 from services.auth.config import AuthSettings
 from services.auth.service import run_auth
+from services.vision.config import VisionSettings
+from services.vision.faces import Faces
+from services.vision.service import run_vision
 from tests.support import (
     MOSQUITTO,
     POSTGRES,
@@ -34,7 +37,9 @@ from tests.support import (
     reachable,
 )
 
-ACCOUNTS = {"auth": "auth-secret", "bridge": "bridge-secret", "test": "test-secret"}
+ACCOUNTS = {"auth": "auth-secret", "bridge": "bridge-secret", "vision": "vision-secret",
+            "test": "test-secret"}
+FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,21 @@ async def auth_service(
 
 
 @pytest.fixture(scope="session")
-async def bridge_url(backend: Backend, auth_service: Accounts) -> AsyncIterator[str]:
+async def vision_service(
+    backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Faces]:
+    url = await create_database(backend, "vision")
+    settings = VisionSettings(data_dir=tmp_path_factory.mktemp("vision-data"),
+                              database_url=url, threshold=None)
+    async with run_vision(backend.bus("vision"), settings) as faces:
+        yield faces
+    await drop_database(url)
+
+
+@pytest.fixture(scope="session")
+async def bridge_url(
+    backend: Backend, auth_service: Accounts, vision_service: Faces
+) -> AsyncIterator[str]:
     port = free_port()
     async with serving(create_app(backend.bus("bridge")), "127.0.0.1", port):
         yield f"http://127.0.0.1:{port}"

@@ -21,6 +21,7 @@ from schemas.auth import AuthError
 from schemas.catalog import TOPICS
 from schemas.envelope import ErrorBody, ErrorCode, ReplyEnvelope, RequestEnvelope
 from schemas.topics import Operation, Topic
+from schemas.vision import VisionError
 
 DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.yaml"
 REPLY_ADDRESS = "$message.payload#/reply_to"
@@ -198,7 +199,7 @@ def test_examples_are_valid_messages(doc: Doc, topic: Topic[Any]) -> None:
     if not isinstance(topic, Operation):
         return
     assert topic.reply is not None
-    known = {str(code) for code in ErrorCode} | {str(code) for code in AuthError}
+    known = {str(code) for code in (*ErrorCode, *AuthError, *VisionError)}
     for message in messages(doc, op["reply"]["messages"], reply_channel_key(op)):
         for example in message.get("examples", []):
             reply = ReplyEnvelope.model_validate(example["payload"])
@@ -223,7 +224,7 @@ def test_every_error_code_is_documented(doc: Doc) -> None:
 
 
 def test_operations_list_known_error_codes(doc: Doc) -> None:
-    known = {str(code) for code in ErrorCode} | {str(code) for code in AuthError}
+    known = {str(code) for code in (*ErrorCode, *AuthError, *VisionError)}
     listed: set[str] = set()
     for message in doc["components"]["messages"].values():
         codes = set(message.get("x-error-codes", []))

@@ -39,6 +39,8 @@ import numpy as np
 import numpy.typing as npt
 
 from broker.errors import ServiceError
+from schemas.envelope import ErrorCode
+from schemas.vision import VisionError
 from services.vision.engine import RGBImage
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -51,11 +53,14 @@ _NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
 class ImageErrorCode(StrEnum):
-    EMPTY = "empty"
-    TOO_LARGE = "too_large"
-    TOO_MANY_PIXELS = "too_many_pixels"
-    NOT_AN_IMAGE = "not_an_image"
-    TRUNCATED = "truncated"
+    """The codes of :class:`ImageError`: the image codes of :class:`VisionError`, and the common
+    ``too_large``."""
+
+    EMPTY = VisionError.EMPTY.value
+    TOO_LARGE = ErrorCode.TOO_LARGE.value
+    TOO_MANY_PIXELS = VisionError.TOO_MANY_PIXELS.value
+    NOT_AN_IMAGE = VisionError.NOT_AN_IMAGE.value
+    TRUNCATED = VisionError.TRUNCATED.value
 
 
 class ImageError(ServiceError):

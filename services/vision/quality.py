@@ -30,6 +30,7 @@ from enum import StrEnum
 import cv2
 import numpy as np
 
+from schemas.vision import VisionError
 from services.vision.engine import Box, RGBImage
 
 NORMALISED_SIDE = 128
@@ -37,9 +38,11 @@ NORMALISED_MEAN = 128.0
 
 
 class QualityCode(StrEnum):
-    TOO_SMALL = "face_too_small"
-    BLURRED = "face_blurred"
-    TOO_DARK = "face_too_dark"
+    """The quality codes of :class:`VisionError`."""
+
+    TOO_SMALL = VisionError.FACE_TOO_SMALL.value
+    BLURRED = VisionError.FACE_BLURRED.value
+    TOO_DARK = VisionError.FACE_TOO_DARK.value
 
 
 @dataclass(frozen=True)

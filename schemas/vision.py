@@ -1,0 +1,117 @@
+"""Payloads and topics of the vision service (``svc/vision/*``, ``events/vision/*``).
+
+Images travel inside the JSON envelope as base64 (``image``), since an envelope is JSON; the
+service refuses them above its byte limit before decoding. The error codes the vision service
+adds are :class:`VisionError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+from schemas.auth import USERNAME_MAX
+from schemas.topics import Operation, Topic
+
+IMAGE_MAX_BYTES = 20_000_000
+
+
+class VisionError(StrEnum):
+    """Error codes specific to the vision service (``too_large`` is the common one)."""
+
+    EMPTY = "empty"  # the image: no bytes
+    TOO_MANY_PIXELS = "too_many_pixels"  # the image: over the pixel limit
+    NOT_AN_IMAGE = "not_an_image"  # the image: not a JPEG or PNG
+    TRUNCATED = "truncated"  # the image: cut short
+    FACE_COUNT = "face_count"  # enrolment found no face or more than one (says how many)
+    NO_FACE = "no_face"  # recognition found no face
+    FACE_TOO_SMALL = "face_too_small"  # enrolment quality checks
+    FACE_BLURRED = "face_blurred"
+    FACE_TOO_DARK = "face_too_dark"
+
+
+def _b64decode(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"is not valid base64: {exc}") from exc
+
+
+ImageBytes = Annotated[
+    bytes,
+    BeforeValidator(_b64decode),
+    PlainSerializer(lambda data: base64.b64encode(data).decode(), return_type=str),
+]
+"""Raw JPEG/PNG bytes inside the model, base64 on the wire."""
+
+SubjectName = Annotated[str, Field(min_length=1, max_length=USERNAME_MAX)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class EnrolRequest(_Request):
+    """Add one photo of ``name`` (a display name or a username); several photos per person
+    are all kept and all used."""
+
+    name: SubjectName
+    image: ImageBytes
+
+
+class EnrolReply(BaseModel):
+    name: str
+    photos: int  # how many photos of this person are enrolled now
+    engine: str
+    model_version: str
+
+
+class RecogniseRequest(_Request):
+    image: ImageBytes
+
+
+class FaceResult(BaseModel):
+    """One face: ``name`` is None for somebody not enrolled; ``box`` is [left, top, right,
+    bottom] in pixels; ``distance`` to the nearest enrolled face (lower is surer)."""
+
+    name: str | None
+    box: tuple[int, int, int, int]
+    distance: float | None
+
+
+class RecogniseReply(BaseModel):
+    """Every face, largest first."""
+
+    faces: list[FaceResult]
+
+
+class Enrolled(BaseModel):
+    """A new embedding, so every worker adds it to its in-memory gallery."""
+
+    name: str
+    engine: str
+    model_version: str
+    embedding: list[float]
+    worker: str
+
+
+VISION_ENROL = Operation(
+    "svc/vision/enrol", EnrolRequest, "Enrol one photo of a person.", reply=EnrolReply
+)
+VISION_RECOGNISE = Operation(
+    "svc/vision/recognise", RecogniseRequest, "Name every face in a photo.",
+    reply=RecogniseReply,
+)
+VISION_ENROLLED = Topic(
+    "events/vision/enrolled", Enrolled, "A face was enrolled; workers update their galleries."
+)
+
+OPERATIONS = (VISION_ENROL, VISION_RECOGNISE)

@@ -1,0 +1,51 @@
+"""Running the vision service: engine, database, gallery, handler table, gallery sync."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from broker.service import ServiceRunner, service_bus
+from broker.settings import BusSettings
+from schemas.vision import VISION_ENROLLED
+from services.database import open_database
+from services.vision.config import VisionSettings
+from services.vision.dlib_engine import DlibEngine
+from services.vision.engine import FaceEngine
+from services.vision.faces import Faces
+from services.vision.handlers import handlers
+from services.vision.images import ImageLimits
+from services.vision.matcher import Gallery
+
+log = logging.getLogger(__name__)
+
+# base64 grows an image by 4/3; the envelope adds a little.
+_ENVELOPE_SLACK = 4096
+
+
+@contextlib.asynccontextmanager
+async def run_vision(
+    bus_settings: BusSettings, settings: VisionSettings, engine: FaceEngine | None = None
+) -> AsyncIterator[Faces]:
+    """Serve ``svc/vision/*`` until the context exits (the dlib engine unless one is given)."""
+    engine = engine or DlibEngine()
+    await asyncio.to_thread(engine.__enter__)  # loads models: seconds, off the loop
+    try:
+        gallery = Gallery(engine.dimension, settings.threshold or engine.threshold)
+        limits = ImageLimits(max_bytes=settings.max_image_bytes)
+        async with (
+            open_database(settings.database_url, "vision", "services.vision.models",
+                          "services.vision.migrations"),
+            service_bus(bus_settings, "vision") as bus,
+        ):
+            faces = Faces(engine, gallery, bus, limits)
+            loaded = await faces.load()
+            log.info("vision: %d embeddings of %s loaded", loaded, engine.model_version)
+            await bus.subscribe(VISION_ENROLLED.template, faces.on_enrolled)
+            max_payload = settings.max_image_bytes * 4 // 3 + _ENVELOPE_SLACK
+            async with ServiceRunner(bus, "vision", handlers(faces), max_payload=max_payload):
+                yield faces
+    finally:
+        engine.__exit__(None, None, None)
