@@ -11,6 +11,9 @@ TOPICS: tuple[Topic[Any], ...] = (
     *auth.OPERATIONS,
     *vision.OPERATIONS,
     vision.VISION_ENROLLED,
+    vision.MIRROR_FRAME,
+    vision.MIRROR_FACE_EVENT,
+    vision.VISION_RECOGNIZED,
     service.REJECTED,
     service.SERVICE_STATUS,
 )

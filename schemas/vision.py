@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from schemas.auth import USERNAME_MAX
+from schemas.envelope import ErrorBody
 from schemas.topics import Operation, Topic
 
 IMAGE_MAX_BYTES = 20_000_000
@@ -103,6 +105,29 @@ class Enrolled(BaseModel):
     worker: str
 
 
+class FaceEvent(BaseModel):
+    """What the vision service saw in a mirror's frame, for that mirror.
+
+    ``dropped`` counts the frames of this mirror that were replaced by a newer one before they
+    could be analysed since the previous event (the newest frame always wins). ``error`` is set,
+    and ``faces`` empty, when the frame could not be read.
+    """
+
+    mirror_id: str
+    faces: list[FaceResult]
+    dropped: int = 0
+    error: ErrorBody | None = None
+
+
+class Recognized(BaseModel):
+    """Domain event: enrolled people were seen at a mirror."""
+
+    mirror_id: str
+    names: list[str]
+    unknown: int  # faces seen that belong to nobody enrolled
+    at: datetime
+
+
 VISION_ENROL = Operation(
     "svc/vision/enrol", EnrolRequest, "Enrol one photo of a person.", reply=EnrolReply
 )
@@ -112,6 +137,18 @@ VISION_RECOGNISE = Operation(
 )
 VISION_ENROLLED = Topic(
     "events/vision/enrolled", Enrolled, "A face was enrolled; workers update their galleries."
+)
+
+MIRROR_FRAME: Topic[BaseModel] = Topic(
+    "mirrors/{mirror_id}/frame", None,
+    "A camera frame from a mirror: the raw JPEG or PNG bytes (mosquitto_pub -f photo.jpg).",
+)
+MIRROR_FACE_EVENT = Topic(
+    "mirrors/{mirror_id}/events/face", FaceEvent,
+    "The faces in a mirror's latest frame: names, boxes, and how many frames were dropped.",
+)
+VISION_RECOGNIZED = Topic(
+    "events/vision/recognized", Recognized, "Enrolled people were seen at a mirror."
 )
 
 OPERATIONS = (VISION_ENROL, VISION_RECOGNISE)

@@ -15,6 +15,7 @@ from services.vision.config import VisionSettings
 from services.vision.dlib_engine import DlibEngine
 from services.vision.engine import FaceEngine
 from services.vision.faces import Faces
+from services.vision.frames import serve_frames
 from services.vision.handlers import handlers
 from services.vision.images import ImageLimits
 from services.vision.matcher import Gallery
@@ -45,7 +46,10 @@ async def run_vision(
             log.info("vision: %d embeddings of %s loaded", loaded, engine.model_version)
             await bus.subscribe(VISION_ENROLLED.template, faces.on_enrolled)
             max_payload = settings.max_image_bytes * 4 // 3 + _ENVELOPE_SLACK
-            async with ServiceRunner(bus, "vision", handlers(faces), max_payload=max_payload):
+            async with (
+                ServiceRunner(bus, "vision", handlers(faces), max_payload=max_payload),
+                serve_frames(faces, bus, settings.max_image_bytes),
+            ):
                 yield faces
     finally:
         engine.__exit__(None, None, None)

@@ -1,0 +1,123 @@
+"""Camera frames from mirrors: the newest frame per mirror wins, nothing queues without bound.
+
+Each mirror has one slot. A frame that arrives while the previous one of the same mirror still
+waits replaces it and is counted as dropped; the count goes out with the next event. One loop
+analyses the waiting frames, mirrors taking turns, and publishes what it saw to
+``mirrors/{mirror_id}/events/face`` and, when enrolled people were among the faces, the domain
+event ``events/vision/recognized``. Memory is one frame per mirror at most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from broker.client import Bus, Message
+from broker.errors import BusUnavailable, ServiceError
+from schemas.vision import (
+    MIRROR_FACE_EVENT,
+    MIRROR_FRAME,
+    VISION_RECOGNIZED,
+    FaceEvent,
+    RecogniseRequest,
+    Recognized,
+    VisionError,
+)
+from services.vision.faces import Faces
+
+log = logging.getLogger(__name__)
+
+
+class FrameQueue:
+    """The latest unanalysed frame of each mirror, in the order mirrors first asked."""
+
+    def __init__(self) -> None:
+        self._frames: OrderedDict[str, bytes] = OrderedDict()
+        self._dropped: dict[str, int] = {}
+        self._ready = asyncio.Event()
+
+    def put(self, mirror_id: str, frame: bytes) -> None:
+        if mirror_id in self._frames:
+            self._dropped[mirror_id] = self._dropped.get(mirror_id, 0) + 1
+        self._frames[mirror_id] = frame  # keeps the mirror's place in line
+        self._ready.set()
+
+    async def get(self) -> tuple[str, bytes, int]:
+        """The next mirror's newest frame and how many of its frames were dropped."""
+        while not self._frames:
+            self._ready.clear()
+            await self._ready.wait()
+        mirror_id, frame = self._frames.popitem(last=False)
+        return mirror_id, frame, self._dropped.pop(mirror_id, 0)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
+class FrameWorker:
+    def __init__(self, faces: Faces, bus: Bus, max_bytes: int) -> None:
+        self.faces = faces
+        self.bus = bus
+        self.max_bytes = max_bytes
+        self.queue = FrameQueue()
+
+    async def on_frame(self, message: Message) -> None:
+        params = MIRROR_FRAME.parse(message.topic)
+        if params is None:
+            return
+        mirror_id = params["mirror_id"]
+        if len(message.payload) > self.max_bytes:
+            error = ServiceError("too_large", f"frame of {len(message.payload)} bytes exceeds"
+                                 f" the limit of {self.max_bytes}")
+            await self._publish(FaceEvent(mirror_id=mirror_id, faces=[], error=error.to_body()))
+            return
+        self.queue.put(mirror_id, message.payload)
+
+    async def run(self) -> None:
+        while True:
+            mirror_id, frame, dropped = await self.queue.get()
+            try:
+                event = await self._analyse(mirror_id, frame, dropped)
+            except Exception:  # no frame may stop the loop
+                log.exception("vision failed on a frame from mirror %s", mirror_id)
+                continue
+            await self._publish(event)
+
+    async def _analyse(self, mirror_id: str, frame: bytes, dropped: int) -> FaceEvent:
+        try:
+            reply = await self.faces.recognise(RecogniseRequest(image=frame))
+        except ServiceError as exc:
+            # Nobody in front of the mirror is news, not an error; a bad frame is an error.
+            error = None if exc.code == VisionError.NO_FACE else exc.to_body()
+            return FaceEvent(mirror_id=mirror_id, faces=[], dropped=dropped, error=error)
+        return FaceEvent(mirror_id=mirror_id, faces=reply.faces, dropped=dropped)
+
+    async def _publish(self, event: FaceEvent) -> None:
+        try:
+            await self.bus.publish(MIRROR_FACE_EVENT.format(mirror_id=event.mirror_id), event,
+                                   qos=0)
+            names = [face.name for face in event.faces if face.name is not None]
+            if names:
+                seen = Recognized(mirror_id=event.mirror_id, names=names,
+                                  unknown=len(event.faces) - len(names), at=datetime.now(UTC))
+                await self.bus.publish(VISION_RECOGNIZED.template, seen, qos=1)
+        except BusUnavailable:
+            log.warning("vision: event for mirror %s lost, broker unreachable", event.mirror_id)
+
+
+@contextlib.asynccontextmanager
+async def serve_frames(faces: Faces, bus: Bus, max_bytes: int) -> AsyncIterator[FrameWorker]:
+    """Analyse mirrors' frames until the context exits."""
+    worker = FrameWorker(faces, bus, max_bytes)
+    await bus.subscribe(MIRROR_FRAME.filter, worker.on_frame, qos=0, shared=True)
+    task = asyncio.create_task(worker.run(), name="vision-frames")
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

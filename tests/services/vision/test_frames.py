@@ -1,0 +1,111 @@
+"""Mirrors' camera frames over MQTT: results per mirror, newest frame wins, drops counted."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+
+from broker.client import Bus, Message
+from schemas.vision import (
+    MIRROR_FACE_EVENT,
+    MIRROR_FRAME,
+    VISION_RECOGNIZED,
+    EnrolRequest,
+    FaceEvent,
+    Recognized,
+)
+from services.vision.faces import Faces
+from tests.conftest import ACCOUNTS, FACES, Backend
+from tests.support import unique
+
+pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+
+
+@pytest.fixture
+async def mirror(backend: Backend, vision_service: Faces) -> AsyncIterator[tuple[Bus, str]]:
+    async with Bus(backend.bus("test"), role="mirror") as bus:
+        yield bus, unique("mirror")
+
+
+async def collect(bus: Bus, topic: str, into: asyncio.Queue[bytes]) -> None:
+    async def put(message: Message) -> None:
+        await into.put(message.payload)
+
+    await bus.subscribe(topic, put)
+    await asyncio.sleep(0.2)
+
+
+async def test_a_frame_yields_names_and_the_domain_event(
+    mirror: tuple[Bus, str], vision_service: Faces
+) -> None:
+    bus, mirror_id = mirror
+    name = unique("kit")
+    photo = (FACES / "train/kit_harington/john1.jpeg").read_bytes()
+    await vision_service.enrol(EnrolRequest(name=name, image=photo))
+    events: asyncio.Queue[bytes] = asyncio.Queue()
+    seen: asyncio.Queue[bytes] = asyncio.Queue()
+    await collect(bus, MIRROR_FACE_EVENT.format(mirror_id=mirror_id), events)
+    await collect(bus, VISION_RECOGNIZED.template, seen)
+
+    frame = (FACES / "test/johnsnow_test1.jpg").read_bytes()
+    await bus.publish(MIRROR_FRAME.format(mirror_id=mirror_id), frame, qos=1)
+    event = FaceEvent.model_validate_json(await asyncio.wait_for(events.get(), 20))
+    assert event.mirror_id == mirror_id and event.error is None
+    assert [face.name for face in event.faces] == [name]
+    while True:
+        recognized = Recognized.model_validate_json(await asyncio.wait_for(seen.get(), 20))
+        if recognized.mirror_id == mirror_id:
+            break
+    assert recognized.names == [name] and recognized.unknown == 0
+
+
+async def test_bad_frames_get_an_error_event_and_the_worker_lives_on(
+    mirror: tuple[Bus, str],
+) -> None:
+    bus, mirror_id = mirror
+    events: asyncio.Queue[bytes] = asyncio.Queue()
+    await collect(bus, MIRROR_FACE_EVENT.format(mirror_id=mirror_id), events)
+    topic = MIRROR_FRAME.format(mirror_id=mirror_id)
+    for payload in (b"not an image", (FACES / "test/obama1.jpg").read_bytes()[:3000]):
+        await bus.publish(topic, payload, qos=1)
+        event = FaceEvent.model_validate_json(await asyncio.wait_for(events.get(), 20))
+        assert event.error is not None and event.faces == []
+    await bus.publish(topic, (FACES / "test/obama1.jpg").read_bytes(), qos=1)
+    event = FaceEvent.model_validate_json(await asyncio.wait_for(events.get(), 20))
+    assert event.error is None and len(event.faces) == 1
+
+
+async def test_newest_frame_wins_and_drops_are_counted(mirror: tuple[Bus, str]) -> None:
+    bus, mirror_id = mirror
+    events: asyncio.Queue[bytes] = asyncio.Queue()
+    await collect(bus, MIRROR_FACE_EVENT.format(mirror_id=mirror_id), events)
+    frame = (FACES / "test/obama_and_biden.jpg").read_bytes()
+    sent = 12
+    for _ in range(sent):  # far faster than one analysis
+        await bus.publish(MIRROR_FRAME.format(mirror_id=mirror_id), frame, qos=1)
+    analysed, dropped = 0, 0
+    while analysed + dropped < sent:
+        event = FaceEvent.model_validate_json(await asyncio.wait_for(events.get(), 30))
+        analysed += 1
+        dropped += event.dropped
+    assert analysed + dropped == sent
+    assert dropped > 0 and analysed < sent
+
+
+@pytest.mark.skipif(not shutil.which("mosquitto_pub"), reason="mosquitto-clients not installed")
+async def test_mosquitto_pub_file_as_a_frame(mirror: tuple[Bus, str], backend: Backend) -> None:
+    bus, mirror_id = mirror
+    events: asyncio.Queue[bytes] = asyncio.Queue()
+    await collect(bus, MIRROR_FACE_EVENT.format(mirror_id=mirror_id), events)
+    topic = backend.namespace + MIRROR_FRAME.format(mirror_id=mirror_id)
+    process = await asyncio.create_subprocess_exec(
+        "mosquitto_pub", "-h", backend.broker_host, "-p", str(backend.broker_port),
+        "-u", "test", "-P", ACCOUNTS["test"], "-t", topic,
+        "-f", str(FACES / "test/obama1.jpg"),
+    )
+    assert await process.wait() == 0
+    event = FaceEvent.model_validate_json(await asyncio.wait_for(events.get(), 20))
+    assert len(event.faces) == 1 and event.error is None
