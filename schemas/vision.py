@@ -117,6 +117,7 @@ class FaceEvent(BaseModel):
     faces: list[FaceResult]
     dropped: int = 0
     error: ErrorBody | None = None
+    worker: str = ""  # MQTT client id of the vision worker that analysed the frame
 
 
 class Recognized(BaseModel):

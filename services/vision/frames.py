@@ -73,7 +73,8 @@ class FrameWorker:
         if len(message.payload) > self.max_bytes:
             error = ServiceError("too_large", f"frame of {len(message.payload)} bytes exceeds"
                                  f" the limit of {self.max_bytes}")
-            await self._publish(FaceEvent(mirror_id=mirror_id, faces=[], error=error.to_body()))
+            await self._publish(FaceEvent(mirror_id=mirror_id, faces=[], error=error.to_body(),
+                                          worker=self.bus.client_id))
             return
         self.queue.put(mirror_id, message.payload)
 
@@ -93,8 +94,10 @@ class FrameWorker:
         except ServiceError as exc:
             # Nobody in front of the mirror is news, not an error; a bad frame is an error.
             error = None if exc.code == VisionError.NO_FACE else exc.to_body()
-            return FaceEvent(mirror_id=mirror_id, faces=[], dropped=dropped, error=error)
-        return FaceEvent(mirror_id=mirror_id, faces=reply.faces, dropped=dropped)
+            return FaceEvent(mirror_id=mirror_id, faces=[], dropped=dropped, error=error,
+                             worker=self.bus.client_id)
+        return FaceEvent(mirror_id=mirror_id, faces=reply.faces, dropped=dropped,
+                         worker=self.bus.client_id)
 
     async def _publish(self, event: FaceEvent) -> None:
         try:
