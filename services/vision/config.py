@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.errors import ConfigError
+from services.vision.dlib_engine import DlibEngine
+from services.vision.engine import FaceEngine
+from services.vision.insightface_engine import InsightFaceEngine
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,14 @@ class VisionSettings:
     database_url: str
     threshold: float | None  # None: the engine's default
     max_image_bytes: int = 20_000_000
+    engine: str = "dlib"  # or "insightface", with insightface_dir
+    insightface_dir: Path | None = None
+
+    def make_engine(self) -> FaceEngine:
+        if self.engine == "insightface":
+            assert self.insightface_dir is not None
+            return InsightFaceEngine(self.insightface_dir)
+        return DlibEngine()
 
     @classmethod
     def from_env(cls, data_dir: Path) -> VisionSettings:
@@ -25,8 +36,17 @@ class VisionSettings:
             max_bytes = int(env.get("MIRRORHUB_MAX_IMAGE_BYTES") or 20_000_000)
         except ValueError as exc:
             raise ConfigError(f"vision settings: {exc}") from exc
+        engine = env.get("MIRRORHUB_FACE_ENGINE") or "dlib"
+        if engine not in ("dlib", "insightface"):
+            raise ConfigError(f"MIRRORHUB_FACE_ENGINE must be dlib or insightface, got {engine!r}")
+        pack = env.get("MIRRORHUB_INSIGHTFACE_DIR")
+        if engine == "insightface" and not pack:
+            raise ConfigError("MIRRORHUB_FACE_ENGINE=insightface needs MIRRORHUB_INSIGHTFACE_DIR, "
+                              "a local model-pack directory (models are never downloaded)")
         return cls(
             data_dir=data_dir,
+            engine=engine,
+            insightface_dir=Path(pack) if pack else None,
             database_url=env.get("MIRRORHUB_VISION_DATABASE_URL")
             or f"sqlite://{data_dir / 'vision.sqlite3'}",
             threshold=threshold,

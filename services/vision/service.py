@@ -12,7 +12,6 @@ from broker.settings import BusSettings
 from schemas.vision import VISION_ENROLLED
 from services.database import open_database
 from services.vision.config import VisionSettings
-from services.vision.dlib_engine import DlibEngine
 from services.vision.engine import FaceEngine
 from services.vision.faces import Faces
 from services.vision.frames import serve_frames
@@ -30,8 +29,9 @@ _ENVELOPE_SLACK = 4096
 async def run_vision(
     bus_settings: BusSettings, settings: VisionSettings, engine: FaceEngine | None = None
 ) -> AsyncIterator[Faces]:
-    """Serve ``svc/vision/*`` until the context exits (the dlib engine unless one is given)."""
-    engine = engine or DlibEngine()
+    """Serve ``svc/vision/*`` and mirrors' frames until the context exits, with the engine the
+    settings name unless one is given."""
+    engine = engine or settings.make_engine()
     await asyncio.to_thread(engine.__enter__)  # loads models: seconds, off the loop
     try:
         gallery = Gallery(engine.dimension, settings.threshold or engine.threshold)

@@ -1,0 +1,40 @@
+"""Choosing the face engine from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from broker.errors import ConfigError
+from services.vision.config import VisionSettings
+from services.vision.dlib_engine import DlibEngine
+from services.vision.insightface_engine import InsightFaceEngine
+
+
+def test_dlib_is_the_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MIRRORHUB_FACE_ENGINE", raising=False)
+    settings = VisionSettings.from_env(tmp_path)
+    assert isinstance(settings.make_engine(), DlibEngine)
+    assert settings.database_url == f"sqlite://{tmp_path / 'vision.sqlite3'}"
+
+
+def test_insightface_needs_a_local_pack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MIRRORHUB_FACE_ENGINE", "insightface")
+    monkeypatch.delenv("MIRRORHUB_INSIGHTFACE_DIR", raising=False)
+    with pytest.raises(ConfigError, match="never downloaded"):
+        VisionSettings.from_env(tmp_path)
+    monkeypatch.setenv("MIRRORHUB_INSIGHTFACE_DIR", str(tmp_path))
+    assert isinstance(VisionSettings.from_env(tmp_path).make_engine(), InsightFaceEngine)
+
+
+def test_unknown_engine_and_bad_numbers_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MIRRORHUB_FACE_ENGINE", "magic")
+    with pytest.raises(ConfigError):
+        VisionSettings.from_env(tmp_path)
+    monkeypatch.setenv("MIRRORHUB_FACE_ENGINE", "dlib")
+    monkeypatch.setenv("MIRRORHUB_FACE_THRESHOLD", "close")
+    with pytest.raises(ConfigError):
+        VisionSettings.from_env(tmp_path)
