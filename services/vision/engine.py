@@ -71,6 +71,9 @@ class DetectedFace:
     landmarks: tuple[tuple[float, float], ...]
     embedding: Embedding
     score: float
+    # The eye centres (image-left, image-right), for engines whose landmarks are not dlib's
+    # five points; None means read them from dlib's layout (services.vision.distance).
+    eyes: tuple[tuple[float, float], tuple[float, float]] | None = None
 
     def __post_init__(self) -> None:
         self.embedding.flags.writeable = False

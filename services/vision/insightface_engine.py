@@ -235,6 +235,10 @@ class InsightFaceEngine:
                 landmarks=tuple((float(x), float(y)) for x, y in points),
                 embedding=embedding,
                 score=float(score),
+                eyes=(
+                    (float(points[0][0]), float(points[0][1])),
+                    (float(points[1][0]), float(points[1][1])),
+                ),
             )
             for box, score, points, embedding in zip(
                 boxes, scores, keypoints, embeddings, strict=True

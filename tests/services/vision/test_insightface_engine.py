@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from broker.errors import ConfigError
+from services.vision.distance import eye_centres
 from services.vision.engine import DetectedFace, FaceEngine
 from services.vision.insightface_engine import InsightFaceEngine, InsightFaceSettings
 from tests.services.vision.onnx_models import (
@@ -131,6 +132,9 @@ def test_eye_indices_name_the_eyes(engine: InsightFaceEngine) -> None:
     assert left_eye[0] < right_eye[0]
     assert abs(left_eye[1] - right_eye[1]) < 3
     assert all(left_eye[1] < point[1] for point in face.landmarks[2:])
+    # the distance and colour code reads the eyes from here, not from dlib's layout
+    assert face.eyes == (left_eye, right_eye)
+    assert eye_centres(face) == (left_eye, right_eye)
 
 
 def test_suppression_keeps_one_box_per_face(engine: InsightFaceEngine) -> None:
