@@ -25,7 +25,14 @@ from schemas.auth import (
     AuthError,
 )
 from schemas.topics import Operation
-from schemas.vision import IMAGE_MAX_BYTES, VISION_ENROL, VISION_RECOGNISE
+from schemas.vision import (
+    IMAGE_MAX_BYTES,
+    VISION_COLOUR,
+    VISION_DISTANCE,
+    VISION_ENROL,
+    VISION_RECOGNISE,
+    VisionError,
+)
 
 Rep = TypeVar("Rep", bound=BaseModel)
 
@@ -78,7 +85,7 @@ async def recognise_face(request: Request) -> JSONResponse:
          "box": list(face.box), "distance": face.distance}
         for face in reply.faces
     ]
-    return success("face", face=faces[0]["name"], faces=faces)
+    return success("face", face=faces[0]["name"], faces=faces, distance=reply.distance)
 
 
 async def whoami(request: Request) -> JSONResponse:
@@ -94,6 +101,32 @@ async def whoami(request: Request) -> JSONResponse:
         domain_status={AuthError.TOKEN_INVALID: 401},
     )
     return success("whoami", username=reply.username)
+
+
+async def distance(request: Request) -> JSONResponse:
+    """Centimetres from the camera to the largest face; ``model_code`` (optional) picks the
+    mirror model's camera. No face: seed 001's fail reply, with distance 0."""
+    fields = await fields_of(request, "distance", IMAGE_BODY_LIMIT)
+    image = _image_of(fields, "distance", "distance_image")
+    body = {"image": base64.b64encode(image).decode(), "model_code": fields.get("model_code")}
+    try:
+        reply = await _ask_vision(request, "distance", VISION_DISTANCE, body)
+    except HttpFail as exc:
+        if exc.code == VisionError.NO_FACE:
+            exc.extra["distance"] = 0
+        raise
+    return success("distance", distance=reply.distance)
+
+
+async def personal_color(request: Request) -> JSONResponse:
+    """``tone`` is the season (spring, summer, autumn, winter); ``undertone`` and ``depth``
+    say why (docs/vision.md)."""
+    fields = await fields_of(request, "personal_color", IMAGE_BODY_LIMIT)
+    image = _image_of(fields, "personal_color", "face_image")
+    reply = await _ask_vision(request, "personal_color", VISION_COLOUR,
+                              {"image": base64.b64encode(image).decode()})
+    return success("personal_color", tone=reply.tone, undertone=reply.undertone,
+                   depth=reply.depth)
 
 
 routes = [
@@ -126,4 +159,6 @@ routes = [
     Route("/register/face", register_face, methods=["POST"]),
     # GET as documented; POST too, since many clients cannot send a body with GET.
     Route("/face", recognise_face, methods=["GET", "POST"]),
+    Route("/distance", distance, methods=["GET", "POST"]),
+    Route("/personal_color", personal_color, methods=["GET", "POST"]),
 ]

@@ -90,9 +90,35 @@ class FaceResult(BaseModel):
 
 
 class RecogniseReply(BaseModel):
-    """Every face, largest first."""
+    """Every face, largest first, and the largest face's distance in cm (default camera)."""
 
     faces: list[FaceResult]
+    distance: float | None = None
+
+
+class DistanceRequest(_Request):
+    """``model_code`` picks the camera profile of that mirror model (its focal length)."""
+
+    image: ImageBytes
+    model_code: str | None = None
+
+
+class DistanceReply(BaseModel):
+    distance: float  # centimetres from the camera to the largest face
+
+
+class ColourRequest(_Request):
+    image: ImageBytes
+
+
+class ColourReply(BaseModel):
+    """``tone`` is the season: spring, summer, autumn or winter (docs/vision.md)."""
+
+    tone: str
+    undertone: str  # warm or cool
+    depth: str  # light or deep
+    warmth_score: float
+    depth_score: float
 
 
 class Enrolled(BaseModel):
@@ -118,6 +144,7 @@ class FaceEvent(BaseModel):
     dropped: int = 0
     error: ErrorBody | None = None
     worker: str = ""  # MQTT client id of the vision worker that analysed the frame
+    distance: float | None = None  # cm to the largest face, with the default camera profile
 
 
 class Recognized(BaseModel):
@@ -136,6 +163,14 @@ VISION_RECOGNISE = Operation(
     "svc/vision/recognise", RecogniseRequest, "Name every face in a photo.",
     reply=RecogniseReply,
 )
+VISION_DISTANCE = Operation(
+    "svc/vision/distance", DistanceRequest, "How far the largest face is from the camera.",
+    reply=DistanceReply,
+)
+VISION_COLOUR = Operation(
+    "svc/vision/personal_color", ColourRequest, "The personal colour season of the largest face.",
+    reply=ColourReply,
+)
 VISION_ENROLLED = Topic(
     "events/vision/enrolled", Enrolled, "A face was enrolled; workers update their galleries."
 )
@@ -152,4 +187,4 @@ VISION_RECOGNIZED = Topic(
     "events/vision/recognized", Recognized, "Enrolled people were seen at a mirror."
 )
 
-OPERATIONS = (VISION_ENROL, VISION_RECOGNISE)
+OPERATIONS = (VISION_ENROL, VISION_RECOGNISE, VISION_DISTANCE, VISION_COLOUR)

@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.errors import ConfigError
+from services.vision.distance import DEFAULT_CAMERA, CameraProfile, CameraProfiles
 from services.vision.dlib_engine import DlibEngine
 from services.vision.engine import FaceEngine
 from services.vision.insightface_engine import InsightFaceEngine
+
+
+def _cameras(spec: str) -> CameraProfiles:
+    """``MIRRORHUB_CAMERA_FOCAL_PX=default=1371,1234-5678=900``: focal lengths in pixels by
+    mirror model code; ``default`` for codes not listed."""
+    profiles: dict[str, CameraProfile] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        code, sep, value = item.rpartition("=")
+        try:
+            focal = float(value)
+        except ValueError as exc:
+            raise ConfigError(f"MIRRORHUB_CAMERA_FOCAL_PX: {item!r} is not code=pixels") from exc
+        if not sep or not code:
+            raise ConfigError(f"MIRRORHUB_CAMERA_FOCAL_PX: {item!r} is not code=pixels")
+        profiles[code] = CameraProfile(focal)
+    default = profiles.pop("default", DEFAULT_CAMERA)
+    return CameraProfiles(profiles, default)
 
 
 @dataclass(frozen=True)
@@ -20,6 +38,7 @@ class VisionSettings:
     max_image_bytes: int = 20_000_000
     engine: str = "dlib"  # or "insightface", with insightface_dir
     insightface_dir: Path | None = None
+    cameras: CameraProfiles = field(default_factory=CameraProfiles)
 
     def make_engine(self) -> FaceEngine:
         if self.engine == "insightface":
@@ -45,6 +64,7 @@ class VisionSettings:
                               "a local model-pack directory (models are never downloaded)")
         return cls(
             data_dir=data_dir,
+            cameras=_cameras(env.get("MIRRORHUB_CAMERA_FOCAL_PX", "")),
             engine=engine,
             insightface_dir=Path(pack) if pack else None,
             database_url=env.get("MIRRORHUB_VISION_DATABASE_URL")

@@ -23,6 +23,7 @@ from schemas.vision import (
     RecogniseRequest,
     VisionError,
 )
+from services.vision.distance import DEFAULT_CAMERA, CameraProfile, estimate_distance_cm
 from services.vision.engine import DetectedFace, FaceEngine
 from services.vision.images import ImageLimits, decode_image
 from services.vision.matcher import Gallery
@@ -35,8 +36,16 @@ log = logging.getLogger(__name__)
 class Faces:
     """The handlers of ``svc/vision/enrol`` and ``svc/vision/recognise``."""
 
-    def __init__(self, engine: FaceEngine, gallery: Gallery, bus: Bus, limits: ImageLimits) -> None:
+    def __init__(
+        self,
+        engine: FaceEngine,
+        gallery: Gallery,
+        bus: Bus,
+        limits: ImageLimits,
+        camera: CameraProfile = DEFAULT_CAMERA,
+    ) -> None:
         self.engine = engine
+        self.camera = camera
         self.gallery = gallery
         self.bus = bus
         self.limits = limits
@@ -104,4 +113,10 @@ class Faces:
             distance = None if not np.isfinite(match.distance) else round(match.distance, 4)
             results.append(FaceResult(name=match.name, box=(box.left, box.top, box.right,
                                                             box.bottom), distance=distance))
-        return RecogniseReply(faces=results)
+        return RecogniseReply(faces=results, distance=self._distance(faces[0]))
+
+    def _distance(self, face: DetectedFace) -> float | None:
+        try:
+            return round(estimate_distance_cm(face, self.camera.focal_px), 1)
+        except ValueError:  # an engine without eye landmarks
+            return None

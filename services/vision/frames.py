@@ -97,7 +97,7 @@ class FrameWorker:
             return FaceEvent(mirror_id=mirror_id, faces=[], dropped=dropped, error=error,
                              worker=self.bus.client_id)
         return FaceEvent(mirror_id=mirror_id, faces=reply.faces, dropped=dropped,
-                         worker=self.bus.client_id)
+                         worker=self.bus.client_id, distance=reply.distance)
 
     async def _publish(self, event: FaceEvent) -> None:
         try:

@@ -18,6 +18,7 @@ from services.vision.frames import serve_frames
 from services.vision.handlers import handlers
 from services.vision.images import ImageLimits
 from services.vision.matcher import Gallery
+from services.vision.measures import Measures
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,14 @@ async def run_vision(
                           "services.vision.migrations"),
             service_bus(bus_settings, "vision") as bus,
         ):
-            faces = Faces(engine, gallery, bus, limits)
+            faces = Faces(engine, gallery, bus, limits, settings.cameras.default)
+            measures = Measures(engine, settings.cameras, limits)
             loaded = await faces.load()
             log.info("vision: %d embeddings of %s loaded", loaded, engine.model_version)
             await bus.subscribe(VISION_ENROLLED.template, faces.on_enrolled)
             max_payload = settings.max_image_bytes * 4 // 3 + _ENVELOPE_SLACK
             async with (
-                ServiceRunner(bus, "vision", handlers(faces), max_payload=max_payload),
+                ServiceRunner(bus, "vision", handlers(faces, measures), max_payload=max_payload),
                 serve_frames(faces, bus, settings.max_image_bytes),
             ):
                 yield faces

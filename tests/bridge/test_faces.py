@@ -100,3 +100,35 @@ async def test_bad_uploads_get_save_image_fails(http: httpx.AsyncClient, tmp_pat
     assert missing.status_code == 400 and missing.json()["field"] == "face_image"
     nameless = await http.post("/register/face", files={"face_image": photo("test/obama1.jpg")})
     assert nameless.status_code == 400 and nameless.json()["field"] == "displayname"
+
+
+async def test_distance_of_the_same_photo_at_half_size_doubles(http: httpx.AsyncClient) -> None:
+    image = cv2.imread(str(FACES / "misc/obama-1080p.jpg"))
+    half = cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    readings = []
+    for picture in (image, half):
+        jpeg = cv2.imencode(".jpg", picture)[1].tobytes()
+        reply = await http.request("GET", "/distance",
+                                   files={"distance_image": ("d.jpg", jpeg, "image/jpeg")})
+        body = reply.json()
+        assert body["result"] == "success" and body["type"] == "distance", body
+        readings.append(body["distance"])
+    assert readings[0] > 0 and abs(readings[1] / readings[0] - 2) < 0.1
+
+
+async def test_distance_without_a_face_is_zero(http: httpx.AsyncClient) -> None:
+    blank = cv2.imencode(".png", np.full((240, 320, 3), 90, np.uint8))[1].tobytes()
+    reply = await http.post("/distance", files={"distance_image": ("b.png", blank, "image/png")})
+    body = reply.json()
+    assert (body["result"], body["type"], body["distance"]) == ("fail", "distance", 0)
+
+
+async def test_personal_color_names_a_season(http: httpx.AsyncClient) -> None:
+    reply = await http.request("GET", "/personal_color",
+                               files={"face_image": photo("test/obama1.jpg")})
+    body = reply.json()
+    assert body["result"] == "success" and body["type"] == "personal_color", body
+    assert body["tone"] in {"spring", "summer", "autumn", "winter"}
+    assert body["undertone"] in {"warm", "cool"} and body["depth"] in {"light", "deep"}
+    again = await http.post("/personal_color", files={"face_image": photo("test/obama1.jpg")})
+    assert again.json() == body  # deterministic

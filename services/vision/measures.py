@@ -1,0 +1,55 @@
+"""Distance and personal colour of the largest face in a photo (``svc/vision/distance``,
+``svc/vision/personal_color``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from broker.errors import ServiceError
+from schemas.vision import (
+    ColourReply,
+    ColourRequest,
+    DistanceReply,
+    DistanceRequest,
+    VisionError,
+)
+from services.vision.colour import analyse_tone
+from services.vision.distance import CameraProfiles, estimate_distance_cm
+from services.vision.engine import DetectedFace, FaceEngine, RGBImage
+from services.vision.images import ImageLimits, decode_image
+
+
+def largest(faces: list[DetectedFace]) -> DetectedFace:
+    return max(faces, key=lambda face: face.box.width * face.box.height)
+
+
+class Measures:
+    def __init__(self, engine: FaceEngine, cameras: CameraProfiles, limits: ImageLimits) -> None:
+        self.engine = engine
+        self.cameras = cameras
+        self.limits = limits
+
+    async def _largest_face(self, data: bytes) -> tuple[RGBImage, DetectedFace]:
+        def work() -> tuple[RGBImage, list[DetectedFace]]:
+            image = decode_image(data, self.limits)
+            return image, self.engine.analyse(image)
+
+        image, faces = await asyncio.to_thread(work)
+        if not faces:
+            raise ServiceError(VisionError.NO_FACE, "No face found in the image", "image")
+        return image, largest(faces)
+
+    async def distance(self, req: DistanceRequest) -> DistanceReply:
+        _, face = await self._largest_face(req.image)
+        focal = self.cameras.for_model(req.model_code).focal_px
+        return DistanceReply(distance=round(estimate_distance_cm(face, focal), 1))
+
+    async def personal_color(self, req: ColourRequest) -> ColourReply:
+        image, face = await self._largest_face(req.image)
+        try:
+            result = analyse_tone(image, face)
+        except ValueError as exc:
+            raise ServiceError(VisionError.NO_FACE, f"no skin to measure: {exc}", "image") from exc
+        return ColourReply(tone=result.tone, undertone=result.undertone, depth=result.depth,
+                           warmth_score=round(result.warmth_score, 2),
+                           depth_score=round(result.depth_score, 2))
