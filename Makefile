@@ -22,6 +22,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bridge.py
+	$(BIN)/python bench/vision.py
 
 lint: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev]'

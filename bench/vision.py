@@ -1,0 +1,459 @@
+"""What vision costs beyond the engine, how it scales over worker processes, and 1:N matching.
+
+1. Latency on the embedded amqtt broker: the ``test/`` photos one at a time, in alternating rounds,
+   a. bare: ``decode_image`` + ``engine.analyse`` + ``Gallery.match``, called directly;
+   b. MQTT: the JPEG published to ``mirrors/{id}/frame``, until ``mirrors/{id}/events/face``;
+   c. HTTP: ``POST /face`` (multipart ``face_image``) through the bridge, relayed over MQTT.
+   Service, bridge and broker share this process and one CPU, as in ``mirrorhub up``; the
+   clients run in a process of their own on another. All three must name the same faces.
+2. Throughput on Mosquitto at 127.0.0.1:1883: one, then two vision workers, each a process of
+   its own pinned to its own CPU (dlib's descriptor holds the GIL, so two in one process cannot
+   scale), splitting frames through ``$share``; each of ``--mirrors`` mirrors keeps one frame
+   in flight, so newest-wins drops nothing.
+3. 1:N matching: ``Gallery.match`` over 1k, 10k and 100k random embeddings against ``M @ q``.
+
+::
+
+    .venv/bin/python bench/vision.py --rounds 3 --seconds 10 --mirrors 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import multiprocessing
+import os
+import re
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.synchronize import Event
+from pathlib import Path
+
+# Run as a script, this file's directory heads sys.path and bench/bridge.py would shadow the
+# `bridge` package; the project's root, put before it, wins. (A call on sys.path, unlike
+# bench/bridge.py's assignment, needs no E402 exemption.)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import uvloop
+
+from bridge.app import create_app
+from bridge.server import serving
+from broker.client import Bus, Message
+from broker.errors import ServiceError
+from broker.server import EmbeddedBroker
+from broker.settings import BrokerURL, BusSettings
+from schemas.vision import MIRROR_FACE_EVENT, MIRROR_FRAME, EnrolRequest, FaceEvent
+from services.vision.config import VisionSettings
+from services.vision.faces import Faces
+from services.vision.images import decode_image
+from services.vision.matcher import Gallery
+from services.vision.service import run_vision
+
+HOST = "127.0.0.1"
+FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
+_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+
+Names = list[str | None]  # the faces of one photo, largest first; None for nobody enrolled
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One pass over the photos by MQTT or HTTP; pickled to the client process."""
+
+    bus: BusSettings
+    http_port: int
+    photos: tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True)
+class Sample:
+    latencies: list[float]  # seconds, one per photo, in the order of the photos
+    names: list[Names]
+
+
+# -- part 1, the clients, in their own process ---------------------------------------------------
+
+async def _by_mqtt(probe: Probe) -> Sample:
+    events: asyncio.Queue[FaceEvent] = asyncio.Queue()
+
+    async def collect(message: Message) -> None:
+        await events.put(FaceEvent.model_validate_json(message.payload))
+
+    sample = Sample([], [])
+    async with Bus(probe.bus, role="mirror") as bus:
+        await bus.subscribe(MIRROR_FACE_EVENT.format(mirror_id="bench"), collect, qos=0)
+        for _, data in probe.photos:
+            start = time.perf_counter()
+            await bus.publish(MIRROR_FRAME.format(mirror_id="bench"), data, qos=0)
+            event = await asyncio.wait_for(events.get(), 60)
+            sample.latencies.append(time.perf_counter() - start)
+            if event.error is not None or event.dropped:
+                raise RuntimeError(f"frame event with error or drops: {event}")
+            sample.names.append([face.name for face in event.faces])
+    return sample
+
+
+def multipart(name: str, data: bytes, port: int) -> bytes:
+    """``POST /face`` with the photo as the ``face_image`` file field."""
+    boundary = uuid.uuid4().hex
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="face_image"; '
+            f'filename="{name}"\r\nContent-Type: image/jpeg\r\n\r\n').encode()
+    body += data + f"\r\n--{boundary}--\r\n".encode()
+    return (f"POST /face HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def _by_http(probe: Probe) -> Sample:
+    requests = [multipart(name, data, probe.http_port) for name, data in probe.photos]
+    sample = Sample([], [])
+    reader, writer = await asyncio.open_connection(HOST, probe.http_port)
+    try:
+        for request in requests:
+            start = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = _LENGTH.search(head)
+            body = await reader.readexactly(int(length.group(1))) if length else b""
+            sample.latencies.append(time.perf_counter() - start)
+            reply = json.loads(body)
+            if reply.get("result") != "success":
+                raise RuntimeError(f"POST /face answered {head.split(b' ', 2)[1]!r}: {reply}")
+            sample.names.append([f["name"] if f["known"] else None for f in reply["faces"]])
+    finally:
+        writer.close()
+    return sample
+
+
+def by_mqtt(probe: Probe) -> Sample:
+    return asyncio.run(_by_mqtt(probe))
+
+
+def by_http(probe: Probe) -> Sample:
+    return asyncio.run(_by_http(probe))
+
+
+# -- part 1, the servers, in this process --------------------------------------------------------
+
+def bare(faces: Faces, photos: tuple[tuple[str, bytes], ...]) -> Sample:
+    """What the service does with a frame, minus the service: on this thread, no MQTT."""
+    sample = Sample([], [])
+    for _, data in photos:
+        start = time.perf_counter()
+        found = faces.engine.analyse(decode_image(data, faces.limits))
+        found.sort(key=lambda face: face.box.width * face.box.height, reverse=True)
+        names = [faces.gallery.match(face.embedding).name for face in found]
+        sample.latencies.append(time.perf_counter() - start)
+        sample.names.append(names)
+    return sample
+
+
+async def enrol(faces: Faces, train: Path) -> int:
+    """Every ``train/<name>/*`` photo, straight into the service; returns how many took."""
+    enrolled = 0
+    for photo in sorted(path for path in train.glob("*/*") if path.is_file()):
+        try:
+            await faces.enrol(EnrolRequest(name=photo.parent.name, image=photo.read_bytes()))
+            enrolled += 1
+        except ServiceError as exc:
+            print(f"  not enrolled: {photo.relative_to(train)} ({exc.message})")
+    return enrolled
+
+
+async def bench_latency(
+    faces: Faces, probe: Probe, rounds: int, loader: ProcessPoolExecutor
+) -> list[Sample]:
+    """A warm-up pass, then ``rounds`` of bare, MQTT, HTTP; one pooled sample per path."""
+    loop = asyncio.get_running_loop()
+    pooled = [Sample([], []) for _ in range(3)]
+    for round_ in range(rounds + 1):
+        samples = [bare(faces, probe.photos), await loop.run_in_executor(loader, by_mqtt, probe),
+                   await loop.run_in_executor(loader, by_http, probe)]
+        if any(sample.names != samples[0].names for sample in samples):
+            raise RuntimeError(f"the paths name different faces: {[s.names for s in samples]}")
+        if round_:  # round 0 warms up: first calls, imports, connections
+            for into, sample in zip(pooled, samples, strict=True):
+                into.latencies.extend(sample.latencies)
+                into.names.extend(sample.names)
+    return pooled
+
+
+def print_latency(photos: tuple[tuple[str, bytes], ...], samples: list[Sample]) -> None:
+    paths = ("bare decode+analyse+match", "MQTT frame -> face event", "HTTP POST /face")
+    base_mean = statistics.fmean(samples[0].latencies)
+    base_p50 = statistics.median(samples[0].latencies)
+    print(f"{'path':<27} {'mean ms':>8} {'p50 ms':>7} {'x bare mean':>11} {'x bare p50':>10}")
+    for path, sample in zip(paths, samples, strict=True):
+        mean, p50 = statistics.fmean(sample.latencies), statistics.median(sample.latencies)
+        print(f"{path:<27} {mean * 1e3:>8.1f} {p50 * 1e3:>7.1f} {mean / base_mean:>11.3f} "
+              f"{p50 / base_p50:>10.3f}")
+    print(f"\n{'photo (mean ms)':<24} {'KB':>5} {'faces':>5} {'bare':>6} {'MQTT':>6} {'HTTP':>6} "
+          f"{'+MQTT':>6} {'+HTTP':>6}")
+    for index, (name, data) in enumerate(photos):
+        bare_ms, mqtt_ms, http_ms = (
+            1e3 * statistics.fmean(s.latencies[index::len(photos)]) for s in samples)
+        print(f"{name:<24} {len(data) / 1024:>5.0f} {len(samples[0].names[index]):>5} "
+              f"{bare_ms:>6.0f} {mqtt_ms:>6.0f} {http_ms:>6.0f} {mqtt_ms - bare_ms:>6.1f} "
+              f"{http_ms - bare_ms:>6.1f}")
+
+
+# -- part 2, vision workers in processes of their own --------------------------------------------
+
+def vision_settings(data: Path) -> VisionSettings:
+    """The service's defaults, on one SQLite file in ``data``."""
+    return VisionSettings(data_dir=data, database_url=f"sqlite://{data / 'vision.sqlite3'}",
+                          threshold=None)
+
+
+@dataclass(frozen=True)
+class Worker:
+    """What a worker process needs (VisionSettings itself holds an unpicklable mappingproxy)."""
+
+    bus: BusSettings
+    data: Path
+    cpu: int
+
+
+def serve_worker(worker: Worker, ready: Event, stop: Event) -> None:
+    """One vision worker on one CPU until ``stop`` is set (a process target)."""
+    os.sched_setaffinity(0, {worker.cpu})
+    logging.getLogger("mqtt").setLevel(logging.ERROR)
+
+    async def serve() -> None:
+        async with run_vision(worker.bus, vision_settings(worker.data)):
+            ready.set()
+            await asyncio.to_thread(stop.wait)
+
+    uvloop.run(serve())
+
+
+@dataclass(frozen=True)
+class Throughput:
+    rate: float  # analysed frames per second within the timed window
+    workers: Counter[str]  # frames per worker
+    dropped: int
+    errors: int
+
+
+async def drive(bus: Bus, queues: dict[str, asyncio.Queue[FaceEvent]], photos: list[bytes],
+                seconds: float) -> Throughput:
+    """Each mirror sends a frame and waits for its event until ``seconds`` have passed."""
+    loop = asyncio.get_running_loop()
+    timed: list[FaceEvent] = []
+    start = loop.time()
+
+    async def mirror(index: int, mirror_id: str) -> None:
+        while True:
+            frame = photos[index % len(photos)]
+            index += 1
+            await bus.publish(MIRROR_FRAME.format(mirror_id=mirror_id), frame, qos=0)
+            event = await asyncio.wait_for(queues[mirror_id].get(), 60)
+            if loop.time() - start > seconds:
+                return
+            timed.append(event)
+
+    async with asyncio.TaskGroup() as group:
+        for index, mirror_id in enumerate(queues):
+            group.create_task(mirror(index, mirror_id))
+    return Throughput(len(timed) / seconds if seconds else 0.0,
+                      Counter(event.worker for event in timed),
+                      sum(event.dropped for event in timed),
+                      sum(event.error is not None for event in timed))
+
+
+async def with_workers(count: int, bus: BusSettings, data: Path,
+                       mirror: Bus, queues: dict[str, asyncio.Queue[FaceEvent]],
+                       photos: list[bytes], seconds: float) -> Throughput:
+    """Start ``count`` worker processes, warm up, time ``seconds`` of frames, stop them."""
+    spawn = multiprocessing.get_context("spawn")
+    cpus = sorted(os.sched_getaffinity(0))
+    stop = spawn.Event()
+    processes = []
+    try:
+        # One after the other: they share the SQLite file, and each migrates it at start.
+        for index in range(count):
+            ready = spawn.Event()
+            process = spawn.Process(target=serve_worker, daemon=True, args=(
+                Worker(bus, data, cpus[index % len(cpus)]), ready, stop))
+            process.start()
+            processes.append(process)
+            if not await asyncio.to_thread(ready.wait, 60):
+                raise RuntimeError(f"vision worker {index} not ready in 60 s "
+                                   f"(exit code {process.exitcode})")
+        await drive(mirror, queues, photos, 0)  # one frame per mirror, untimed
+        return await drive(mirror, queues, photos, seconds)
+    finally:
+        stop.set()
+        for process in processes:
+            await asyncio.to_thread(process.join, 30)
+            if process.is_alive():
+                process.terminate()
+
+
+async def bench_workers(args: argparse.Namespace, photos: list[bytes],
+                        data: Path) -> list[list[Throughput]]:
+    """Alternating rounds of one and two workers on Mosquitto: results per worker count."""
+    run = uuid.uuid4().hex[:8]
+    bus = BusSettings(url=BrokerURL(HOST, args.mosquitto_port, "bench", "x"), connect_timeout=5.0,
+                      namespace=f"bench-{run}/", shared_group=f"bench-vision-{run}")
+    queues: dict[str, asyncio.Queue[FaceEvent]] = {
+        f"m{index}": asyncio.Queue() for index in range(args.mirrors)}
+
+    async def collect(message: Message) -> None:
+        event = FaceEvent.model_validate_json(message.payload)
+        await queues[event.mirror_id].put(event)
+
+    results: list[list[Throughput]] = [[], []]
+    async with Bus(bus, role="mirror") as mirror:
+        await mirror.subscribe(MIRROR_FACE_EVENT.filter, collect, qos=0)
+        for _ in range(args.rounds):
+            for count, into in ((1, results[0]), (2, results[1])):
+                into.append(await with_workers(count, bus, data, mirror, queues, photos,
+                                               args.seconds))
+    return results
+
+
+def print_workers(results: list[list[Throughput]]) -> None:
+    print(f"{'workers':<8} {'frames/s':>8} {'min-max':>11} {'dropped':>7} {'errors':>6}  "
+          f"frames per worker, by round")
+    medians = []
+    for count, runs in enumerate(results, 1):
+        rates = [r.rate for r in runs]
+        medians.append(statistics.median(rates))
+        split = " ".join("/".join(str(n) for n in sorted(r.workers.values(), reverse=True))
+                         for r in runs)
+        print(f"{count:<8} {medians[-1]:>8.2f} {min(rates):>5.2f}-{max(rates):<5.2f} "
+              f"{sum(r.dropped for r in runs):>7} {sum(r.errors for r in runs):>6}  {split}")
+    print(f"{'ratio 2 workers / 1 worker':<27} {medians[1] / medians[0]:.2f}")
+
+
+# -- part 3, 1:N matching ------------------------------------------------------------------------
+
+def per_call(function: Callable[[], object], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        function()
+    return (time.perf_counter() - start) / calls
+
+
+def matching_cases(rng: np.random.Generator, size: int) -> list[Callable[[], object]]:
+    """``Gallery.match``, the bare ``M @ q`` and numpy's whole nearest-row search, on ``size``
+    random rows."""
+    # dlib descriptors have norms about 1.4: 128 values of about 0.12.
+    rows = (rng.standard_normal((size, 128)) * 0.12).astype(np.float32)
+    query = (rng.standard_normal(128) * 0.12).astype(np.float32)
+    gallery = Gallery(128, 0.6)
+    gallery.add_many([f"s{index}" for index in range(size)], rows)
+    norms = np.einsum("ij,ij->i", rows, rows)
+    return [
+        lambda: gallery.match(query),
+        lambda: rows @ query,
+        lambda: int(np.argmin(norms - 2.0 * (rows @ query))),
+    ]
+
+
+def bench_matching(sizes: list[int], rounds: int) -> list[str]:
+    """The table's lines: per-call medians over ``rounds`` alternations of the three cases."""
+    rng = np.random.default_rng(0)
+    lines = [f"{'enrolled':>8} {'match us':>9} {'M @ q us':>9} {'x M @ q':>8} "
+             f"{'numpy nearest us':>16} {'x nearest':>9}"]
+    for size in sizes:
+        cases = matching_cases(rng, size)
+        # Enough calls for ~50 ms a round, from one calibration call of each case.
+        calls = [max(1, int(0.05 / per_call(case, 1))) for case in cases]
+        times: list[list[float]] = [[], [], []]
+        for _ in range(rounds):
+            for case, count, into in zip(cases, calls, times, strict=True):
+                into.append(per_call(case, count))
+        match, bare_op, nearest = (statistics.median(t) * 1e6 for t in times)
+        lines.append(f"{size:>8} {match:>9.1f} {bare_op:>9.1f} {match / bare_op:>8.2f} "
+                     f"{nearest:>16.1f} {match / nearest:>9.2f}")
+    return lines
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+async def main(args: argparse.Namespace) -> None:
+    logging.getLogger("mqtt").setLevel(logging.ERROR)
+    all_cpus = sorted(os.sched_getaffinity(0))
+    loader_cpus = all_cpus[1:2] or all_cpus
+    os.sched_setaffinity(0, all_cpus[:1])  # before any thread starts: they inherit it
+    photos = tuple((path.name, path.read_bytes())
+                   for path in sorted((args.faces / "test").glob("*.jp*g")))
+    spawn = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="mirrorhub-bench-") as tmp:
+        data = Path(tmp)
+        print(f"1. One frame at a time on the embedded broker: {len(photos)} photos x "
+              f"{args.rounds} rounds after a warm-up pass.\n   Service, bridge and broker on CPU "
+              f"{all_cpus[:1]}, clients on {loader_cpus}.")
+        with ProcessPoolExecutor(1, spawn, os.sched_setaffinity, (0, loader_cpus)) as loader:
+            async with EmbeddedBroker(HOST, 0, accounts={"bench": "bench-secret"}) as broker:
+                bus = BusSettings(url=BrokerURL(HOST, broker.port, "bench", "bench-secret"),
+                                  connect_timeout=5.0, request_timeout=60.0,
+                                  namespace=f"bench-{uuid.uuid4().hex[:8]}/")
+                async with run_vision(bus, vision_settings(data)) as faces, \
+                        serving(create_app(bus), HOST, 0) as bridge:
+                    print(f"   enrolled {await enrol(faces, args.faces / 'train')} train/ "
+                          f"photos of {len(faces.gallery.subjects)} people\n")
+                    port = bridge.servers[0].sockets[0].getsockname()[1]
+                    probe = Probe(bus, port, photos)
+                    print_latency(photos, await bench_latency(faces, probe, args.rounds, loader))
+
+        print(f"\n2. Throughput on Mosquitto {HOST}:{args.mosquitto_port}: {args.mirrors} mirrors "
+              f"with one frame in flight each, {args.seconds:g} s x {args.rounds} rounds;\n"
+              f"   workers are processes pinned to CPUs {all_cpus[:2]}, the mirrors' client "
+              f"is not pinned.")
+        try:
+            socket.create_connection((HOST, args.mosquitto_port), timeout=1.0).close()
+        except OSError as exc:
+            print(f"   skipped: nothing listens on {HOST}:{args.mosquitto_port} "
+                  f"({exc.strerror or exc})")
+        else:
+            os.sched_setaffinity(0, all_cpus)
+            frames = [frame for _, frame in photos]
+            print_workers(await bench_workers(args, frames, data))
+            os.sched_setaffinity(0, all_cpus[:1])
+
+    print(f"\n3. 1:N matching of one 128-d query in a fresh process on CPU {all_cpus[:1]}, "
+          f"BLAS on one thread; median of {args.rounds + 4} rounds.")
+    # A fresh process: in this one, thread pools left by parts 1 and 2 (OpenBLAS's, OpenCV's)
+    # made a 10k product take milliseconds instead of a fifth of one.
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    with ProcessPoolExecutor(1, spawn, os.sched_setaffinity, (0, all_cpus[:1])) as matcher:
+        rows = matcher.submit(bench_matching, [1_000, 10_000, 100_000], args.rounds + 4)
+        print("\n".join(rows.result()))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Vision: engine versus MQTT/HTTP, workers, "
+                                                 "matching.")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of each comparison")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="timed seconds of frames per worker count and round")
+    parser.add_argument("--mirrors", type=int, default=8, help="mirrors sending frames (part 2)")
+    parser.add_argument("--mosquitto-port", type=int, default=1883,
+                        help="Mosquitto on 127.0.0.1 that allows anonymous clients")
+    parser.add_argument("--faces", type=Path, default=FACES,
+                        help="photos: train/<name>/* to enrol, test/*.jpg to recognise")
+    args = parser.parse_args()
+    if args.rounds < 1 or args.seconds <= 0 or args.mirrors < 1:
+        parser.error("need --rounds >= 1, --seconds > 0, --mirrors >= 1")
+    if not (args.faces / "train").is_dir() or not any((args.faces / "test").glob("*.jp*g")):
+        parser.error(f"no train/ and test/*.jpg photos under {args.faces}")
+    return args
+
+
+if __name__ == "__main__":
+    # The loop mirrorhub runs on (mirrorhub/cli.py).
+    uvloop.run(main(parse_args()))
