@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 
 from broker.errors import ConfigError
-from services.vision.engine import Box, DetectedFace, RGBImage
+from services.vision.engine import Box, DetectedFace, RGBImage, checked_rgb
 
 SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
 RECOGNITION_MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -169,9 +169,7 @@ class DlibEngine:
         Raises ``ValueError`` for anything but an ``(h, w, 3)`` uint8 array and ``RuntimeError``
         if the engine is not open.
         """
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an (h, w, 3) uint8 image, not {image.shape} {image.dtype}")
-        image = np.ascontiguousarray(image)
+        image = checked_rgb(image)
         with self._lock:
             models = self._models
             if models is None:

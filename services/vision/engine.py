@@ -27,6 +27,13 @@ Embedding = npt.NDArray[np.float32]
 """A face embedding: a read-only float32 vector of the engine's ``dimension``."""
 
 
+def checked_rgb(image: RGBImage) -> RGBImage:
+    """``image`` as a C-contiguous array, or ``ValueError`` unless it is ``(h, w, 3)`` uint8."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (h, w, 3) uint8 image, not {image.shape} {image.dtype}")
+    return np.ascontiguousarray(image)
+
+
 @dataclass(frozen=True)
 class Box:
     """A face rectangle in pixel coordinates of the image given to the engine.

@@ -49,7 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from broker.errors import ConfigError
-from services.vision.engine import Box, DetectedFace, RGBImage
+from services.vision.engine import Box, DetectedFace, RGBImage, checked_rgb
 
 DETECTOR_FILE = "det_10g.onnx"
 RECOGNISER_FILE = "w600k_r50.onnx"
@@ -221,10 +221,8 @@ class InsightFaceEngine:
         Raises ``ValueError`` for anything but an ``(h, w, 3)`` uint8 array and ``RuntimeError``
         if the engine is not open.
         """
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an (h, w, 3) uint8 image, not {image.shape} {image.dtype}")
+        image = checked_rgb(image)
         models = self._open_models()
-        image = np.ascontiguousarray(image)
         boxes, scores, keypoints = self._detect(models, image)
         if not len(boxes):
             return []
