@@ -46,17 +46,15 @@ from typing import Protocol, Self
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 
 from broker.errors import ConfigError
 from services.vision.engine import Box, DetectedFace, RGBImage, checked_rgb
+from services.vision.scrfd import STRIDES, Floats, decode_scrfd, nms, similarity_transform
 
 DETECTOR_FILE = "det_10g.onnx"
 RECOGNISER_FILE = "w600k_r50.onnx"
 
-Floats = npt.NDArray[np.float32]
 
-_STRIDES = (8, 16, 32)
 _ALIGNED_SIZE = 112
 # Where ArcFace was trained to see the five keypoints, in a 112 x 112 crop.
 _ARCFACE_TEMPLATE = np.array(
@@ -257,7 +255,7 @@ class InsightFaceEngine:
         """
         inputs, outputs = session.get_inputs(), session.get_outputs()
         name = self.settings.detector_file
-        if len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs) != 3 * len(_STRIDES):
+        if len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs) != 3 * len(STRIDES):
             raise ConfigError(
                 f"{name} is not an SCRFD detector with keypoints: expected one [1, 3, H, W] "
                 f"input and 9 outputs, found {len(inputs)} input(s) and {len(outputs)} output(s)"
@@ -306,8 +304,8 @@ class InsightFaceEngine:
         blob = ((canvas.astype(np.float32) - 127.5) / 128.0).transpose(2, 0, 1)[np.newaxis]
         raw = models.detector.run(None, {models.detector_input: np.ascontiguousarray(blob)})
         outputs = [raw[index] for index in models.detector_order]
-        boxes, scores, keypoints = _decode(outputs, size, size, self.settings.score_threshold)
-        keep = _nms(boxes, scores, self.settings.nms_threshold)
+        boxes, scores, keypoints = decode_scrfd(outputs, size, size, self.settings.score_threshold)
+        keep = nms(boxes, scores, self.settings.nms_threshold)
         # Each axis was rounded on its own, so each maps back by its own factor.
         factors = np.array([width / fitted_w, height / fitted_h], dtype=np.float32)
         return (
@@ -320,7 +318,7 @@ class InsightFaceEngine:
         crops = [
             cv2.warpAffine(
                 image,
-                _similarity(points, _ARCFACE_TEMPLATE),
+                similarity_transform(points, _ARCFACE_TEMPLATE),
                 (_ALIGNED_SIZE, _ALIGNED_SIZE),
                 flags=cv2.INTER_LINEAR,
                 borderValue=(0, 0, 0),
@@ -343,79 +341,3 @@ class InsightFaceEngine:
         vectors /= np.maximum(norms, np.float32(1e-12))
         return [np.array(row) for row in vectors]
 
-
-def _decode(
-    outputs: Sequence[Floats], height: int, width: int, threshold: float
-) -> tuple[Floats, Floats, Floats]:
-    """SCRFD's nine outputs as boxes, scores and keypoints above ``threshold``, in input px."""
-    found_boxes, found_scores, found_points = [], [], []
-    for level, stride in enumerate(_STRIDES):
-        rows, cols = height // stride, width // stride
-        scores = np.asarray(outputs[level], dtype=np.float32).reshape(-1)
-        distances = np.asarray(outputs[level + 3], dtype=np.float32).reshape(-1, 4) * stride
-        offsets = np.asarray(outputs[level + 6], dtype=np.float32).reshape(-1, 5, 2) * stride
-        anchors, remainder = divmod(len(scores), rows * cols)
-        if remainder or not anchors or not len(distances) == len(scores) == len(offsets):
-            raise RuntimeError(
-                f"SCRFD stride {stride} gave {len(scores)} scores for a {cols}x{rows} grid"
-            )
-        ys, xs = np.mgrid[:rows, :cols]
-        centres = np.stack([xs, ys], axis=-1).reshape(-1, 2).astype(np.float32) * stride
-        centres = np.repeat(centres, anchors, axis=0)  # point-major: a point's anchors adjoin
-        chosen = scores >= threshold
-        centres = centres[chosen]
-        distances = distances[chosen]
-        found_scores.append(scores[chosen])
-        found_boxes.append(
-            np.concatenate([centres - distances[:, :2], centres + distances[:, 2:]], axis=1)
-        )
-        found_points.append(centres[:, np.newaxis, :] + offsets[chosen])
-    return (
-        np.concatenate(found_boxes).astype(np.float32),
-        np.concatenate(found_scores).astype(np.float32),
-        np.concatenate(found_points).astype(np.float32),
-    )
-
-
-def _nms(boxes: Floats, scores: Floats, overlap: float) -> npt.NDArray[np.intp]:
-    """Indices of the boxes kept by greedy non-maximum suppression, highest score first.
-
-    A box is dropped when its intersection over union with a kept, higher-scoring box exceeds
-    ``overlap``. Ties in score keep the earlier box, so the result is deterministic.
-    """
-    order = np.argsort(-scores, kind="stable")
-    areas = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
-    kept: list[int] = []
-    while order.size:
-        best, rest = int(order[0]), order[1:]
-        kept.append(best)
-        corner_low = np.maximum(boxes[best, :2], boxes[rest, :2])
-        corner_high = np.minimum(boxes[best, 2:], boxes[rest, 2:])
-        inter = np.prod(np.maximum(corner_high - corner_low, 0), axis=1)
-        union = areas[best] + areas[rest] - inter
-        iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-        order = rest[iou <= overlap]
-    return np.array(kept, dtype=np.intp)
-
-
-def _similarity(source: Floats, target: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """The 2x3 rotation, uniform scale and translation that best maps ``source`` onto ``target``.
-
-    Least squares in closed form (Umeyama, 1991): no sampling, so the same points always give
-    the same warp.
-    """
-    src = source.astype(np.float64)
-    src_mean, dst_mean = src.mean(axis=0), target.mean(axis=0)
-    src_c, dst_c = src - src_mean, target - dst_mean
-    covariance = dst_c.T @ src_c / len(src)
-    u, singular, vt = np.linalg.svd(covariance)
-    sign = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[1, 1] = -1  # a reflection fits better; take the best rotation instead
-    rotation = u @ sign @ vt
-    variance = (src_c**2).sum() / len(src)
-    scale = float(np.trace(np.diag(singular) @ sign) / variance) if variance > 0 else 1.0
-    matrix = np.empty((2, 3), dtype=np.float64)
-    matrix[:, :2] = scale * rotation
-    matrix[:, 2] = dst_mean - scale * rotation @ src_mean
-    return matrix
