@@ -26,6 +26,7 @@ from schemas.auth import (
 )
 from schemas.topics import Operation
 from schemas.vision import (
+    IMAGE_ERRORS,
     IMAGE_MAX_BYTES,
     VISION_COLOUR,
     VISION_DISTANCE,
@@ -38,15 +39,15 @@ Rep = TypeVar("Rep", bound=BaseModel)
 
 ACCOUNT_BODY_LIMIT = 64 * 1024
 IMAGE_BODY_LIMIT = IMAGE_MAX_BYTES + 64 * 1024
-# Problems with the uploaded file itself answer with seed 001's "save_image" type.
-IMAGE_ERRORS = {"empty", "too_large", "too_many_pixels", "not_an_image", "truncated"}
 
 
-def _image_of(fields: dict[str, Any], type_: str, name: str) -> bytes:
+async def _image_fields(request: Request, type_: str, name: str) -> tuple[dict[str, Any], str]:
+    """The request's fields and its ``name`` file, base64-encoded for the vision service."""
+    fields = await fields_of(request, type_, IMAGE_BODY_LIMIT)
     upload = fields.get(name)
     if not isinstance(upload, Upload):
         raise HttpFail(type_, f"{name}: is required (a JPEG or PNG file)", 400, field=name)
-    return upload.data
+    return fields, base64.b64encode(upload.data).decode()
 
 
 async def _ask_vision(
@@ -55,20 +56,19 @@ async def _ask_vision(
     try:
         return await call(request, type_, operation, body)
     except HttpFail as exc:
-        if exc.code in IMAGE_ERRORS:
+        if exc.code in IMAGE_ERRORS:  # the file itself: seed 001's "save_image" failure
             exc.type = "save_image"
         raise
 
 
 async def register_face(request: Request) -> JSONResponse:
     """Seed 000 names the person ``displayname``, seed 001 ``username``: either is accepted."""
-    fields = await fields_of(request, "register_face", IMAGE_BODY_LIMIT)
+    fields, image = await _image_fields(request, "register_face", "face_image")
     name = fields.get("displayname", fields.get("username"))
     if not isinstance(name, str) or not name.strip():
         raise HttpFail("register_face", "displayname (or username): is required", 400,
                        field="displayname")
-    image = _image_of(fields, "register_face", "face_image")
-    body = {"name": name.strip(), "image": base64.b64encode(image).decode()}
+    body = {"name": name.strip(), "image": image}
     await _ask_vision(request, "register_face", VISION_ENROL, body)
     return success("register_face")
 
@@ -76,10 +76,8 @@ async def register_face(request: Request) -> JSONResponse:
 async def recognise_face(request: Request) -> JSONResponse:
     """``face`` names the largest face (``"unknown"`` for somebody not enrolled); ``faces``
     lists every face, largest first."""
-    fields = await fields_of(request, "face", IMAGE_BODY_LIMIT)
-    image = _image_of(fields, "face", "face_image")
-    reply = await _ask_vision(request, "face", VISION_RECOGNISE,
-                              {"image": base64.b64encode(image).decode()})
+    _, image = await _image_fields(request, "face", "face_image")
+    reply = await _ask_vision(request, "face", VISION_RECOGNISE, {"image": image})
     faces = [
         {"name": face.name or "unknown", "known": face.name is not None,
          "box": list(face.box), "distance": face.distance}
@@ -106,9 +104,8 @@ async def whoami(request: Request) -> JSONResponse:
 async def distance(request: Request) -> JSONResponse:
     """Centimetres from the camera to the largest face; ``model_code`` (optional) picks the
     mirror model's camera. No face: seed 001's fail reply, with distance 0."""
-    fields = await fields_of(request, "distance", IMAGE_BODY_LIMIT)
-    image = _image_of(fields, "distance", "distance_image")
-    body = {"image": base64.b64encode(image).decode(), "model_code": fields.get("model_code")}
+    fields, image = await _image_fields(request, "distance", "distance_image")
+    body = {"image": image, "model_code": fields.get("model_code")}
     try:
         reply = await _ask_vision(request, "distance", VISION_DISTANCE, body)
     except HttpFail as exc:
@@ -121,10 +118,8 @@ async def distance(request: Request) -> JSONResponse:
 async def personal_color(request: Request) -> JSONResponse:
     """``tone`` is the season (spring, summer, autumn, winter); ``undertone`` and ``depth``
     say why (docs/vision.md)."""
-    fields = await fields_of(request, "personal_color", IMAGE_BODY_LIMIT)
-    image = _image_of(fields, "personal_color", "face_image")
-    reply = await _ask_vision(request, "personal_color", VISION_COLOUR,
-                              {"image": base64.b64encode(image).decode()})
+    _, image = await _image_fields(request, "personal_color", "face_image")
+    reply = await _ask_vision(request, "personal_color", VISION_COLOUR, {"image": image})
     return success("personal_color", tone=reply.tone, undertone=reply.undertone,
                    depth=reply.depth)
 

@@ -16,7 +16,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from schemas.auth import USERNAME_MAX
-from schemas.envelope import ErrorBody
+from schemas.envelope import ErrorBody, ErrorCode
 from schemas.topics import Operation, Topic
 
 IMAGE_MAX_BYTES = 20_000_000
@@ -34,6 +34,13 @@ class VisionError(StrEnum):
     FACE_TOO_SMALL = "face_too_small"  # enrolment quality checks
     FACE_BLURRED = "face_blurred"
     FACE_TOO_DARK = "face_too_dark"
+
+
+IMAGE_ERRORS = frozenset({
+    VisionError.EMPTY, ErrorCode.TOO_LARGE, VisionError.TOO_MANY_PIXELS,
+    VisionError.NOT_AN_IMAGE, VisionError.TRUNCATED,
+})
+"""Codes that mean the uploaded file itself is unusable (the bridge's ``save_image`` fails)."""
 
 
 def _b64decode(value: object) -> bytes:

@@ -24,13 +24,27 @@ from schemas.vision import (
     VisionError,
 )
 from services.vision.distance import DEFAULT_CAMERA, CameraProfile, estimate_distance_cm
-from services.vision.engine import DetectedFace, FaceEngine
+from services.vision.engine import DetectedFace, FaceEngine, RGBImage
 from services.vision.images import ImageLimits, decode_image
 from services.vision.matcher import Gallery
 from services.vision.models import FaceEmbedding, Subject
 from services.vision.quality import check_face
 
 log = logging.getLogger(__name__)
+
+
+async def analyse_upload(
+    engine: FaceEngine, limits: ImageLimits, data: bytes
+) -> tuple[RGBImage, list[DetectedFace]]:
+    """Decode an uploaded image and find its faces, largest first, off the event loop."""
+
+    def work() -> tuple[RGBImage, list[DetectedFace]]:
+        image = decode_image(data, limits)
+        faces = engine.analyse(image)
+        faces.sort(key=lambda face: face.box.width * face.box.height, reverse=True)
+        return image, faces
+
+    return await asyncio.to_thread(work)
 
 
 class Faces:
@@ -61,12 +75,8 @@ class Faces:
             self.gallery.add_many(names, vectors)
         return len(rows)
 
-    async def _analyse(self, data: bytes) -> tuple[np.ndarray, list[DetectedFace]]:
-        def work() -> tuple[np.ndarray, list[DetectedFace]]:
-            image = decode_image(data, self.limits)
-            return image, self.engine.analyse(image)
-
-        return await asyncio.to_thread(work)
+    async def _analyse(self, data: bytes) -> tuple[RGBImage, list[DetectedFace]]:
+        return await analyse_upload(self.engine, self.limits, data)
 
     async def enrol(self, req: EnrolRequest) -> EnrolReply:
         image, faces = await self._analyse(req.image)
@@ -105,7 +115,6 @@ class Faces:
         _, faces = await self._analyse(req.image)
         if not faces:
             raise ServiceError(VisionError.NO_FACE, "No face found in the image", "face_image")
-        faces.sort(key=lambda face: face.box.width * face.box.height, reverse=True)
         results = []
         for face in faces:
             match = self.gallery.match(face.embedding)

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from broker.errors import ServiceError
 from schemas.vision import (
     ColourReply,
@@ -16,11 +14,8 @@ from schemas.vision import (
 from services.vision.colour import analyse_tone
 from services.vision.distance import CameraProfiles, estimate_distance_cm
 from services.vision.engine import DetectedFace, FaceEngine, RGBImage
-from services.vision.images import ImageLimits, decode_image
-
-
-def largest(faces: list[DetectedFace]) -> DetectedFace:
-    return max(faces, key=lambda face: face.box.width * face.box.height)
+from services.vision.faces import analyse_upload
+from services.vision.images import ImageLimits
 
 
 class Measures:
@@ -30,14 +25,10 @@ class Measures:
         self.limits = limits
 
     async def _largest_face(self, data: bytes) -> tuple[RGBImage, DetectedFace]:
-        def work() -> tuple[RGBImage, list[DetectedFace]]:
-            image = decode_image(data, self.limits)
-            return image, self.engine.analyse(image)
-
-        image, faces = await asyncio.to_thread(work)
+        image, faces = await analyse_upload(self.engine, self.limits, data)
         if not faces:
             raise ServiceError(VisionError.NO_FACE, "No face found in the image", "image")
-        return image, largest(faces)
+        return image, faces[0]
 
     async def distance(self, req: DistanceRequest) -> DistanceReply:
         _, face = await self._largest_face(req.image)
