@@ -15,7 +15,11 @@ so several deployments (or test runs) can share one broker without hearing each 
 
 Requests and replies travel at QoS 0: the caller's deadline is what makes a call reliable (a lost
 message is a :class:`~broker.errors.RequestTimeout`, never silence), and QoS 1 would both double
-the packets and let a redelivered request run twice (registering a user twice, say).
+the packets and let a redelivered request run twice (registering a user twice, say). The
+exception is an operation whose service holds a persistent session and deduplicates (sending a
+message): ``qos=1`` lets the broker keep the request while that service restarts. Every request
+carries a ``deadline``; a service drops what arrives after it, so a caller that gave up can say
+"not done" and be right.
 A request fails with :class:`~broker.errors.BusUnavailable` when there is no connection (or it
 drops while waiting), :class:`~broker.errors.RequestTimeout` after the deadline, and
 :class:`~broker.errors.ServiceError` when the service answered with a typed error.
@@ -27,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -61,6 +66,7 @@ MessageCallback = Callable[[Message], Awaitable[None]]
 REPLY_PREFIX = "reply"
 _BACKOFF_MIN, _BACKOFF_MAX = 0.05, 5.0
 _CLOSE_TIMEOUT = 2.0
+_REPLY_MARGIN = 1.0  # seconds of a request's deadline kept for the reply's way back
 
 
 def _refused_credentials(exc: MqttConnectError) -> bool:
@@ -328,30 +334,39 @@ class Bus:
         body: BaseModel | dict[str, Any],
         *,
         timeout: float | None = None,
+        qos: int = 0,
         **params: str,
     ) -> Rep:
-        """Send ``body`` to ``operation`` and return its validated reply body."""
+        """Send ``body`` to ``operation`` and return its validated reply body.
+
+        ``qos=1`` is for requests a service must not miss during a short absence: the broker
+        keeps them for a persistent session until it is back, or until the deadline passes.
+        """
         reply = await self.request_raw(
             operation.format(**params),
             body.model_dump(mode="json") if isinstance(body, BaseModel) else body,
             timeout=timeout,
+            qos=qos,
         )
         assert operation.reply is not None
         return operation.reply.model_validate(reply)
 
     async def request_raw(
-        self, topic: str, body: dict[str, Any], *, timeout: float | None = None
+        self, topic: str, body: dict[str, Any], *, timeout: float | None = None, qos: int = 0
     ) -> dict[str, Any]:
         """Like :meth:`request` with an untyped body: the reply body as a dict."""
         deadline = timeout if timeout is not None else self.settings.request_timeout
         request_id = uuid.uuid4().hex
         future: asyncio.Future[ReplyEnvelope] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        envelope = RequestEnvelope(id=request_id, reply_to=self.reply_topic, body=body)
+        # The service must start before this, so that its reply can still arrive in time.
+        expires = time.time() + deadline - min(deadline / 4, _REPLY_MARGIN)
+        envelope = RequestEnvelope(id=request_id, reply_to=self.reply_topic, body=body,
+                                   deadline=round(expires, 3))
         try:
             async with asyncio.timeout(deadline):
                 # A dropped connection may come back quickly; wait part of the deadline for it.
-                await self.publish(topic, envelope, qos=0, wait=min(deadline / 2, 2.0))
+                await self.publish(topic, envelope, qos=qos, wait=min(deadline / 2, 2.0))
                 reply = await future
         except TimeoutError as exc:
             raise RequestTimeout(topic, deadline) from exc

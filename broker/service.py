@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ class Handler:
 
     operation: Operation[Any, Any]
     func: Callable[[Any], Awaitable[BaseModel]]
+    # 1 for operations whose requests the broker should keep while the service is away (with a
+    # persistent session); the handler must then be idempotent, since QoS 1 may deliver twice.
+    qos: int = 0
 
 
 def check_table(handlers: Sequence[Handler]) -> None:
@@ -66,6 +70,8 @@ def validation_error(exc: ValidationError) -> ServiceError:
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or None
     message = first["msg"] if first["type"] != "missing" else "is required"
+    # Our validators raise ValueError with a full sentence; pydantic's prefix adds nothing.
+    message = message.removeprefix("Value error, ")
     return ServiceError(ErrorCode.INVALID, f"{field}: {message}" if field else message, field)
 
 
@@ -88,8 +94,8 @@ class ServiceRunner:
 
     async def __aenter__(self) -> Self:
         for handler in self.handlers:
-            await self.bus.subscribe(handler.operation.filter, self._callback(handler), qos=0,
-                                     shared=True)
+            await self.bus.subscribe(handler.operation.filter, self._callback(handler),
+                                     qos=handler.qos, shared=True)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -124,6 +130,10 @@ class ServiceRunner:
             error.code = ErrorCode.BAD_REQUEST
             error.message = f"not a request envelope: {error.message}"
             await self._reply_or_reject(topic, data if isinstance(data, dict) else {}, error)
+            return
+        if envelope.deadline is not None and time.time() > envelope.deadline:
+            # The caller gave up and told its client so: doing it now would make that a lie.
+            log.info("%s dropped an expired request %s on %s", self.service, envelope.id, topic)
             return
         body = await self._call(handler, envelope.body)
         await self._send(envelope.reply_to, envelope.id, body)
@@ -170,14 +180,29 @@ class ServiceRunner:
             await self.bus.publish(REJECTED.format(service=self.service), event, qos=0)
 
 
-def service_bus(settings: BusSettings, service: str) -> Bus:
+def persistent_client_id(settings: BusSettings, name: str) -> str:
+    """A client id that stays the same across restarts (so the broker keeps the session), and
+    differs between deployments sharing a broker through their namespaces."""
+    prefix = settings.namespace.strip("/").replace("/", "-")
+    return f"{prefix}-{name}" if prefix else name
+
+
+def service_bus(settings: BusSettings, service: str, *, instance: str | None = None) -> Bus:
     """A Bus for one instance of ``service``: ``online`` on every connect, ``offline`` on a clean
-    close and, as the Last Will, when the process vanishes."""
-    client_id = f"{service}-{uuid.uuid4().hex[:12]}"
+    close and, as the Last Will, when the process vanishes.
+
+    With ``instance`` the Bus has a persistent session under a stable client id
+    (``{service}-{instance}``): QoS 1 requests published while it is away wait at the broker.
+    """
+    if instance is None:
+        client_id = f"{service}-{uuid.uuid4().hex[:12]}"
+    else:
+        client_id = persistent_client_id(settings, f"{service}-{instance}")
     status_topic = SERVICE_STATUS.format(service=service)
     offline = ServiceStatus(client_id=client_id, state="offline").model_dump_json()
     bus = Bus(settings, client_id=client_id, role=service,
-              will=aiomqtt.Will(status_topic, offline, qos=1))
+              will=aiomqtt.Will(status_topic, offline, qos=1),
+              clean_session=instance is None)
 
     async def online() -> None:
         await bus.publish(status_topic, ServiceStatus(client_id=client_id, state="online"))

@@ -13,6 +13,8 @@ from broker.server import EmbeddedBroker, ensure_port_free
 from mirrorhub.settings import Settings
 from services.auth.config import AuthSettings
 from services.auth.service import run_auth
+from services.messaging.config import MessagingSettings
+from services.messaging.service import run_messaging
 from services.vision.config import VisionSettings
 from services.vision.service import run_vision
 
@@ -33,9 +35,11 @@ async def services(settings: Settings, broker_port: int | None = None) -> AsyncI
     """Every service, connected to the broker (embedded on ``broker_port`` when given)."""
     auth = AuthSettings.from_env(settings.data_dir)
     vision = VisionSettings.from_env(settings.data_dir)
+    messaging = MessagingSettings.from_env(settings.data_dir)
     async with (
         run_auth(settings.bus("auth", broker_port), auth),
         run_vision(settings.bus("vision", broker_port), vision),
+        run_messaging(settings.bus("messaging", broker_port), messaging),
     ):
         yield
 
@@ -76,6 +80,9 @@ def _service(settings: Settings, name: str) -> contextlib.AbstractAsyncContextMa
         return run_auth(settings.bus("auth"), AuthSettings.from_env(settings.data_dir))
     if name == "vision":
         return run_vision(settings.bus("vision"), VisionSettings.from_env(settings.data_dir))
+    if name == "messaging":
+        return run_messaging(settings.bus("messaging"),
+                             MessagingSettings.from_env(settings.data_dir))
     raise ValueError(f"no service called {name!r}")
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from schemas.topics import Operation
 
@@ -123,6 +123,16 @@ class VerifyReply(_Reply):
     expires_at: datetime
 
 
+class LookupRequest(_Strict):
+    """Which of ``usernames`` have an account; for services that take usernames from clients."""
+
+    usernames: list[Username] = Field(min_length=1, max_length=16)
+
+
+class LookupReply(_Reply):
+    found: list[str]  # the usernames that exist, as stored
+
+
 AUTH_REGISTER = Operation(
     "svc/auth/register", RegisterRequest, "Create a user account.", reply=RegisterReply
 )
@@ -146,4 +156,11 @@ AUTH_VERIFY = Operation(
     reply=VerifyReply,
 )
 
-OPERATIONS = (AUTH_REGISTER, AUTH_LOGIN, AUTH_RESET, AUTH_RESET_CONFIRM, AUTH_VERIFY)
+AUTH_LOOKUP = Operation(
+    "svc/auth/lookup", LookupRequest, "Which usernames have an account; for other services.",
+    reply=LookupReply,
+)
+
+OPERATIONS = (
+    AUTH_REGISTER, AUTH_LOGIN, AUTH_RESET, AUTH_RESET_CONFIRM, AUTH_VERIFY, AUTH_LOOKUP,
+)

@@ -2,7 +2,7 @@
 
 MQTT 3.1.1 (amqtt) has no response-topic or correlation properties, so a request carries its own::
 
-    {"id": "3f2a...", "reply_to": "reply/bridge-1a2b", "body": {...}}
+    {"id": "3f2a...", "reply_to": "reply/bridge-1a2b", "body": {...}, "deadline": 1795000000.5}
 
 and the reply, published to ``reply_to``, echoes the id and holds either a body or a typed error::
 
@@ -53,6 +53,9 @@ class RequestEnvelope(BaseModel):
     id: str = Field(min_length=1, max_length=REQUEST_ID_MAX)
     reply_to: str = Field(min_length=1, max_length=REPLY_TOPIC_MAX, pattern=r"^[^#+\x00]+$")
     body: dict[str, Any] = Field(default_factory=dict)
+    # Unix time after which the caller no longer waits: a service drops the request unanswered
+    # and undone (one that queued at the broker while the service was down, say).
+    deadline: float | None = None
 
 
 class ReplyEnvelope(BaseModel):

@@ -25,6 +25,8 @@ from broker.settings import BrokerURL, BusSettings
 from services.auth.accounts import Accounts
 from services.auth.config import AuthSettings
 from services.auth.service import run_auth
+from services.messaging.config import MessagingSettings
+from services.messaging.service import Messaging, run_messaging
 from services.vision.config import VisionSettings
 from services.vision.faces import Faces
 from services.vision.service import run_vision
@@ -38,7 +40,7 @@ from tests.support import (
 )
 
 ACCOUNTS = {"auth": "auth-secret", "bridge": "bridge-secret", "vision": "vision-secret",
-            "test": "test-secret"}
+            "messaging": "messaging-secret", "test": "test-secret"}
 FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
 
 
@@ -160,9 +162,27 @@ async def vision_service(
     await drop_database(url)
 
 
+def messaging_settings(data_dir: Path, database_url: str, **changes: Any) -> MessagingSettings:
+    """Short presence times, so that tests see a mirror go idle within a second or two."""
+    settings = MessagingSettings(data_dir=data_dir, database_url=database_url, idle_after=1.5,
+                                 hold=0.5, instance=uuid.uuid4().hex[:8])
+    return replace(settings, **changes)
+
+
+@pytest.fixture(scope="session")
+async def messaging_service(
+    backend: Backend, auth_service: Accounts, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Messaging]:
+    url = await create_database(backend, "messaging")
+    settings = messaging_settings(tmp_path_factory.mktemp("messaging-data"), url)
+    async with run_messaging(backend.bus("messaging"), settings) as messaging:
+        yield messaging
+    await drop_database(url)
+
+
 @pytest.fixture(scope="session")
 async def bridge_url(
-    backend: Backend, auth_service: Accounts, vision_service: Faces
+    backend: Backend, auth_service: Accounts, vision_service: Faces, messaging_service: Messaging
 ) -> AsyncIterator[str]:
     port = free_port()
     async with serving(create_app(backend.bus("bridge")), "127.0.0.1", port):

@@ -16,6 +16,8 @@ from schemas.auth import (
     AuthError,
     LoginReply,
     LoginRequest,
+    LookupReply,
+    LookupRequest,
     RegisterReply,
     RegisterRequest,
     ResetConfirmReply,
@@ -86,6 +88,11 @@ class Accounts:
         if user is None or user.token_version != claims.version:
             raise ServiceError(AuthError.TOKEN_INVALID, "token was revoked")
         return VerifyReply(username=user.username, user_id=user.id, expires_at=claims.expires_at)
+
+    async def lookup(self, req: LookupRequest) -> LookupReply:
+        wanted = {_normal(name) for name in req.usernames}
+        found = await User.filter(username__in=wanted).values_list("username", flat=True)
+        return LookupReply(found=sorted(str(name) for name in found))
 
     async def reset_password(self, req: ResetRequest) -> ResetReply:
         user = await User.get_or_none(username=_normal(req.username))

@@ -1,0 +1,50 @@
+"""The messaging service's tables. Changes here need a migration: see docs/operations.md.
+
+(No docstrings on the models: tortoise puts them into the DDL as table comments.)
+"""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+# A message from one user to another. ``message_id`` is the sender's idempotency key: a
+# request delivered twice (QoS 1, a client retry) finds its row instead of adding one.
+class Message(Model):
+    id = fields.IntField(primary_key=True)
+    message_id = fields.CharField(max_length=64, unique=True)
+    sender = fields.CharField(max_length=64)
+    receiver = fields.CharField(max_length=64, db_index=True)
+    content = fields.TextField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+    read_at = fields.DatetimeField(null=True)  # set when a mirror showed it
+
+    class Meta:
+        table = "messaging_message"
+
+
+# A widget layout for a mirror model; ``username`` is empty for the model's own layout and set
+# for a user's layout on that model (empty, not NULL, so the pair is unique on every database).
+class Layout(Model):
+    id = fields.IntField(primary_key=True)
+    model_code = fields.CharField(max_length=64)
+    username = fields.CharField(max_length=64, default="")
+    positions: fields.Field[dict[str, list[int]]] = fields.JSONField()
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "messaging_layout"
+        unique_together = (("model_code", "username"),)
+
+
+# The last word of each mirror: retained status and widget state.
+class Mirror(Model):
+    mirror_id = fields.CharField(max_length=128, primary_key=True)
+    status = fields.CharField(max_length=16, null=True)
+    model_code = fields.CharField(max_length=64, null=True)
+    widgets: fields.Field[dict[str, object]] = fields.JSONField(default=dict)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "messaging_mirror"

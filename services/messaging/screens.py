@@ -1,0 +1,136 @@
+"""The mirror experience: who stands at a mirror sees their layout and their messages.
+
+Vision's ``events/vision/recognized`` feeds :class:`~services.messaging.presence.Presence`;
+whenever the person a mirror should show changes, or goes, the mirror gets a retained QoS 1
+:class:`~schemas.messaging.Display` on ``mirrors/{mirror_id}/display``. A message for somebody
+standing at a mirror is pushed to that mirror the moment it is stored. Messages are marked read
+once a display holding them has reached the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from broker.client import Bus, Message
+from broker.errors import BusUnavailable
+from schemas.messaging import MIRROR_DISPLAY, Display, DisplayMessage
+from schemas.vision import Recognized
+from services.messaging.layouts import Layouts
+from services.messaging.messages import Messages, shown
+from services.messaging.mirrors import Mirrors
+from services.messaging.models import Message as MessageRow
+from services.messaging.presence import Presence
+
+log = logging.getLogger(__name__)
+
+_TICK = 0.25  # longest sleep of the idle watch; idling is due within this of its time
+
+
+class Screens:
+    def __init__(
+        self,
+        bus: Bus,
+        presence: Presence,
+        mirrors: Mirrors,
+        layouts: Layouts,
+        messages: Messages,
+        max_messages: int,
+    ) -> None:
+        self.bus = bus
+        self.presence = presence
+        self.mirrors = mirrors
+        self.layouts = layouts
+        self.messages = messages
+        self.max_messages = max_messages
+        self._shown: dict[str, list[DisplayMessage]] = {}  # per mirror, this visit's messages
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def on_recognized(self, message: Message) -> None:
+        try:
+            event = Recognized.model_validate_json(message.payload)
+        except ValidationError as exc:
+            log.warning("ignored a recognized event: %s", exc.errors()[0]["msg"])
+            return
+        user = self.presence.seen(event.mirror_id, event.names, time.monotonic())
+        if user is not None:
+            await self.show(event.mirror_id, user)
+
+    async def on_status(self, message: Message) -> None:
+        said = await self.mirrors.on_status(message)
+        if said is not None and said[1] == "online" and self.presence.user_at(said[0]) is None:
+            await self.show(said[0], None)  # a mirror that just woke up: idle
+
+    async def on_stored(self, row: MessageRow) -> None:
+        """A new message: every mirror showing its receiver shows it too, now."""
+        for mirror_id in self.presence.mirrors_of(row.receiver):
+            async with self._lock(mirror_id):
+                if self.presence.user_at(mirror_id) != row.receiver:
+                    continue  # they left while we waited
+                visit = self._shown.setdefault(mirror_id, [])
+                visit.insert(0, shown(row))
+                del visit[self.max_messages:]
+                await self._publish(mirror_id, row.receiver, visit)
+
+    async def show(self, mirror_id: str, user: str | None) -> None:
+        """Tell a mirror to show ``user`` (their layout and unread messages), or idle."""
+        async with self._lock(mirror_id):
+            if user is None:
+                self._shown.pop(mirror_id, None)
+                await self._publish(mirror_id, None, [])
+                return
+            unread = await self.messages.unread(user, self.max_messages)
+            visit = [shown(row) for row in unread]
+            self._shown[mirror_id] = visit
+            await self._publish(mirror_id, user, visit)
+
+    def _lock(self, mirror_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(mirror_id, asyncio.Lock())
+
+    async def _publish(self, mirror_id: str, user: str | None,
+                       messages: list[DisplayMessage]) -> None:
+        model_code = await self.mirrors.model_code(mirror_id)
+        display = Display(
+            mirror_id=mirror_id,
+            state="present" if user else "idle",
+            user=user,
+            layout=await self.layouts.for_display(model_code, user),
+            messages=list(messages),
+            at=datetime.now(UTC),
+        )
+        self.mirrors.displays[mirror_id] = display
+        try:
+            await self.bus.publish(MIRROR_DISPLAY.format(mirror_id=mirror_id), display, qos=1,
+                                   retain=True, wait=2.0)
+        except BusUnavailable:
+            log.warning("display for %s not sent: broker unreachable", mirror_id)
+            return  # not shown, so not read
+        await self.messages.mark_read([m.id for m in messages])
+
+    @contextlib.asynccontextmanager
+    async def watching(self) -> AsyncIterator[None]:
+        """Send mirrors back to idle when nobody has been seen for a while, until exit."""
+        task = asyncio.create_task(self._idle_loop(), name="messaging:idle")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _idle_loop(self) -> None:
+        while True:
+            due = self.presence.next_expiry()
+            now = time.monotonic()
+            await asyncio.sleep(_TICK if due is None else min(_TICK, max(due - now, 0.01)))
+            for mirror_id in self.presence.expired(time.monotonic()):
+                try:
+                    await self.show(mirror_id, None)
+                except Exception:
+                    log.exception("could not send %s back to idle", mirror_id)

@@ -1,0 +1,56 @@
+"""Running the messaging service: its database, its handler table and the mirror experience."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from broker.service import ServiceRunner, service_bus
+from broker.settings import BusSettings
+from services.database import open_database
+from services.messaging.config import MessagingSettings
+from services.messaging.handlers import handlers, listeners
+from services.messaging.layouts import Layouts
+from services.messaging.messages import Messages
+from services.messaging.mirrors import Mirrors
+from services.messaging.presence import Presence
+from services.messaging.screens import Screens
+from services.messaging.users import Users
+
+
+@dataclass(frozen=True)
+class Messaging:
+    """The running service's parts, for tests and benchmarks to look at."""
+
+    messages: Messages
+    layouts: Layouts
+    mirrors: Mirrors
+    screens: Screens
+
+
+@contextlib.asynccontextmanager
+async def run_messaging(
+    bus_settings: BusSettings, settings: MessagingSettings
+) -> AsyncIterator[Messaging]:
+    """Serve ``svc/messaging/*`` and drive the mirrors' displays until the context exits.
+
+    The MQTT session is persistent (client id ``messaging-{instance}``), so sends published
+    while the service is away wait at the broker until it is back or their deadline passes.
+    """
+    async with (
+        open_database(settings.database_url, "messaging", "services.messaging.models",
+                      "services.messaging.migrations"),
+        service_bus(bus_settings, "messaging", instance=settings.instance) as bus,
+    ):
+        users = Users(bus)
+        messages, layouts, mirrors = Messages(users), Layouts(users), Mirrors()
+        screens = Screens(bus, Presence(settings.hold, settings.idle_after), mirrors, layouts,
+                          messages, settings.display_messages)
+        for topic, callback in listeners(mirrors, screens):
+            await bus.subscribe(topic.filter, callback, qos=1)
+        async with (
+            ServiceRunner(bus, "messaging", handlers(messages, layouts, mirrors, screens)),
+            screens.watching(),
+        ):
+            yield Messaging(messages, layouts, mirrors, screens)
