@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bridge import mirror_api
+from bridge import messaging_api, mirror_api
 from bridge.replies import HttpFail
 from broker.client import Bus
 from broker.settings import BusSettings
@@ -45,7 +45,7 @@ def create_app(bus_settings: BusSettings) -> Starlette:
             yield {"bus": bus}
 
     return Starlette(
-        routes=[*mirror_api.routes],
+        routes=[*mirror_api.routes, *messaging_api.routes],
         lifespan=lifespan,
         exception_handlers={HttpFail: _fail, HTTPException: _http_error, Exception: _crash},
     )

@@ -79,11 +79,16 @@ async def call(
     fields: dict[str, Any],
     *,
     domain_status: dict[str, int] | None = None,
+    qos: int = 0,
+    timeout_status: int = 504,
+    timeout_message: str | None = None,
 ) -> Rep:
     """Validate ``fields`` against the operation's request model, send it, return the reply.
 
     Error replies become :class:`HttpFail`: the common codes get their status from the table
-    above, the service's own codes get ``domain_status`` (default 200).
+    above, the service's own codes get ``domain_status`` (default 200). ``qos`` is passed to
+    :meth:`Bus.request`; an operation whose late requests are dropped unprocessed (sending a
+    message) answers a timeout with ``timeout_status`` and ``timeout_message`` instead of 504.
     """
     assert operation.payload is not None
     try:
@@ -92,12 +97,13 @@ async def call(
         error = validation_error(exc)
         raise HttpFail(type_, error.message, 400, field=error.field) from exc
     try:
-        return await bus_of(request).request(operation, body)
+        return await bus_of(request).request(operation, body, qos=qos)
     except ServiceError as exc:
         status = _STATUS.get(exc.code, (domain_status or {}).get(exc.code, 200))
         raise HttpFail(type_, exc.message, status, exc.code, field=exc.field) from exc
     except RequestTimeout as exc:
-        raise HttpFail(type_, f"the service did not answer within {exc.timeout:g} s", 504) from exc
+        message = timeout_message or f"the service did not answer within {exc.timeout:g} s"
+        raise HttpFail(type_, message, timeout_status) from exc
     except BusUnavailable as exc:
         raise HttpFail(type_, f"service unavailable: {exc}", 503) from exc
 

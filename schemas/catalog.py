@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas import auth, service, vision
+from schemas import auth, messaging, service, vision
 from schemas.topics import Topic
 
 TOPICS: tuple[Topic[Any], ...] = (
@@ -14,6 +14,10 @@ TOPICS: tuple[Topic[Any], ...] = (
     vision.MIRROR_FRAME,
     vision.MIRROR_FACE_EVENT,
     vision.VISION_RECOGNIZED,
+    *messaging.OPERATIONS,
+    messaging.MIRROR_DISPLAY,
+    messaging.MIRROR_WIDGETS,
+    messaging.MIRROR_STATUS,
     service.REJECTED,
     service.SERVICE_STATUS,
 )

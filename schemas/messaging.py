@@ -44,8 +44,6 @@ class MessagingError(StrEnum):
     SENDER_NOT_FOUND = "sender_not_found"
     RECEIVER_NOT_FOUND = "receiver_not_found"
     USER_NOT_FOUND = "user_not_found"  # a layout or message list for an unknown user
-    BAD_LAYOUT = "bad_layout"  # positions that are not pairs of positive integers, a shared
-    # cell or an unknown widget; ``message`` says which
     LAYOUT_NOT_FOUND = "layout_not_found"
     DUPLICATE_ID = "duplicate_id"  # a message_id already used for a different message
     MIRROR_NOT_FOUND = "mirror_not_found"

@@ -20,12 +20,15 @@ from broker.client import REPLY_PREFIX
 from schemas.auth import AuthError
 from schemas.catalog import TOPICS
 from schemas.envelope import ErrorBody, ErrorCode, ReplyEnvelope, RequestEnvelope
+from schemas.messaging import WIDGETS, MessagingError
 from schemas.topics import Operation, Topic
 from schemas.vision import VisionError
 
 DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.yaml"
 REPLY_ADDRESS = "$message.payload#/reply_to"
 JSON = "application/json"
+# Every error code a reply may carry: the common ones and each service's own.
+KNOWN_CODES = {str(code) for code in (*ErrorCode, *AuthError, *VisionError, *MessagingError)}
 
 Doc = dict[str, Any]
 
@@ -199,7 +202,6 @@ def test_examples_are_valid_messages(doc: Doc, topic: Topic[Any]) -> None:
     if not isinstance(topic, Operation):
         return
     assert topic.reply is not None
-    known = {str(code) for code in (*ErrorCode, *AuthError, *VisionError)}
     for message in messages(doc, op["reply"]["messages"], reply_channel_key(op)):
         for example in message.get("examples", []):
             reply = ReplyEnvelope.model_validate(example["payload"])
@@ -208,7 +210,7 @@ def test_examples_are_valid_messages(doc: Doc, topic: Topic[Any]) -> None:
                 topic.reply.model_validate(reply.body)
             else:
                 assert reply.error is not None and reply.body is None
-                assert reply.error.code in known
+                assert reply.error.code in KNOWN_CODES
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -218,20 +220,26 @@ def test_every_error_code_is_documented(doc: Doc) -> None:
     schemas = doc["components"]["schemas"]
     assert schemas["ErrorCode"]["enum"] == [str(code) for code in ErrorCode]
     assert schemas["AuthErrorCode"]["enum"] == [str(code) for code in AuthError]
+    assert schemas["MessagingErrorCode"]["enum"] == [str(code) for code in MessagingError]
     description = doc["info"]["description"]
     for code in ErrorCode:
         assert f"`{code}`" in description, f"common error code {code} is not explained"
 
 
 def test_operations_list_known_error_codes(doc: Doc) -> None:
-    known = {str(code) for code in (*ErrorCode, *AuthError, *VisionError)}
     listed: set[str] = set()
     for message in doc["components"]["messages"].values():
         codes = set(message.get("x-error-codes", []))
-        assert codes <= known, f"{message['name']} lists unknown codes {codes - known}"
+        assert codes <= KNOWN_CODES, f"{message['name']} lists unknown codes {codes - KNOWN_CODES}"
         listed |= codes
     # Every service-specific code is raised by some operation, and says which.
     assert {str(code) for code in AuthError} <= listed
+    assert {str(code) for code in MessagingError} <= listed
+
+
+def test_layout_names_the_known_widgets(doc: Doc) -> None:
+    layout = doc["components"]["schemas"]["Layout"]
+    assert layout["propertyNames"]["enum"] == sorted(WIDGETS)
 
 
 # -- the document itself -------------------------------------------------------------------------

@@ -38,19 +38,20 @@ async def run_messaging(
     The MQTT session is persistent (client id ``messaging-{instance}``), so sends published
     while the service is away wait at the broker until it is back or their deadline passes.
     """
+    bus = service_bus(bus_settings, "messaging", instance=settings.instance)
+    users = Users(bus)
+    messages, layouts, mirrors = Messages(users), Layouts(users), Mirrors()
+    screens = Screens(bus, Presence(settings.hold, settings.idle_after), mirrors, layouts,
+                      messages, settings.display_messages)
+    for topic, callback in listeners(mirrors, screens):
+        await bus.subscribe(topic.filter, callback, qos=1)
     async with (
         open_database(settings.database_url, "messaging", "services.messaging.models",
                       "services.messaging.migrations"),
-        service_bus(bus_settings, "messaging", instance=settings.instance) as bus,
+        # Subscribed before connecting: what the broker kept for the session while we were away
+        # arrives right after the connection, and must find its handler already there.
+        ServiceRunner(bus, "messaging", handlers(messages, layouts, mirrors, screens)),
+        bus,
+        screens.watching(),
     ):
-        users = Users(bus)
-        messages, layouts, mirrors = Messages(users), Layouts(users), Mirrors()
-        screens = Screens(bus, Presence(settings.hold, settings.idle_after), mirrors, layouts,
-                          messages, settings.display_messages)
-        for topic, callback in listeners(mirrors, screens):
-            await bus.subscribe(topic.filter, callback, qos=1)
-        async with (
-            ServiceRunner(bus, "messaging", handlers(messages, layouts, mirrors, screens)),
-            screens.watching(),
-        ):
-            yield Messaging(messages, layouts, mirrors, screens)
+        yield Messaging(messages, layouts, mirrors, screens)

@@ -1,0 +1,154 @@
+"""The mirror experience over MQTT: recognition drives the display, debounced, with messages."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+from broker.client import Bus
+from broker.errors import ServiceError
+from schemas.messaging import (
+    MESSAGING_LIST,
+    MESSAGING_MIRROR,
+    MESSAGING_SEND,
+    MESSAGING_SET_LAYOUT,
+    MIRROR_DISPLAY,
+    MIRROR_STATUS,
+    MIRROR_WIDGETS,
+    MessagesRequest,
+    MessagingError,
+    MirrorRequest,
+    MirrorWidgets,
+    SendRequest,
+    SetLayoutRequest,
+)
+from schemas.vision import VISION_RECOGNIZED, Recognized
+from services.messaging.layouts import IDLE_LAYOUT
+from services.messaging.service import Messaging
+from tests.services.messaging.conftest import Screen, register, watch
+from tests.support import unique
+
+MODEL = {"time": [1, 1], "weather": [2, 2]}
+PERSONAL = {"calendar": [1, 1], "messages": [1, 2]}
+
+
+async def seen(bus: Bus, mirror_id: str, *names: str) -> None:
+    event = Recognized(mirror_id=mirror_id, names=list(names), unknown=0, at=datetime.now(UTC))
+    await bus.publish(VISION_RECOGNIZED.template, event)
+
+
+async def a_mirror(bus: Bus, model_code: str | None = None) -> Screen:
+    mirror_id = unique("mirror")
+    screen = await watch(bus, mirror_id)
+    if model_code:
+        state = MirrorWidgets(model_code=model_code, widgets={"weather": {"temp": 21}})
+        await bus.publish(MIRROR_WIDGETS.format(mirror_id=mirror_id), state, retain=True)
+    await bus.publish(MIRROR_STATUS.format(mirror_id=mirror_id), "online", retain=True)
+    await screen.next(lambda d: d.state == "idle")
+    return screen
+
+
+async def test_a_recognised_user_sees_their_layout_and_messages(bus: Bus) -> None:
+    ann, bob = await register(bus, "ann"), await register(bus, "bob")
+    model = unique("model")
+    await bus.request(MESSAGING_SET_LAYOUT, SetLayoutRequest(model_code=model, index=MODEL))
+    await bus.request(MESSAGING_SET_LAYOUT,
+                      SetLayoutRequest(model_code=model, index=PERSONAL, username=bob))
+    for text in ("first", "second"):
+        await bus.request(MESSAGING_SEND, SendRequest(sender_username=ann,
+                          receiver_username=bob, content=text), qos=1)
+    screen = await a_mirror(bus, model)
+    assert screen.displays[-1].layout == {k: tuple(v) for k, v in MODEL.items()}
+
+    await seen(bus, screen.mirror_id, bob)
+    shown = await screen.next(lambda d: d.user == bob)
+    assert shown.state == "present"
+    assert shown.layout == {k: tuple(v) for k, v in PERSONAL.items()}
+    assert [m.content for m in shown.messages] == ["second", "first"]
+    assert {m.sender for m in shown.messages} == {ann}
+    listed = await bus.request(MESSAGING_LIST, MessagesRequest(receiver_username=bob))
+    assert all(m.read for m in listed.messages), "shown on a mirror, so read"
+
+    # A message for somebody standing at the mirror shows within a second.
+    started = time.monotonic()
+    await bus.request(MESSAGING_SEND, SendRequest(sender_username=ann, receiver_username=bob,
+                      content="are you there?"), qos=1)
+    live = await screen.next(lambda d: any(m.content == "are you there?" for m in d.messages),
+                             timeout=1.0)
+    assert time.monotonic() - started < 1.0
+    assert [m.content for m in live.messages] == ["are you there?", "second", "first"]
+
+    # Nobody seen for idle_after (1.5 s in the tests): back to the model's layout.
+    idle = await screen.next(lambda d: d.state == "idle" and d.at > live.at, timeout=4.0)
+    assert idle.user is None and idle.messages == []
+    assert idle.layout == {k: tuple(v) for k, v in MODEL.items()}
+
+    # Next visit: nothing unread any more.
+    await seen(bus, screen.mirror_id, bob)
+    again = await screen.next(lambda d: d.user == bob and d.at > idle.at)
+    assert again.messages == []
+
+
+async def test_flicker_and_turn_taking_do_not_thrash(bus: Bus) -> None:
+    ann, bob = await register(bus, "ann"), await register(bus, "bob")
+    screen = await a_mirror(bus)
+    await seen(bus, screen.mirror_id, ann)
+    await screen.next(lambda d: d.user == ann)
+    screen.forget()
+    for name in [bob, ann] * 5:  # 0.2 s, well inside the hold of 0.5 s
+        await seen(bus, screen.mirror_id, name)
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    assert screen.displays == []
+    # ann walks away; bob stays in view: bob takes over once the hold has passed.
+    await asyncio.sleep(0.5)
+    await seen(bus, screen.mirror_id, bob)
+    await screen.next(lambda d: d.user == bob)
+    assert [d.user for d in screen.displays] == [bob]
+
+
+async def test_someone_not_registered_gets_the_default_layout(bus: Bus) -> None:
+    screen = await a_mirror(bus)  # no model code: the built-in idle layout
+    assert screen.displays[-1].layout == IDLE_LAYOUT
+    await seen(bus, screen.mirror_id, "Display Name Only")
+    shown = await screen.next(lambda d: d.state == "present")
+    assert shown.user == "Display Name Only" and shown.messages == []
+
+
+async def test_the_display_is_retained(bus: Bus) -> None:
+    ann = await register(bus, "ann")
+    screen = await a_mirror(bus)
+    await seen(bus, screen.mirror_id, ann)
+    await screen.next(lambda d: d.user == ann)
+    late = await watch(bus, screen.mirror_id)  # a mirror that reconnects
+    assert (await late.next(lambda d: True)).user == ann
+
+
+async def test_mirror_state_is_kept(bus: Bus, messaging_service: Messaging) -> None:
+    model = unique("model")
+    screen = await a_mirror(bus, model)
+    state = await bus.request(MESSAGING_MIRROR, MirrorRequest(mirror_id=screen.mirror_id))
+    assert (state.status, state.model_code) == ("online", model)
+    assert state.widgets == {"weather": {"temp": 21}}
+    assert state.display is not None and state.display.state == "idle"
+
+    topic = MIRROR_WIDGETS.format(mirror_id=screen.mirror_id)
+    for junk in (b"not json", b"[1]", b'{"model_code": 5}', b""):
+        await bus.publish(topic, junk)
+    await bus.publish(MIRROR_STATUS.format(mirror_id=screen.mirror_id), "sideways")
+    await bus.publish(MIRROR_STATUS.format(mirror_id=screen.mirror_id), "offline", retain=True)
+    for _ in range(50):
+        state = await bus.request(MESSAGING_MIRROR, MirrorRequest(mirror_id=screen.mirror_id))
+        if state.status == "offline":
+            break
+        await asyncio.sleep(0.05)
+    assert (state.status, state.model_code) == ("offline", model)
+
+    try:
+        await bus.request(MESSAGING_MIRROR, MirrorRequest(mirror_id=unique("nowhere")))
+    except ServiceError as exc:
+        assert exc.code == MessagingError.MIRROR_NOT_FOUND
+    else:
+        raise AssertionError("an unknown mirror has no state")
+    await bus.publish(MIRROR_DISPLAY.format(mirror_id=screen.mirror_id), b"", retain=True)
