@@ -18,10 +18,30 @@ from typing import Any, Self
 
 from amqtt.broker import Broker
 from amqtt.errors import BrokerError as AmqttBrokerError
+from amqtt.session import Session
 
 from broker.errors import BrokerError
 
 log = logging.getLogger(__name__)
+
+
+class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
+    """amqtt 0.12.1 with its retained-message leak closed.
+
+    When a client connects, amqtt replays retained messages for every filter in its global
+    subscription table, not only the connecting session's, so any client (a mirror, even a
+    one-shot ``mosquitto_pub``) would receive retained messages it never subscribed to: another
+    mirror's display, say. The unsolicited QoS 1 publishes also make short-lived clients drop
+    the connection before their own message is handled. Here only the session's own filters are
+    replayed, which is what amqtt's comment there intends.
+    """
+
+    async def _publish_retained_messages_for_subscription(
+        self, subscription: tuple[str, int], session: Session
+    ) -> None:
+        holders = self._subscriptions.get(subscription[0], [])
+        if any(holder.client_id == session.client_id for holder, _ in holders):
+            await super()._publish_retained_messages_for_subscription(subscription, session)
 
 
 def ensure_port_free(host: str, port: int, variable: str) -> None:
@@ -90,7 +110,7 @@ class EmbeddedBroker:
 
     async def __aenter__(self) -> Self:
         self._check_port()
-        broker = Broker(self._config())
+        broker = _Broker(self._config())
         try:
             await broker.start()
         except AmqttBrokerError as exc:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 
+import aiomqtt
 import pytest
 
-from broker.client import Bus
+from broker.client import Bus, Message
 from broker.errors import BrokerError, BusUnavailable
 from broker.server import EmbeddedBroker
 from broker.settings import BrokerURL, BusSettings
@@ -46,3 +49,28 @@ async def test_taken_port_says_so_and_how_to_move() -> None:
     message = str(caught.value)
     assert "already in use" in message
     assert "MIRRORHUB_BROKER_PORT" in message and "MIRRORHUB_BROKER_URL" in message
+
+
+async def test_a_client_gets_only_the_retained_messages_it_subscribed_to() -> None:
+    accounts = {"a": "pa", "b": "pb"}
+    async def ignore(message: Message) -> None:
+        return None
+
+    async with (
+        EmbeddedBroker(port=0, accounts=accounts) as broker,
+        Bus(settings(broker.port, "a", "pa")) as first,
+    ):
+        await first.subscribe("mirrors/hall/display", ignore)
+        await first.publish("mirrors/hall/display", b"ann's messages", retain=True)
+        await first.publish("mirrors/bath/display", b"bob's messages", retain=True)
+        # A second client hears, on the wire, only what it subscribed to: not hall's display.
+        async with aiomqtt.Client("127.0.0.1", broker.port, username="b",
+                                  password="pb") as second:
+            await second.subscribe("mirrors/bath/#", qos=1)
+            heard: list[tuple[str, bytes]] = []
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    async for message in second.messages:
+                        assert isinstance(message.payload, bytes)
+                        heard.append((message.topic.value, message.payload))
+            assert heard == [("mirrors/bath/display", b"bob's messages")]
