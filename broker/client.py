@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -205,6 +206,9 @@ class Bus:
                     clean_session=self._clean_session,
                     timeout=self.settings.connect_timeout,
                     keepalive=30,
+                    # paho leaves Nagle on: a small publish after one not yet acknowledged
+                    # would wait for the peer's delayed ACK, about 40 ms, on every QoS 1 hop.
+                    socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
                 ) as client:
                     # Many calls in flight is our normal load, not a warning sign.
                     client.pending_calls_threshold = 10 * self._concurrency

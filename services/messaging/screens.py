@@ -76,25 +76,27 @@ class Screens:
                 visit = self._shown.setdefault(mirror_id, [])
                 visit.insert(0, shown(row))
                 del visit[self.max_messages:]
-                await self._publish(mirror_id, row.receiver, visit)
+                await self._publish(mirror_id, row.receiver, visit, [row.id])
 
     async def show(self, mirror_id: str, user: str | None) -> None:
         """Tell a mirror to show ``user`` (their layout and unread messages), or idle."""
         async with self._lock(mirror_id):
             if user is None:
                 self._shown.pop(mirror_id, None)
-                await self._publish(mirror_id, None, [])
+                await self._publish(mirror_id, None, [], [])
                 return
             unread = await self.messages.unread(user, self.max_messages)
             visit = [shown(row) for row in unread]
             self._shown[mirror_id] = visit
-            await self._publish(mirror_id, user, visit)
+            await self._publish(mirror_id, user, visit, [m.id for m in visit])
 
     def _lock(self, mirror_id: str) -> asyncio.Lock:
         return self._locks.setdefault(mirror_id, asyncio.Lock())
 
     async def _publish(self, mirror_id: str, user: str | None,
-                       messages: list[DisplayMessage]) -> None:
+                       messages: list[DisplayMessage], fresh: list[int]) -> None:
+        """Send the display; once the broker has it, the ``fresh`` messages (not shown on this
+        visit before) are read."""
         model_code = await self.mirrors.model_code(mirror_id)
         display = Display(
             mirror_id=mirror_id,
@@ -111,7 +113,7 @@ class Screens:
         except BusUnavailable:
             log.warning("display for %s not sent: broker unreachable", mirror_id)
             return  # not shown, so not read
-        await self.messages.mark_read([m.id for m in messages])
+        await self.messages.mark_read(fresh)
 
     @contextlib.asynccontextmanager
     async def watching(self) -> AsyncIterator[None]:
