@@ -23,11 +23,12 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bridge.py
 	$(BIN)/python bench/vision.py
+	$(BIN)/python bench/messaging.py
 
 lint: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/ruff check .
-	$(BIN)/mypy broker bridge schemas services mirrorhub bench
+	$(BIN)/mypy broker bridge schemas services mirrorhub devices bench
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -4,9 +4,12 @@
 
     mirrorhub up                      broker, services and bridge in one process
     mirrorhub broker                  the embedded broker alone
-    mirrorhub service auth|vision     one service, against MIRRORHUB_BROKER_URL or the local broker
+    mirrorhub service auth|vision|messaging
+                                      one service, against MIRRORHUB_BROKER_URL or the local broker
     mirrorhub bridge                  the HTTP bridge alone
     mirrorhub credentials             the generated broker accounts (for mosquitto_pub -u/-P)
+    mirrorhub mirror --id M --model-code X [--frames DIR] [--fps N] [--once] [--json]
+                                      a simulated mirror, as the "device" account
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from typing import Any
 import uvloop
 
 from broker.errors import MirrorhubError
+from devices.frames import MAX_FPS
+from devices.mirror import Simulation
 from mirrorhub import stack
 from mirrorhub.settings import Settings
 
-SERVICES = ("auth", "vision")
+SERVICES = ("auth", "vision", "messaging")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +41,30 @@ def _parser() -> argparse.ArgumentParser:
     service.add_argument("name", choices=SERVICES)
     sub.add_parser("bridge", help="the HTTP bridge alone")
     sub.add_parser("credentials", help="print the generated broker accounts")
+    _mirror_parser(sub.add_parser(
+        "mirror", help="a simulated mirror: status, widgets, camera frames; prints displays",
+        description="Be mirror M until Ctrl-C: publish its status and widgets, send the images "
+        "of --frames as camera frames, print each display it is told, one line each.",
+    ))
     return parser
+
+
+def _mirror_parser(mirror: argparse.ArgumentParser) -> None:
+    mirror.add_argument("--id", dest="mirror_id", required=True, metavar="M",
+                        help="mirror id, one topic level (no '/', '+', '#')")
+    mirror.add_argument("--model-code", required=True, metavar="X", help="the mirror's model")
+    mirror.add_argument("--frames", metavar="DIR",
+                        help="folder of *.jpg/*.jpeg/*.png sent as camera frames, by name")
+    mirror.add_argument("--fps", type=float, default=2.0,
+                        help=f"frames per second, above 0 and at most {MAX_FPS:g} (default 2)")
+    repeat = mirror.add_mutually_exclusive_group()
+    repeat.add_argument("--loop", dest="loop", action="store_true", default=True,
+                        help="start the folder over after its last image (default)")
+    repeat.add_argument("--once", dest="loop", action="store_false",
+                        help="send the folder once, then stay online without frames")
+    mirror.add_argument("--count", type=int, metavar="N", help="stop sending after N frames")
+    mirror.add_argument("--json", action="store_true",
+                        help="print each display as a JSON line instead of a readable one")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
             "service": lambda: stack.service_only(settings, args.name),
             "bridge": lambda: stack.serve_bridge(settings),
         }
+        if args.command == "mirror":
+            # Bad input fails here, before anything connects.
+            simulation = Simulation.checked(
+                args.mirror_id, args.model_code, frames=args.frames, fps=args.fps,
+                loop=args.loop, count=args.count, json=args.json,
+            )
+            runner["mirror"] = lambda: simulation.run(settings.bus("device"))
         # uvloop: the same asyncio API, a faster loop for sockets and callbacks.
         uvloop.run(runner[args.command]())
     except MirrorhubError as exc:

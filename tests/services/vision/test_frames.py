@@ -12,6 +12,7 @@ from broker.client import Bus, Message
 from schemas.vision import (
     MIRROR_FACE_EVENT,
     MIRROR_FRAME,
+    VISION_ENROL,
     VISION_RECOGNIZED,
     EnrolRequest,
     FaceEvent,
@@ -38,13 +39,12 @@ async def collect(bus: Bus, topic: str, into: asyncio.Queue[bytes]) -> None:
     await asyncio.sleep(0.2)
 
 
-async def test_a_frame_yields_names_and_the_domain_event(
-    mirror: tuple[Bus, str], vision_service: Faces
-) -> None:
+async def test_a_frame_yields_names_and_the_domain_event(mirror: tuple[Bus, str]) -> None:
     bus, mirror_id = mirror
     name = unique("kit")
     photo = (FACES / "train/kit_harington/john1.jpeg").read_bytes()
-    await vision_service.enrol(EnrolRequest(name=name, image=photo))
+    # Over the bus, like any client: a session fixture's database context is not the test's.
+    await bus.request(VISION_ENROL, EnrolRequest(name=name, image=photo), timeout=30)
     events: asyncio.Queue[bytes] = asyncio.Queue()
     seen: asyncio.Queue[bytes] = asyncio.Queue()
     await collect(bus, MIRROR_FACE_EVENT.format(mirror_id=mirror_id), events)
