@@ -246,7 +246,7 @@ async def scratch_database(backend: Backend, data: Path, name: str) -> AsyncIter
 
 @contextlib.asynccontextmanager
 async def serving_stack(
-    backend: Backend, data: Path, auth_url: str, messaging_url: str
+    backend: Backend, data: Path, auth_url: str, messaging_url: str, in_flight: int
 ) -> AsyncIterator[int]:
     """Auth (with the two users), messaging and the bridge, as ``mirrorhub up`` runs them;
     yields the bridge's port."""
@@ -256,8 +256,11 @@ async def serving_stack(
     )
     # A long idle_after keeps the receiver present all run; an instance of its own keeps the
     # sends of this run and of any other on a shared broker in separate persistent sessions.
+    # Room on the display for every message in flight: a burst beyond the room shows only its
+    # newest (the rest stay unread), and this measures delivery, not that policy.
     messaging = MessagingSettings(data_dir=data, database_url=messaging_url,
-                                  idle_after=3600.0, instance=uuid.uuid4().hex[:12])
+                                  idle_after=3600.0, instance=uuid.uuid4().hex[:12],
+                                  display_messages=max(10, 4 * in_flight))
     async with run_auth(backend.bus("auth"), auth) as accounts:
         # Now: once messaging's database is open it is this task's tortoise context, and
         # auth's models would not find their own there.
@@ -289,7 +292,8 @@ async def bench_backend(
             scratch_database(backend, data, "messaging") as messaging_url,
             scratch_database(backend, data, "bare") as bare_url,
         ):
-            async with serving_stack(backend, data, auth_url, messaging_url) as port:
+            async with serving_stack(backend, data, auth_url, messaging_url,
+                                   args.concurrency) as port:
                 load = Load(backend.bus("mirror"), port, args.messages, args.concurrency,
                             args.warmup)
                 # Alternating rounds spread drift (other jobs, a shared broker) over both cases.

@@ -33,7 +33,7 @@ def sender(messages: Messages, screens: Screens) -> Handler:
     async def send(req: SendRequest) -> SendReply:
         reply, row = await messages.send(req)
         if row is not None:
-            await screens.on_stored(row)
+            screens.on_stored(row)
         return reply
 
     return Handler(MESSAGING_SEND, send, qos=1)

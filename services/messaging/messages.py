@@ -42,9 +42,6 @@ class Messages:
         """Store the message once; the row is None when this send repeats an earlier one."""
         sender, receiver = normal(req.sender_username), normal(req.receiver_username)
         message_id = req.message_id or uuid.uuid4().hex
-        earlier = await Message.get_or_none(message_id=message_id)
-        if earlier is not None:
-            return self._repeat(earlier, sender, receiver, req.content), None
         missing = await self.users.missing(sender, receiver)
         if sender in missing:
             raise ServiceError(MessagingError.SENDER_NOT_FOUND,
@@ -55,7 +52,7 @@ class Messages:
         try:
             row = await Message.create(message_id=message_id, sender=sender, receiver=receiver,
                                        content=req.content)
-        except IntegrityError:  # the same send, delivered twice at once, won the race
+        except IntegrityError:  # the id is taken: a repeated send (QoS 1 redelivery, a retry)
             earlier = await Message.get(message_id=message_id)
             return self._repeat(earlier, sender, receiver, req.content), None
         reply = SendReply(message_id=message_id, timestamp=timestamp(row.created_at))

@@ -51,6 +51,9 @@ class Screens:
         self.max_messages = max_messages
         self._shown: dict[str, list[DisplayMessage]] = {}  # per mirror, this visit's messages
         self._locks: dict[str, asyncio.Lock] = {}
+        # Per mirror, messages stored but not yet on its display.
+        self._fresh: dict[str, list[DisplayMessage]] = {}
+        self._flushing: dict[str, asyncio.Task[None]] = {}
 
     async def on_recognized(self, message: Message) -> None:
         try:
@@ -67,16 +70,39 @@ class Screens:
         if said is not None and said[1] == "online" and self.presence.user_at(said[0]) is None:
             await self.show(said[0], None)  # a mirror that just woke up: idle
 
-    async def on_stored(self, row: MessageRow) -> None:
-        """A new message: every mirror showing its receiver shows it too, now."""
+    def on_stored(self, row: MessageRow) -> None:
+        """A new message: every mirror showing its receiver shows it too, at once.
+
+        The display goes out from a task of its own, so the sender's reply does not wait for it;
+        messages that arrive while a mirror's display is being sent go out together in the next
+        one, so a burst costs a few displays rather than one each.
+        """
         for mirror_id in self.presence.mirrors_of(row.receiver):
-            async with self._lock(mirror_id):
-                if self.presence.user_at(mirror_id) != row.receiver:
-                    continue  # they left while we waited
-                visit = self._shown.setdefault(mirror_id, [])
-                visit.insert(0, shown(row))
-                del visit[self.max_messages:]
-                await self._publish(mirror_id, row.receiver, visit, [row.id])
+            self._fresh.setdefault(mirror_id, []).append(shown(row))
+            if mirror_id not in self._flushing:
+                task = asyncio.create_task(self._flush(mirror_id, row.receiver))
+                self._flushing[mirror_id] = task
+
+    async def _flush(self, mirror_id: str, user: str) -> None:
+        try:
+            while self._fresh.get(mirror_id):
+                async with self._lock(mirror_id):
+                    fresh = self._fresh.pop(mirror_id, [])
+                    if self.presence.user_at(mirror_id) != user or not fresh:
+                        return  # they left: the idle display has replaced theirs
+                    visit = self._shown.setdefault(mirror_id, [])
+                    seen = {m.id for m in visit}  # a new visit may have read them already
+                    visit.extend(m for m in fresh if m.id not in seen)
+                    visit.sort(key=lambda m: m.id, reverse=True)
+                    del visit[self.max_messages:]
+                    # A burst beyond the display's room shows its newest; the rest stay unread.
+                    on_display = {m.id for m in visit}
+                    await self._publish(mirror_id, user, visit,
+                                        [m.id for m in fresh if m.id in on_display])
+        except Exception:
+            log.exception("could not show new messages on %s", mirror_id)
+        finally:
+            del self._flushing[mirror_id]
 
     async def show(self, mirror_id: str, user: str | None) -> None:
         """Tell a mirror to show ``user`` (their layout and unread messages), or idle."""
@@ -122,9 +148,10 @@ class Screens:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            tasks = [task, *self._flushing.values()]
+            for running in tasks:
+                running.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _idle_loop(self) -> None:
         while True:

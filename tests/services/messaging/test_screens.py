@@ -152,3 +152,23 @@ async def test_mirror_state_is_kept(bus: Bus, messaging_service: Messaging) -> N
     else:
         raise AssertionError("an unknown mirror has no state")
     await bus.publish(MIRROR_DISPLAY.format(mirror_id=screen.mirror_id), b"", retain=True)
+
+
+async def test_a_burst_shows_its_newest_and_what_never_showed_stays_unread(bus: Bus) -> None:
+    ann, bob = await register(bus, "ann"), await register(bus, "bob")
+    screen = await a_mirror(bus)
+    await seen(bus, screen.mirror_id, bob)
+    await screen.next(lambda d: d.user == bob)
+    await asyncio.gather(*(
+        bus.request(MESSAGING_SEND, SendRequest(sender_username=ann, receiver_username=bob,
+                    content=f"burst {i}"), qos=1)
+        for i in range(25)
+    ))
+    listed = await bus.request(MESSAGING_LIST, MessagesRequest(receiver_username=bob))
+    newest = [m.id for m in listed.messages[:10]]  # the display holds 10 in the tests
+    final = await screen.next(lambda d: [m.id for m in d.messages] == newest)
+    assert final.user == bob
+    await asyncio.sleep(0.2)  # marking read follows the display
+    shown_ever = {m.id for d in screen.displays for m in d.messages}
+    listed = await bus.request(MESSAGING_LIST, MessagesRequest(receiver_username=bob))
+    assert {m.id for m in listed.messages if m.read} == shown_ever
