@@ -6,20 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.errors import ConfigError
-
-
-def _int(name: str, default: int, low: int, high: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-    return value
+from services.environment import number
 
 
 @dataclass(frozen=True)
@@ -42,10 +29,10 @@ class AuthSettings:
             database_url=env.get("MIRRORHUB_AUTH_DATABASE_URL")
             or f"sqlite://{data_dir / 'auth.sqlite3'}",
             jwt_keys=env.get("MIRRORHUB_JWT_KEYS") or None,
-            token_ttl=_int("MIRRORHUB_TOKEN_TTL", 86400, 60, 90 * 86400),
-            reset_ttl=_int("MIRRORHUB_RESET_TTL", 1800, 60, 7 * 86400),
+            token_ttl=number("MIRRORHUB_TOKEN_TTL", 86400, 60, 90 * 86400),
+            reset_ttl=number("MIRRORHUB_RESET_TTL", 1800, 60, 7 * 86400),
             smtp_url=env.get("MIRRORHUB_SMTP_URL") or None,
             mail_from=env.get("MIRRORHUB_MAIL_FROM") or "mirrorhub@localhost",
-            argon2_memory_kib=_int("MIRRORHUB_ARGON2_MEMORY_KIB", 19456, 8, 4 * 1024 * 1024),
-            argon2_time_cost=_int("MIRRORHUB_ARGON2_TIME_COST", 2, 1, 100),
+            argon2_memory_kib=number("MIRRORHUB_ARGON2_MEMORY_KIB", 19456, 8, 4 * 1024 * 1024),
+            argon2_time_cost=number("MIRRORHUB_ARGON2_TIME_COST", 2, 1, 100),
         )

@@ -6,20 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.errors import ConfigError
-
-
-def _seconds(name: str, default: float, low: float, high: float) -> float:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from exc
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low:g} and {high:g} seconds, got {value:g}")
-    return value
+from services.environment import number
 
 
 @dataclass(frozen=True)
@@ -42,7 +29,7 @@ class MessagingSettings:
             data_dir=data_dir,
             database_url=env.get("MIRRORHUB_MESSAGING_DATABASE_URL")
             or f"sqlite://{data_dir / 'messaging.sqlite3'}",
-            idle_after=_seconds("MIRRORHUB_IDLE_AFTER", 30.0, 0.1, 86400),
-            hold=_seconds("MIRRORHUB_PRESENCE_HOLD", 3.0, 0.0, 3600),
+            idle_after=number("MIRRORHUB_IDLE_AFTER", 30.0, 0.1, 86400),
+            hold=number("MIRRORHUB_PRESENCE_HOLD", 3.0, 0.0, 3600),
             instance=env.get("MIRRORHUB_MESSAGING_INSTANCE") or "main",
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.errors import ConfigError
+from services.environment import number
 from services.vision.distance import DEFAULT_CAMERA, CameraProfile, CameraProfiles
 from services.vision.dlib_engine import DlibEngine
 from services.vision.engine import FaceEngine
@@ -49,12 +50,8 @@ class VisionSettings:
     @classmethod
     def from_env(cls, data_dir: Path) -> VisionSettings:
         env = os.environ
-        raw = env.get("MIRRORHUB_FACE_THRESHOLD")
-        try:
-            threshold = float(raw) if raw else None
-            max_bytes = int(env.get("MIRRORHUB_MAX_IMAGE_BYTES") or 20_000_000)
-        except ValueError as exc:
-            raise ConfigError(f"vision settings: {exc}") from exc
+        threshold = number("MIRRORHUB_FACE_THRESHOLD", 0.0, 0.0, 10.0) or None
+        max_bytes = number("MIRRORHUB_MAX_IMAGE_BYTES", 20_000_000, 1024, 1_000_000_000)
         engine = env.get("MIRRORHUB_FACE_ENGINE") or "dlib"
         if engine not in ("dlib", "insightface"):
             raise ConfigError(f"MIRRORHUB_FACE_ENGINE must be dlib or insightface, got {engine!r}")

@@ -4,6 +4,9 @@ service is away is delivered once it is back within the deadline, or not at all,
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,8 @@ from broker.errors import RequestTimeout
 from broker.server import EmbeddedBroker
 from schemas.messaging import MESSAGING_LIST, MESSAGING_SEND, MessagesRequest, SendRequest
 from services.auth.service import run_auth
-from services.messaging.service import run_messaging
+from services.messaging.config import MessagingSettings
+from services.messaging.service import Messaging, run_messaging
 from tests.conftest import (
     ACCOUNTS,
     Backend,
@@ -37,64 +41,70 @@ async def contents(bus: Bus, receiver: str) -> list[str]:
     return [m.content for m in page.messages]
 
 
-async def test_a_send_waits_for_the_service_to_come_back(
-    backend: Backend, tmp_path: Path
-) -> None:
+@dataclass(frozen=True)
+class Alone:
+    """Auth running in a namespace of its own; messaging comes and goes with :meth:`up`."""
+
+    backend: Backend
+    settings: MessagingSettings
+    bus: Bus
+
+    def up(self) -> contextlib.AbstractAsyncContextManager[Messaging]:
+        return run_messaging(self.backend.bus("messaging"), self.settings)
+
+
+@contextlib.asynccontextmanager
+async def alone(backend: Backend, tmp_path: Path) -> AsyncIterator[Alone]:
     own = isolated(backend)
     auth_db, db = await create_database(own, "auth"), await create_database(own, "messaging")
-    settings = messaging_settings(tmp_path, db)
     try:
         async with (
             run_auth(own.bus("auth"), auth_settings(tmp_path, auth_db, None)),
             Bus(own.bus("test"), role="test") as bus,
         ):
-            async with run_messaging(own.bus("messaging"), settings):
-                ann, bob = await register(bus, "ann"), await register(bus, "bob")
-                await bus.request(MESSAGING_SEND, note(ann, bob, "before"), qos=1)
-            # The service is gone; its persistent session keeps QoS 1 sends at the broker.
-            key = unique("key")
-            sending = asyncio.create_task(
-                bus.request(MESSAGING_SEND, note(ann, bob, "while away", key), qos=1,
-                            timeout=8.0))
-            await asyncio.sleep(1.0)
-            assert not sending.done()
-            async with run_messaging(own.bus("messaging"), settings):
-                reply = await sending
-                assert reply.message_id == key and not reply.duplicate
-                assert await contents(bus, bob) == ["while away", "before"]
-                # A client retrying after a lost reply stores nothing new.
-                again = await bus.request(MESSAGING_SEND, note(ann, bob, "while away", key),
-                                          qos=1)
-                assert again.duplicate
-                assert await contents(bus, bob) == ["while away", "before"]
+            yield Alone(own, messaging_settings(tmp_path, db), bus)
     finally:
         await drop_database(auth_db)
         await drop_database(db)
+
+
+async def test_a_send_waits_for_the_service_to_come_back(
+    backend: Backend, tmp_path: Path
+) -> None:
+    async with alone(backend, tmp_path) as system:
+        bus = system.bus
+        async with system.up():
+            ann, bob = await register(bus, "ann"), await register(bus, "bob")
+            await bus.request(MESSAGING_SEND, note(ann, bob, "before"), qos=1)
+        # The service is gone; its persistent session keeps QoS 1 sends at the broker.
+        key = unique("key")
+        sending = asyncio.create_task(
+            bus.request(MESSAGING_SEND, note(ann, bob, "while away", key), qos=1, timeout=8.0))
+        await asyncio.sleep(1.0)
+        assert not sending.done()
+        async with system.up():
+            reply = await sending
+            assert reply.message_id == key and not reply.duplicate
+            assert await contents(bus, bob) == ["while away", "before"]
+            # A client retrying after a lost reply stores nothing new.
+            again = await bus.request(MESSAGING_SEND, note(ann, bob, "while away", key), qos=1)
+            assert again.duplicate
+            assert await contents(bus, bob) == ["while away", "before"]
 
 
 async def test_a_send_that_timed_out_is_never_stored_later(
     backend: Backend, tmp_path: Path
 ) -> None:
-    own = isolated(backend)
-    auth_db, db = await create_database(own, "auth"), await create_database(own, "messaging")
-    settings = messaging_settings(tmp_path, db)
-    try:
-        async with (
-            run_auth(own.bus("auth"), auth_settings(tmp_path, auth_db, None)),
-            Bus(own.bus("test"), role="test") as bus,
-        ):
-            async with run_messaging(own.bus("messaging"), settings):
-                ann, bob = await register(bus, "ann"), await register(bus, "bob")
-            with pytest.raises(RequestTimeout):  # what the bridge answers 503 for
-                await bus.request(MESSAGING_SEND, note(ann, bob, "too late"), qos=1,
-                                  timeout=1.0)
-            async with run_messaging(own.bus("messaging"), settings):
-                await bus.request(MESSAGING_SEND, note(ann, bob, "after"), qos=1)
-                await asyncio.sleep(0.3)  # the queued, expired send has surely arrived by now
-                assert await contents(bus, bob) == ["after"]
-    finally:
-        await drop_database(auth_db)
-        await drop_database(db)
+    async with alone(backend, tmp_path) as system:
+        bus = system.bus
+        async with system.up():
+            ann, bob = await register(bus, "ann"), await register(bus, "bob")
+        with pytest.raises(RequestTimeout):  # what the bridge answers 503 for
+            await bus.request(MESSAGING_SEND, note(ann, bob, "too late"), qos=1, timeout=1.0)
+        async with system.up():
+            await bus.request(MESSAGING_SEND, note(ann, bob, "after"), qos=1)
+            await asyncio.sleep(0.3)  # the queued, expired send has surely arrived by now
+            assert await contents(bus, bob) == ["after"]
 
 
 async def test_messages_survive_a_broker_restart(tmp_path: Path) -> None:
