@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import multiprocessing
 import os
 import re
@@ -230,8 +229,6 @@ def pin_cpus() -> list[int]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    # aiomqtt warns on every publish while more than 10 await their PUBACK, as they do here.
-    logging.getLogger("mqtt").setLevel(logging.ERROR)
     loader_cpus = pin_cpus()
     print(f"{args.rounds} rounds of a then b, each {args.requests} requests after {args.warmup} "
           f"warm-up on {args.concurrency} connections; req/s is the median round.\n"

@@ -330,8 +330,6 @@ def listening(port: int) -> str | None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    # aiomqtt warns on every publish while more than 10 await their PUBACK, as they do here.
-    logging.getLogger("mqtt").setLevel(logging.ERROR)
     loader_cpus = pin_cpus()
     print(f"{args.rounds} rounds of a then b, each {args.messages} messages after {args.warmup} "
           f"warm-up, {args.concurrency} at a time;\nrate is the median round, a's latency from "

@@ -1,8 +1,8 @@
 """The asyncio MQTT client every mirrorhub process uses: :class:`Bus`.
 
-A Bus owns one aiomqtt connection and keeps it: when the broker goes away it reconnects with
-backoff and subscribes again to everything registered with :meth:`Bus.subscribe`. Requests look
-like function calls::
+A Bus owns one MQTT connection (:mod:`broker.mqtt`) and keeps it: when the broker goes away it
+reconnects with backoff and subscribes again to everything registered with
+:meth:`Bus.subscribe`. Requests look like function calls::
 
     async with Bus(settings, role="bridge") as bus:
         reply = await bus.request(AUTH_LOGIN, LoginRequest(username="ann", password="..."))
@@ -31,18 +31,16 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
-import aiomqtt
-from aiomqtt.exceptions import MqttConnectError
 from pydantic import BaseModel, ValidationError
 
 from broker.errors import BusUnavailable, RequestTimeout, ServiceError
+from broker.mqtt import Connection, ConnectRefused, Incoming, MqttError, Will, topic_matches
 from broker.settings import BusSettings
 from schemas.envelope import ReplyEnvelope, RequestEnvelope
 from schemas.topics import Operation
@@ -67,13 +65,9 @@ MessageCallback = Callable[[Message], Awaitable[None]]
 REPLY_PREFIX = "reply"
 _BACKOFF_MIN, _BACKOFF_MAX = 0.05, 5.0
 _CLOSE_TIMEOUT = 2.0
+_PUBLISH_TIMEOUT = 10.0  # longest wait for the broker to acknowledge a QoS 1 publish
+_KEEPALIVE = 30
 _REPLY_MARGIN = 1.0  # seconds of a request's deadline kept for the reply's way back
-
-
-def _refused_credentials(exc: MqttConnectError) -> bool:
-    # CONNACK 4/5 in MQTT 3.1.1; paho 2 reports them as reason codes 134/135.
-    code = exc.rc if isinstance(exc.rc, int) else getattr(exc.rc, "value", None)
-    return code in (4, 5, 134, 135)
 
 
 def encode(payload: Payload) -> bytes:
@@ -92,7 +86,6 @@ class _Subscription:
     filter: str  # as sent to the broker: namespaced, possibly "$share/<group>/..."
     callback: MessageCallback
     qos: int
-    limit: asyncio.Semaphore
 
 
 class Bus:
@@ -108,7 +101,7 @@ class Bus:
         *,
         role: str = "client",
         client_id: str | None = None,
-        will: aiomqtt.Will | None = None,
+        will: Will | None = None,
         clean_session: bool = True,
         concurrency: int = 64,
     ) -> None:
@@ -118,7 +111,7 @@ class Bus:
         self.reply_topic = f"{REPLY_PREFIX}/{self.client_id}"
         # The Last Will's topic is namespaced like every other topic.
         self._will = (
-            aiomqtt.Will(self.namespace + will.topic, will.payload, will.qos, will.retain)
+            Will(self.namespace + will.topic, will.payload, will.qos, will.retain)
             if will is not None else None
         )
         self._clean_session = clean_session
@@ -127,7 +120,7 @@ class Bus:
         self._on_connect: list[Callable[[], Awaitable[None]]] = []
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._pending: dict[str, asyncio.Future[ReplyEnvelope]] = {}
-        self._client: aiomqtt.Client | None = None
+        self._client: Connection | None = None
         self._connected = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
@@ -162,18 +155,8 @@ class Bus:
                     log.warning("%s: a goodbye message was not sent", self.client_id)
         runner, self._runner = self._runner, None
         if runner is not None:
-            # aiomqtt's disconnect waits for the broker's goodbye without a deadline; a broker
-            # that is half gone never sends it, so cancel again rather than hang.
-            for _ in range(3):
-                runner.cancel()
-                await asyncio.wait({runner}, timeout=_CLOSE_TIMEOUT)
-                if runner.done():
-                    break
-            else:
-                log.warning("%s: the MQTT connection did not close cleanly", self.client_id)
-            if runner.done() and not runner.cancelled() and runner.exception() is not None:
-                log.warning("%s: connection task ended with %r", self.client_id,
-                            runner.exception())
+            runner.cancel()  # says DISCONNECT and closes: no waiting on the broker
+            await asyncio.gather(runner, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -195,48 +178,39 @@ class Bus:
         backoff = _BACKOFF_MIN
         url = self.settings.url
         while True:
+            connection = Connection(self._dispatch)
             try:
-                async with aiomqtt.Client(
-                    url.host,
-                    url.port,
-                    username=url.username,
-                    password=url.password,
-                    identifier=self.client_id,
-                    will=self._will,
-                    clean_session=self._clean_session,
-                    timeout=self.settings.connect_timeout,
-                    keepalive=30,
-                    # paho leaves Nagle on: a small publish after one not yet acknowledged
-                    # would wait for the peer's delayed ACK, about 40 ms, on every QoS 1 hop.
-                    socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-                ) as client:
-                    # Many calls in flight is our normal load, not a warning sign.
-                    client.pending_calls_threshold = 10 * self._concurrency
-                    await client.subscribe(self._wire(self.reply_topic), qos=0)
-                    for sub in self._subs:
-                        await client.subscribe(sub.filter, qos=sub.qos)
-                    self._client = client
-                    self.connections += 1
-                    self._connected.set()
-                    backoff = _BACKOFF_MIN
-                    log.info("%s connected to %s", self.client_id, url)
-                    for callback in self._on_connect:
-                        await callback()
-                    async for message in client.messages:
-                        await self._dispatch(message)
-            except MqttConnectError as exc:
-                if _refused_credentials(exc) and self.connections == 0:
+                await connection.open(
+                    url.host, url.port, client_id=self.client_id, username=url.username,
+                    password=url.password, will=self._will, clean_session=self._clean_session,
+                    keepalive=_KEEPALIVE, timeout=self.settings.connect_timeout,
+                )
+                await connection.subscribe(self._wire(self.reply_topic), 0)
+                for sub in self._subs:
+                    await connection.subscribe(sub.filter, sub.qos)
+                self._client = connection
+                self.connections += 1
+                self._connected.set()
+                backoff = _BACKOFF_MIN
+                log.info("%s connected to %s", self.client_id, url)
+                for callback in self._on_connect:
+                    await callback()
+                await connection.closed
+                log.warning("%s lost the broker at %s", self.client_id, url)
+            except ConnectRefused as exc:
+                if exc.code in (4, 5) and self.connections == 0:
                     # Wrong credentials will not get better by retrying: give up at once.
                     self._refused = f"the MQTT broker at {url} refused the credentials: {exc}"
                     return
                 log.warning("%s: broker at %s refused the connection: %s", self.client_id, url,
                             exc)
-            except aiomqtt.MqttError as exc:
+            except (MqttError, OSError, TimeoutError, BusUnavailable) as exc:
                 if self._client is not None:
                     log.warning("%s lost the broker at %s: %s", self.client_id, url, exc)
                 else:
                     log.debug("%s cannot reach %s: %s", self.client_id, url, exc)
             finally:
+                connection.close()  # on cancellation too: DISCONNECT, so no Last Will
                 self._client = None
                 self._connected.clear()
                 self._fail_pending()
@@ -260,43 +234,49 @@ class Bus:
         """Deliver every message matching ``topic_filter`` to ``callback``, across reconnects.
 
         ``shared`` subscribes through ``$share/<group>/`` when the settings name a group, so
-        that several instances of a service split the messages. At most ``concurrency``
-        callbacks run at once per subscription; beyond that the reader waits, which pushes back
-        on the broker instead of queueing without bound.
+        that several instances of a service split the messages. While ``concurrency``
+        callbacks run, the Bus stops reading from the broker, which pushes back on it instead
+        of queueing without bound.
         """
         topic_filter = self._wire(topic_filter)
         if shared and self.settings.shared_group:
             topic_filter = f"$share/{self.settings.shared_group}/{topic_filter}"
-        sub = _Subscription(topic_filter, callback, qos, asyncio.Semaphore(self._concurrency))
+        sub = _Subscription(topic_filter, callback, qos)
         self._subs.append(sub)
         client = self._client
         if client is not None:
             try:
-                await client.subscribe(topic_filter, qos=qos)
-            except aiomqtt.MqttError:
+                await client.subscribe(topic_filter, qos)
+            except MqttError:
                 log.warning("subscribe to %s deferred to the next connection", topic_filter)
 
-    async def _dispatch(self, received: aiomqtt.Message) -> None:
-        wire_topic = received.topic.value
-        payload = received.payload if isinstance(received.payload, bytes) else b""
-        if wire_topic == self._wire(self.reply_topic):
-            self._resolve(payload)
+    def _dispatch(self, received: Incoming) -> None:
+        """Called by the connection for each message, in the loop: replies resolve their call
+        at once; other messages start one task per matching subscription."""
+        if received.topic == self._wire(self.reply_topic):
+            self._resolve(received.payload)
             return
-        message = Message(wire_topic.removeprefix(self.namespace), payload, received.retain)
+        message = Message(received.topic.removeprefix(self.namespace), received.payload,
+                          received.retain)
         for sub in self._subs:
-            if received.topic.matches(sub.filter):
-                await sub.limit.acquire()
+            if topic_matches(sub.filter, received.topic):
                 task = asyncio.create_task(self._deliver(sub, message))
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(self._delivered)
+        if len(self._tasks) >= self._concurrency and self._client is not None:
+            # Push back on the broker rather than queue without bound.
+            self._client.pause_reading()
+
+    def _delivered(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if len(self._tasks) < self._concurrency and self._client is not None:
+            self._client.resume_reading()
 
     async def _deliver(self, sub: _Subscription, message: Message) -> None:
         try:
             await sub.callback(message)
         except Exception:
             log.exception("callback for %s failed on %s", sub.filter, message.topic)
-        finally:
-            sub.limit.release()
 
     def _resolve(self, payload: bytes) -> None:
         try:
@@ -328,8 +308,12 @@ class Bus:
         if client is None:
             raise BusUnavailable(f"not connected to the MQTT broker at {self.settings.url}")
         try:
-            await client.publish(self._wire(topic), encode(payload), qos=qos, retain=retain)
-        except aiomqtt.MqttError as exc:
+            if qos == 0:
+                client.publish_now(self._wire(topic), encode(payload), retain)
+            else:
+                async with asyncio.timeout(_PUBLISH_TIMEOUT):
+                    await client.publish(self._wire(topic), encode(payload), qos, retain)
+        except (MqttError, TimeoutError) as exc:
             raise BusUnavailable(f"publish to {topic} failed: {exc}") from exc
 
     async def request(

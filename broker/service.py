@@ -27,11 +27,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
-import aiomqtt
 from pydantic import BaseModel, ValidationError
 
 from broker.client import Bus, Message, MessageCallback
 from broker.errors import BusUnavailable, ServiceError
+from broker.mqtt import Will
 from broker.settings import BusSettings
 from schemas.envelope import ErrorCode, ReplyEnvelope, RequestEnvelope
 from schemas.service import REJECTED, SERVICE_STATUS, Rejected, ServiceStatus
@@ -201,7 +201,7 @@ def service_bus(settings: BusSettings, service: str, *, instance: str | None = N
     status_topic = SERVICE_STATUS.format(service=service)
     offline = ServiceStatus(client_id=client_id, state="offline").model_dump_json()
     bus = Bus(settings, client_id=client_id, role=service,
-              will=aiomqtt.Will(status_topic, offline, qos=1),
+              will=Will(status_topic, offline, qos=1),
               clean_session=instance is None)
 
     async def online() -> None:

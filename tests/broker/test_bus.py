@@ -166,11 +166,13 @@ async def test_reconnects_and_resubscribes_after_the_broker_restarts() -> None:
 
 WILL_CLIENT = """
 import asyncio, sys
-import aiomqtt
+from broker.client import Bus
+from broker.mqtt import Will
+from broker.settings import BrokerURL, BusSettings
 host, port, user, password, topic = sys.argv[1:]
 async def main():
-    will = aiomqtt.Will(topic, '{"state": "offline"}', qos=1)
-    async with aiomqtt.Client(host, int(port), username=user, password=password, will=will):
+    settings = BusSettings(BrokerURL(host, int(port), user, password))
+    async with Bus(settings, will=Will(topic, '{"state": "offline"}', qos=1)):
         print("connected", flush=True)
         await asyncio.sleep(60)
 asyncio.run(main())
