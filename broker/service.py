@@ -33,7 +33,7 @@ from broker.client import Bus, Message, MessageCallback
 from broker.errors import BusUnavailable, ServiceError
 from broker.mqtt import Will
 from broker.settings import BusSettings
-from schemas.envelope import ErrorCode, ReplyEnvelope, RequestEnvelope
+from schemas.envelope import ErrorCode, RequestEnvelope
 from schemas.service import REJECTED, SERVICE_STATUS, Rejected, ServiceStatus
 from schemas.topics import Operation
 
@@ -152,14 +152,15 @@ class ServiceRunner:
             return ServiceError(ErrorCode.INTERNAL, f"{self.service} failed; see its log")
 
     async def _send(self, reply_to: str, request_id: str, body: BaseModel | ServiceError) -> None:
+        # A ReplyEnvelope, written out directly (the hot path of every call). Absent parts are
+        # left out, not null: {"id", "ok", "body"} or {"id", "ok", "error"}.
+        reply: dict[str, Any] = {"id": request_id, "ok": not isinstance(body, ServiceError)}
         if isinstance(body, ServiceError):
-            reply = ReplyEnvelope(id=request_id, ok=False, error=body.to_body())
+            reply["error"] = body.to_body().model_dump(exclude_none=True)
         else:
-            reply = ReplyEnvelope(id=request_id, ok=True, body=body.model_dump(mode="json"))
+            reply["body"] = body.model_dump(mode="json")
         try:
-            # Absent parts are left out, not null: {"id", "ok", "body"} or {"id", "ok", "error"}.
-            await self.bus.publish(reply_to, reply.model_dump(mode="json", exclude_none=True),
-                                   qos=0, wait=2.0)
+            await self.bus.publish(reply_to, reply, qos=0, wait=2.0)
         except BusUnavailable:
             log.warning("%s: reply to %s lost, broker unreachable", self.service, reply_to)
 
