@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -146,6 +147,7 @@ class Connection(asyncio.Protocol):
         self._next_id = 0
         self._heard = 0.0  # loop time of the last packet received
         self._keepalive: asyncio.Task[None] | None = None
+        self._quickack: socket.socket | None = None
 
     # -- opening and closing ------------------------------------------------------------------
 
@@ -255,6 +257,8 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports have the Transport methods without being its subclasses.
         self._transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        self._quickack = sock if hasattr(socket, "TCP_QUICKACK") and sock is not None else None
         self._heard = asyncio.get_running_loop().time()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -272,6 +276,8 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._heard = asyncio.get_running_loop().time()
+        if self._quickack is not None:
+            self._quickack.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         buffer = self._buffer
         buffer += data
         start = 0
