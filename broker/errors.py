@@ -12,7 +12,8 @@
 
 Handlers raise :class:`ServiceError`; the service runner turns it into an error reply and the
 caller's :meth:`broker.client.Bus.request` raises it again on the other side.
-Library errors (aiomqtt, amqtt) are re-raised as these with ``from exc``.
+Library and connection errors (amqtt, :mod:`broker.mqtt`) are re-raised as these with
+``from exc``.
 """
 
 from __future__ import annotations

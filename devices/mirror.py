@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-import aiomqtt
 from pydantic import ValidationError
 
 from broker.client import Bus, Message
 from broker.errors import BusUnavailable, ConfigError
+from broker.mqtt import Will
 from broker.settings import BusSettings
 from devices.frames import FrameFolder, check_count, check_fps, play
 from schemas.messaging import MIRROR_DISPLAY, MIRROR_STATUS, MIRROR_WIDGETS, Display, MirrorWidgets
@@ -123,7 +123,7 @@ class Mirror:
         self._output = output
         self._render = render
         self._bus = Bus(settings, role="mirror",
-                        will=aiomqtt.Will(self.status_topic, OFFLINE, qos=1, retain=True))
+                        will=Will(self.status_topic, OFFLINE, qos=1, retain=True))
         self._bus.on_connect(self._announce)
         self._bus.on_close(self._goodbye)
         self._display: Display | None = None
