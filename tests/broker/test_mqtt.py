@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from broker.client import Bus, Message
 from broker.mqtt import (
     PUBLISH,
     Connection,
@@ -124,3 +125,47 @@ async def test_the_will_is_published_on_abort_and_not_on_close(backend: Backend)
         assert [m.payload for m in received] == [b"vanished"]
     finally:
         watcher.close()
+
+
+async def test_keepalive_pings_keep_an_idle_connection_open(backend: Backend) -> None:
+    own = isolated(backend)
+    url = own.bus("test").url
+    connection = Connection(lambda message: None)
+    await connection.open(url.host, url.port, client_id=unique("idle"), username=url.username,
+                          password=url.password, will=None, clean_session=True, keepalive=1,
+                          timeout=5.0)
+    try:
+        await asyncio.sleep(3.5)  # brokers drop a client silent for 1.5 keep-alive periods
+        assert not connection.closed.done()
+        await connection.subscribe(f"{own.namespace}still/here", 1)
+    finally:
+        connection.close()
+
+
+async def test_a_busy_bus_stops_reading_instead_of_queueing(backend: Backend) -> None:
+    own = isolated(backend)
+    release = asyncio.Event()
+    running, most, done = 0, 0, 0
+
+    async def slow(message: Message) -> None:
+        nonlocal running, most, done
+        running += 1
+        most = max(most, running)
+        await release.wait()
+        running -= 1
+        done += 1
+
+    async with (
+        Bus(own.bus("test"), role="slow", concurrency=3) as listener,
+        Bus(own.bus("test"), role="fast") as sender,
+    ):
+        await listener.subscribe("busy/topic", slow, qos=1)
+        for number in range(20):
+            await sender.publish("busy/topic", str(number), qos=1)
+        await asyncio.sleep(0.3)
+        assert most == 3 and done == 0
+        release.set()
+        async with asyncio.timeout(10):
+            while done < 20:
+                await asyncio.sleep(0.01)
+        assert most == 3
