@@ -40,8 +40,16 @@ from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from broker.errors import BusUnavailable, RequestTimeout, ServiceError
-from broker.mqtt import Connection, ConnectRefused, Incoming, MqttError, Will, topic_matches
+from broker.errors import AccessDenied, BusUnavailable, RequestTimeout, ServiceError
+from broker.mqtt import (
+    Connection,
+    ConnectRefused,
+    Incoming,
+    MqttError,
+    SubscriptionRefused,
+    Will,
+    topic_matches,
+)
 from broker.settings import BusSettings
 from schemas.envelope import ReplyEnvelope
 from schemas.topics import Operation
@@ -189,7 +197,10 @@ class Bus:
                 )
                 await connection.subscribe(self._wire(self.reply_topic), 0)
                 for sub in self._subs:
-                    await connection.subscribe(sub.filter, sub.qos)
+                    try:
+                        await connection.subscribe(sub.filter, sub.qos)
+                    except SubscriptionRefused as exc:  # retrying would not change the answer
+                        log.error("%s: %s", self.client_id, exc)
                 self._client = connection
                 self.connections += 1
                 self._connected.set()
@@ -238,7 +249,8 @@ class Bus:
         ``shared`` subscribes through ``$share/<group>/`` when the settings name a group, so
         that several instances of a service split the messages. While ``concurrency``
         callbacks run, the Bus stops reading from the broker, which pushes back on it instead
-        of queueing without bound.
+        of queueing without bound. :class:`~broker.errors.AccessDenied` when the broker will
+        not let this account read ``topic_filter``.
         """
         topic_filter = self._wire(topic_filter)
         if shared and self.settings.shared_group:
@@ -249,6 +261,9 @@ class Bus:
         if client is not None:
             try:
                 await client.subscribe(topic_filter, qos)
+            except SubscriptionRefused as exc:
+                self._subs.remove(sub)
+                raise AccessDenied(str(exc)) from exc
             except MqttError:
                 log.warning("subscribe to %s deferred to the next connection", topic_filter)
 

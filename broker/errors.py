@@ -7,7 +7,8 @@
     ├── BrokerError            the embedded broker cannot start (port taken, bad config)
     ├── BusError               the MQTT side of a call failed
     │   ├── BusUnavailable     not connected to the broker (bridge: 503)
-    │   └── RequestTimeout     no reply within the deadline (bridge: 504)
+    │   ├── RequestTimeout     no reply within the deadline (bridge: 504)
+    │   └── AccessDenied       the broker refused a subscription to this account
     └── ServiceError           a typed error reply: ``code``, ``message``, optional ``field``
 
 Handlers raise :class:`ServiceError`; the service runner turns it into an error reply and the
@@ -39,6 +40,10 @@ class BusError(MirrorhubError):
 
 class BusUnavailable(BusError):
     """The client is not connected to the broker."""
+
+
+class AccessDenied(BusError):
+    """The broker refused a subscription: the account may not read that topic."""
 
 
 class RequestTimeout(BusError):

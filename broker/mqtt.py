@@ -39,6 +39,10 @@ class MqttError(Exception):
     """The connection failed, broke or broke the protocol."""
 
 
+class SubscriptionRefused(MqttError):
+    """The broker answered SUBSCRIBE with 0x80: this account may not read that filter."""
+
+
 class ConnectRefused(MqttError):
     """The broker answered CONNECT with a non-zero return code (4 and 5: bad credentials)."""
 
@@ -242,7 +246,7 @@ class Connection(asyncio.Protocol):
         finally:
             self._waiting.pop(packet_id, None)
         if any(code == 0x80 for code in codes):
-            raise MqttError(f"the broker refused the subscription to {topic_filter}")
+            raise SubscriptionRefused(f"the broker refused the subscription to {topic_filter}")
 
     async def _keep_alive(self, keepalive: int) -> None:
         loop = asyncio.get_running_loop()

@@ -14,12 +14,14 @@ import asyncio
 import errno
 import logging
 import socket
+from pathlib import Path
 from typing import Any, Self
 
 from amqtt.broker import Broker
 from amqtt.errors import BrokerError as AmqttBrokerError
 from amqtt.session import Session
 
+from broker.access import SHARED_DEVICE
 from broker.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,23 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
     the connection before their own message is handled. Here only the session's own filters are
     replayed, which is what amqtt's comment there intends.
     """
+
+    async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                               listener_name: str) -> None:
+        # amqtt returns from here once a client is gone, but leaves some sockets open (a client
+        # that closed before CONNECT, say): closed here. Kept meanwhile so that shutdown can
+        # close the connections of clients still there.
+        self.__dict__.setdefault("open_streams", set()).add(writer)
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        finally:
+            self.open_streams.discard(writer)
+            if not writer.is_closing():
+                writer.transport.abort()
+
+    def close_streams(self) -> None:
+        for writer in self.__dict__.get("open_streams", ()):
+            writer.transport.abort()
 
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session
@@ -68,7 +87,9 @@ def port_in_use_message(host: str, port: int) -> str:
 
 
 class EmbeddedBroker:
-    """amqtt listening on ``host:port`` with username/password authentication on."""
+    """amqtt listening on ``host:port`` with username/password authentication on, and mirror
+    accounts (the shared ``device`` one, and those in ``devices_file``) kept to their own topics
+    below ``namespace`` (:mod:`broker.access`)."""
 
     def __init__(
         self,
@@ -77,13 +98,17 @@ class EmbeddedBroker:
         *,
         accounts: dict[str, str] | None = None,
         allow_anonymous: bool = False,
+        devices_file: Path | None = None,
+        namespace: str = "",
     ) -> None:
         self.host = host
         self.requested_port = port
         self.port = port
         self._accounts = dict(accounts or {})
         self._allow_anonymous = allow_anonymous
-        self._broker: Broker | None = None
+        self._devices_file = str(devices_file) if devices_file else None
+        self._namespace = namespace
+        self._broker: _Broker | None = None
 
     def _config(self) -> dict[str, Any]:
         return {
@@ -92,6 +117,12 @@ class EmbeddedBroker:
                 "broker.plugins.CredentialsAuthPlugin": {
                     "accounts": self._accounts,
                     "allow_anonymous": self._allow_anonymous,
+                    "devices_file": self._devices_file,
+                },
+                "broker.plugins.MirrorTopicsPlugin": {
+                    "restricted": [name for name in self._accounts if name == SHARED_DEVICE],
+                    "devices_file": self._devices_file,
+                    "namespace": self._namespace,
                 },
             },
         }
@@ -134,6 +165,8 @@ class EmbeddedBroker:
                     await broker.shutdown()
             except TimeoutError:
                 log.warning("the embedded MQTT broker did not shut down within 10 s")
+            finally:
+                broker.close_streams()
 
     @property
     def url(self) -> str:

@@ -9,7 +9,9 @@
     mirrorhub bridge                  the HTTP bridge alone
     mirrorhub credentials             the generated broker accounts (for mosquitto_pub -u/-P)
     mirrorhub mirror --id M --model-code X [--frames DIR] [--fps N] [--once] [--json]
-                                      a simulated mirror, as the "device" account
+                                      a simulated mirror, with mirror M's own account
+    mirrorhub device add|remove|list [M]
+                                      mirrors' own broker accounts (username = mirror id)
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from typing import Any
 
 import uvloop
 
-from broker.errors import MirrorhubError
+from broker.errors import ConfigError, MirrorhubError
 from devices.frames import MAX_FPS
 from devices.mirror import Simulation
 from mirrorhub import stack
+from mirrorhub.credentials import device_accounts, device_password, remove_device
 from mirrorhub.settings import Settings
 
 SERVICES = ("auth", "vision", "messaging")
@@ -41,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     service.add_argument("name", choices=SERVICES)
     sub.add_parser("bridge", help="the HTTP bridge alone")
     sub.add_parser("credentials", help="print the generated broker accounts")
+    device = sub.add_parser("device", help="mirrors' own broker accounts")
+    device.add_argument("action", choices=("add", "remove", "list"))
+    device.add_argument("mirror_id", nargs="?", metavar="M", help="the mirror id (its username)")
     _mirror_parser(sub.add_parser(
         "mirror", help="a simulated mirror: status, widgets, camera frames; prints displays",
         description="Be mirror M until Ctrl-C: publish its status and widgets, send the images "
@@ -67,6 +73,24 @@ def _mirror_parser(mirror: argparse.ArgumentParser) -> None:
                         help="print each display as a JSON line instead of a readable one")
 
 
+def _device(settings: Settings, action: str, mirror_id: str | None) -> int:
+    """``add`` prints ``mirror_id password`` (made if new), ``remove`` forgets it, ``list``
+    prints every mirror id with an account."""
+    path = settings.devices_file
+    if action == "list":
+        for known in sorted(device_accounts(path)):
+            print(known)
+        return 0
+    if mirror_id is None:
+        raise ConfigError(f"mirrorhub device {action} needs a mirror id")
+    if action == "add":
+        print(f"{mirror_id} {device_password(path, mirror_id)}")
+        return 0
+    if not remove_device(path, mirror_id):
+        raise ConfigError(f"mirror {mirror_id!r} has no account")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
@@ -80,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             for role, password in settings.accounts().items():
                 print(f"{role} {password}")
             return 0
+        if args.command == "device":
+            return _device(settings, args.action, args.mirror_id)
         runner: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "up": lambda: stack.up(settings),
             "broker": lambda: stack.broker_only(settings),
@@ -92,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.mirror_id, args.model_code, frames=args.frames, fps=args.fps,
                 loop=args.loop, count=args.count, json=args.json,
             )
-            runner["mirror"] = lambda: simulation.run(settings.bus("device"))
+            bus = settings.device_bus(simulation.mirror_id)
+            runner["mirror"] = lambda: simulation.run(bus)
         # uvloop: the same asyncio API, a faster loop for sockets and callbacks.
         uvloop.run(runner[args.command]())
     except MirrorhubError as exc:

@@ -1,7 +1,9 @@
 """Broker accounts of the embedded broker, generated on first run into the data directory.
 
 One account per role (each service, the bridge, devices, and ``operator`` for people at a
-terminal with ``mosquitto_pub``); ``mirrorhub credentials`` prints them.
+terminal with ``mosquitto_pub``); ``mirrorhub credentials`` prints them. Each mirror may also
+have an account of its own (``mirrorhub device add``), which the embedded broker keeps to that
+mirror's topics (:mod:`broker.access`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import os
 import secrets
 from pathlib import Path
 
+import devices.mirror
+from broker.errors import ConfigError
+
 ROLES = ("auth", "vision", "messaging", "bridge", "device", "operator")
 
 
@@ -19,10 +24,47 @@ def load_or_create_accounts(path: Path) -> dict[str, str]:
     missing = [role for role in ROLES if role not in accounts]
     if missing:
         accounts.update({role: secrets.token_urlsafe(24) for role in missing})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(accounts, handle, indent=2)
-        tmp.replace(path)
+        _write_private(path, accounts)
     return accounts
+
+
+def _write_private(path: Path, data: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
+    tmp.replace(path)
+
+
+def device_accounts(path: Path) -> dict[str, str]:
+    """The per-mirror broker accounts, ``{mirror_id: password}``."""
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def device_password(path: Path, mirror_id: str) -> str:
+    """The broker password of mirror ``mirror_id``'s own account, made on first use; the
+    username is the mirror id. The embedded broker reads the file again when it changes."""
+    check_mirror_id(mirror_id)
+    accounts = device_accounts(path)
+    if mirror_id not in accounts:
+        accounts[mirror_id] = secrets.token_urlsafe(24)
+        _write_private(path, accounts)
+    return accounts[mirror_id]
+
+
+def remove_device(path: Path, mirror_id: str) -> bool:
+    """Forget a mirror's account (it can no longer connect); False if there was none."""
+    accounts = device_accounts(path)
+    if accounts.pop(mirror_id, None) is None:
+        return False
+    _write_private(path, accounts)
+    return True
+
+
+def check_mirror_id(mirror_id: str) -> str:
+    """A mirror id fills one topic level and is no role's name (it is the account's username)."""
+    devices.mirror.check_mirror_id(mirror_id)
+    if mirror_id in ROLES:
+        raise ConfigError(f"mirror id {mirror_id!r} is the name of a role account; pick another")
+    return mirror_id

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from broker.errors import ConfigError
 from broker.settings import DEFAULT_HOST, DEFAULT_PORT, BrokerURL, BusSettings
-from mirrorhub.credentials import load_or_create_accounts
+from mirrorhub.credentials import device_password, load_or_create_accounts
 
 
 def _port(name: str, default: int) -> int:
@@ -27,6 +27,7 @@ class Settings:
     allow_anonymous: bool
     bridge_host: str
     bridge_port: int
+    namespace: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,10 +42,24 @@ class Settings:
             in ("1", "true", "yes"),
             bridge_host=env.get("MIRRORHUB_BRIDGE_HOST") or "127.0.0.1",
             bridge_port=_port("MIRRORHUB_BRIDGE_PORT", 8000),
+            namespace=env.get("MIRRORHUB_TOPIC_NAMESPACE", ""),
         )
 
     def accounts(self) -> dict[str, str]:
         return load_or_create_accounts(self.data_dir / "broker_accounts.json")
+
+    @property
+    def devices_file(self) -> Path:
+        return self.data_dir / "device_accounts.json"
+
+    def device_bus(self, mirror_id: str) -> BusSettings:
+        """How mirror ``mirror_id`` reaches the broker: the external URL as given, or the
+        embedded broker with the mirror's own account (made on first use)."""
+        if self.external_broker is not None:
+            return BusSettings.from_env(self.external_broker)
+        password = device_password(self.devices_file, mirror_id)
+        url = BrokerURL(self.broker_host, self.broker_port, mirror_id, password)
+        return BusSettings.from_env(url)
 
     def bus(self, role: str, port: int | None = None) -> BusSettings:
         """How ``role`` reaches the broker: the external URL as given, or the embedded broker

@@ -26,6 +26,7 @@ async def embedded_broker(settings: Settings) -> AsyncIterator[EmbeddedBroker]:
     async with EmbeddedBroker(
         settings.broker_host, settings.broker_port,
         accounts=settings.accounts(), allow_anonymous=settings.allow_anonymous,
+        devices_file=settings.devices_file, namespace=settings.namespace,
     ) as broker:
         yield broker
 

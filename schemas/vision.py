@@ -184,7 +184,7 @@ VISION_ENROLLED = Topic(
 
 MIRROR_FRAME: Topic[BaseModel] = Topic(
     "mirrors/{mirror_id}/frame", None,
-    "A camera frame from a mirror: the raw JPEG or PNG bytes (mosquitto_pub -f photo.jpg).",
+    "A camera frame from a mirror: the raw JPEG or PNG bytes (mosquitto_pub -q 1 -f photo.jpg).",
 )
 MIRROR_FACE_EVENT = Topic(
     "mirrors/{mirror_id}/events/face", FaceEvent,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -88,3 +89,48 @@ async def test_a_taken_port_is_reported_plainly(tmp_path: Path) -> None:
     message = stderr.decode()
     assert f"127.0.0.1:{port} is already in use" in message
     assert "MIRRORHUB_BROKER_PORT" in message and "Traceback" not in message
+
+
+async def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        MIRRORHUB, *args, env=env, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_a_mirror_on_its_own_account_sees_its_display(
+    system: tuple[Path, int, int],
+) -> None:
+    data, broker_port, bridge_port = system
+    env = env_for(data, broker_port, bridge_port)
+    mirror = await asyncio.create_subprocess_exec(
+        MIRRORHUB, "mirror", "--id", "hall", "--model-code", "MX-1", "--json", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    assert mirror.stdout is not None
+    try:
+        line = await asyncio.wait_for(mirror.stdout.readline(), 20)
+        assert json.loads(line)["state"] == "idle", line  # messaging answered its "online"
+    finally:
+        mirror.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(mirror.communicate(), 15)
+    assert mirror.returncode == 0, err.decode()[-2000:]
+    code, out, _ = await run(env, "device", "list")
+    assert (code, out) == (0, "hall\n")  # its account was made on first use
+
+
+async def test_device_accounts_are_managed_by_command(tmp_path: Path) -> None:
+    env = env_for(tmp_path, free_port(), free_port())
+    code, out, _ = await run(env, "device", "add", "hall")
+    mirror_id, password = out.split()
+    assert (code, mirror_id) == (0, "hall") and len(password) >= 24
+    assert (await run(env, "device", "add", "hall"))[1] == out  # the same account again
+    for bad in ("bridge", "a/b", "+"):
+        code, _, err = await run(env, "device", "add", bad)
+        assert code == 2 and err.startswith("mirrorhub: mirror id"), err
+    assert await run(env, "device", "remove", "hall") == (0, "", "")
+    code, _, err = await run(env, "device", "remove", "hall")
+    assert code == 2 and "has no account" in err

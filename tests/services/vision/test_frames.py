@@ -103,7 +103,9 @@ async def test_mosquitto_pub_file_as_a_frame(mirror: tuple[Bus, str], backend: B
     topic = backend.namespace + MIRROR_FRAME.format(mirror_id=mirror_id)
     process = await asyncio.create_subprocess_exec(
         "mosquitto_pub", "-h", backend.broker_host, "-p", str(backend.broker_port),
-        "-u", "test", "-P", ACCOUNTS["test"], "-t", topic,
+        # QoS 1: mosquitto_pub waits for the broker's PUBACK before it disconnects. At QoS 0
+        # amqtt may handle the DISCONNECT first and drop the frame.
+        "-u", "test", "-P", ACCOUNTS["test"], "-t", topic, "-q", "1",
         "-f", str(FACES / "test/obama1.jpg"),
     )
     assert await process.wait() == 0

@@ -1,0 +1,138 @@
+"""Mirrors keep to their own topics on the embedded broker; services and operators do not."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from broker.access import Access, mirror_may
+from broker.client import Bus, Message
+from broker.errors import AccessDenied, BusUnavailable
+from broker.server import EmbeddedBroker
+from broker.settings import BrokerURL, BusSettings
+
+ACCOUNTS = {"svc": "svc-secret", "device": "shared-secret"}
+DEVICES = {"hall": "hall-secret", "bath": "bath-secret"}
+
+
+@pytest.mark.parametrize(("mirror_id", "topic", "access", "allowed"), [
+    ("hall", "mirrors/hall/frame", Access.PUBLISH, True),
+    ("hall", "mirrors/hall/widgets", Access.PUBLISH, True),
+    ("hall", "mirrors/hall/status", Access.PUBLISH, True),
+    ("hall", "mirrors/hall/display", Access.PUBLISH, False),  # the service's to say
+    ("hall", "mirrors/bath/frame", Access.PUBLISH, False),
+    ("hall", "events/vision/recognized", Access.PUBLISH, False),
+    ("hall", "svc/auth/login", Access.PUBLISH, False),
+    ("hall", "mirrors/hall/display", Access.SUBSCRIBE, True),
+    ("hall", "mirrors/hall/events/#", Access.SUBSCRIBE, True),
+    ("hall", "mirrors/+/display", Access.SUBSCRIBE, False),
+    ("hall", "mirrors/#", Access.SUBSCRIBE, False),
+    ("hall", "mirrors/bath/display", Access.RECEIVE, False),
+    ("hall", "reply/hall-1", Access.SUBSCRIBE, True),
+    ("hall", "reply/bridge-1", Access.SUBSCRIBE, False),
+    ("hall", "reply/+", Access.SUBSCRIBE, False),
+    ("hall", "#", Access.SUBSCRIBE, False),
+    ("+", "mirrors/+/display", Access.SUBSCRIBE, True),
+    ("+", "mirrors/bath/frame", Access.PUBLISH, True),
+    ("+", "events/vision/recognized", Access.PUBLISH, False),
+])
+def test_rules(mirror_id: str, topic: str, access: Access, allowed: bool) -> None:
+    assert mirror_may(mirror_id, "hall-1", topic, access) is allowed
+
+
+def test_rules_apply_below_the_namespace() -> None:
+    assert mirror_may("hall", "c", "prod/mirrors/hall/frame", Access.PUBLISH, "prod/")
+    assert not mirror_may("hall", "c", "mirrors/hall/frame", Access.PUBLISH, "prod/")
+    assert not mirror_may("hall", "c", "test/mirrors/hall/frame", Access.PUBLISH, "prod/")
+
+
+@pytest.fixture
+async def broker(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedBroker, Path]]:
+    devices = tmp_path / "device_accounts.json"
+    devices.write_text(json.dumps(DEVICES))
+    async with EmbeddedBroker(port=0, accounts=ACCOUNTS, devices_file=devices) as running:
+        yield running, devices
+
+
+def bus(broker: EmbeddedBroker, user: str, password: str) -> Bus:
+    url = BrokerURL("127.0.0.1", broker.port, user, password)
+    return Bus(BusSettings(url, connect_timeout=2.0), role=user)
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.topics: list[str] = []
+
+    async def put(self, message: Message) -> None:
+        self.topics.append(message.topic)
+
+    async def wait_for(self, topic: str) -> None:
+        async with asyncio.timeout(5):
+            while topic not in self.topics:
+                await asyncio.sleep(0.01)
+
+
+async def test_a_mirror_publishes_only_its_own_topics(
+    broker: tuple[EmbeddedBroker, Path],
+) -> None:
+    running, _ = broker
+    seen = Inbox()
+    async with bus(running, "svc", "svc-secret") as service, \
+            bus(running, "hall", "hall-secret") as hall:
+        await service.subscribe("#", seen.put)
+        for forbidden in ("events/vision/recognized", "mirrors/bath/frame",
+                          "mirrors/hall/display", "svc/auth/login"):
+            await hall.publish(forbidden, b"{}", qos=1)
+        await hall.publish("mirrors/hall/frame", b"jpeg", qos=1)  # after them, on one link
+        await seen.wait_for("mirrors/hall/frame")
+        assert seen.topics == ["mirrors/hall/frame"]
+
+
+async def test_a_mirror_reads_only_its_own_display(broker: tuple[EmbeddedBroker, Path]) -> None:
+    running, _ = broker
+    mine = Inbox()
+    async with bus(running, "svc", "svc-secret") as service, \
+            bus(running, "hall", "hall-secret") as hall:
+        for other in ("mirrors/+/display", "mirrors/bath/display", "#", "events/#"):
+            with pytest.raises(AccessDenied):
+                await hall.subscribe(other, mine.put)
+        await hall.subscribe("mirrors/hall/#", mine.put)
+        await service.publish("mirrors/bath/display", b"bob's messages", qos=1)
+        await service.publish("mirrors/hall/display", b"ann's messages", qos=1)
+        await mine.wait_for("mirrors/hall/display")
+        assert mine.topics == ["mirrors/hall/display"]
+
+
+async def test_the_shared_device_account_is_kept_to_mirror_topics(
+    broker: tuple[EmbeddedBroker, Path],
+) -> None:
+    running, _ = broker
+    seen = Inbox()
+    async with bus(running, "svc", "svc-secret") as service, \
+            bus(running, "device", "shared-secret") as device:
+        await service.subscribe("#", seen.put)
+        await device.subscribe("mirrors/+/display", seen.put)  # any mirror: not private
+        await device.publish("events/vision/recognized", b"{}", qos=1)
+        await device.publish("mirrors/bath/frame", b"jpeg", qos=1)
+        await seen.wait_for("mirrors/bath/frame")
+        assert "events/vision/recognized" not in seen.topics
+
+
+async def test_accounts_added_and_removed_while_the_broker_runs(
+    broker: tuple[EmbeddedBroker, Path],
+) -> None:
+    running, devices = broker
+    with pytest.raises(BusUnavailable, match="refused the credentials"):
+        async with bus(running, "hall", "wrong"):
+            pass
+    devices.write_text(json.dumps({**DEVICES, "attic": "attic-secret"}))
+    async with bus(running, "attic", "attic-secret") as attic:
+        assert attic.connected
+    devices.write_text(json.dumps({"bath": "bath-secret"}))
+    with pytest.raises(BusUnavailable, match="refused the credentials"):
+        async with bus(running, "hall", "hall-secret"):
+            pass
