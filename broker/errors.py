@@ -64,6 +64,11 @@ class ServiceError(MirrorhubError):
         self.message = message
         self.field = field
 
+    def __reduce__(self) -> tuple[type[ServiceError], tuple[str, str, str | None]]:
+        # Crosses process boundaries (vision's worker processes raise it) as a plain
+        # ServiceError with its code, message and field.
+        return (ServiceError, (self.code, self.message, self.field))
+
     def to_body(self) -> ErrorBody:
         return ErrorBody(code=str(self.code), message=self.message, field=self.field)
 

@@ -31,6 +31,14 @@ def _cameras(spec: str) -> CameraProfiles:
     return CameraProfiles(profiles, default)
 
 
+def make_engine(kind: str, insightface_dir: Path | None) -> FaceEngine:
+    """The engine ``kind`` names (``dlib`` or ``insightface`` with its pack directory)."""
+    if kind == "insightface":
+        assert insightface_dir is not None
+        return InsightFaceEngine(insightface_dir)
+    return DlibEngine()
+
+
 @dataclass(frozen=True)
 class VisionSettings:
     data_dir: Path
@@ -40,12 +48,11 @@ class VisionSettings:
     engine: str = "dlib"  # or "insightface", with insightface_dir
     insightface_dir: Path | None = None
     cameras: CameraProfiles = field(default_factory=CameraProfiles)
+    # Worker processes for face analysis (services/vision/analysis.py); 0 analyses in a thread.
+    processes: int = 0
 
     def make_engine(self) -> FaceEngine:
-        if self.engine == "insightface":
-            assert self.insightface_dir is not None
-            return InsightFaceEngine(self.insightface_dir)
-        return DlibEngine()
+        return make_engine(self.engine, self.insightface_dir)
 
     @classmethod
     def from_env(cls, data_dir: Path) -> VisionSettings:
@@ -68,4 +75,5 @@ class VisionSettings:
             or f"sqlite://{data_dir / 'vision.sqlite3'}",
             threshold=threshold,
             max_image_bytes=max_bytes,
+            processes=number("MIRRORHUB_VISION_PROCESSES", 1, 0, 64),
         )

@@ -6,7 +6,6 @@ at start and kept in step with the other workers through ``events/vision/enrolle
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import numpy as np
@@ -23,28 +22,15 @@ from schemas.vision import (
     RecogniseRequest,
     VisionError,
 )
+from services.vision.analysis import Analysis
 from services.vision.distance import DEFAULT_CAMERA, CameraProfile, estimate_distance_cm
 from services.vision.engine import DetectedFace, FaceEngine, RGBImage
-from services.vision.images import ImageLimits, decode_image
+from services.vision.images import ImageLimits
 from services.vision.matcher import Gallery
 from services.vision.models import FaceEmbedding, Subject
 from services.vision.quality import check_face
 
 log = logging.getLogger(__name__)
-
-
-async def analyse_upload(
-    engine: FaceEngine, limits: ImageLimits, data: bytes
-) -> tuple[RGBImage, list[DetectedFace]]:
-    """Decode an uploaded image and find its faces, largest first, off the event loop."""
-
-    def work() -> tuple[RGBImage, list[DetectedFace]]:
-        image = decode_image(data, limits)
-        faces = engine.analyse(image)
-        faces.sort(key=lambda face: face.box.width * face.box.height, reverse=True)
-        return image, faces
-
-    return await asyncio.to_thread(work)
 
 
 class Faces:
@@ -57,8 +43,10 @@ class Faces:
         bus: Bus,
         limits: ImageLimits,
         camera: CameraProfile = DEFAULT_CAMERA,
+        analysis: Analysis | None = None,
     ) -> None:
         self.engine = engine
+        self.analysis = analysis or Analysis(engine, limits)
         self.camera = camera
         self.gallery = gallery
         self.bus = bus
@@ -76,7 +64,7 @@ class Faces:
         return len(rows)
 
     async def _analyse(self, data: bytes) -> tuple[RGBImage, list[DetectedFace]]:
-        return await analyse_upload(self.engine, self.limits, data)
+        return await self.analysis(data)
 
     async def enrol(self, req: EnrolRequest) -> EnrolReply:
         image, faces = await self._analyse(req.image)

@@ -11,21 +11,23 @@ from schemas.vision import (
     DistanceRequest,
     VisionError,
 )
+from services.vision.analysis import Analysis
 from services.vision.colour import analyse_tone
 from services.vision.distance import CameraProfiles, estimate_distance_cm
 from services.vision.engine import DetectedFace, FaceEngine, RGBImage
-from services.vision.faces import analyse_upload
 from services.vision.images import ImageLimits
 
 
 class Measures:
-    def __init__(self, engine: FaceEngine, cameras: CameraProfiles, limits: ImageLimits) -> None:
+    def __init__(self, engine: FaceEngine, cameras: CameraProfiles, limits: ImageLimits,
+                 analysis: Analysis | None = None) -> None:
         self.engine = engine
         self.cameras = cameras
         self.limits = limits
+        self.analysis = analysis or Analysis(engine, limits)
 
     async def _largest_face(self, data: bytes) -> tuple[RGBImage, DetectedFace]:
-        image, faces = await analyse_upload(self.engine, self.limits, data)
+        image, faces = await self.analysis(data)
         if not faces:
             raise ServiceError(VisionError.NO_FACE, "No face found in the image", "image")
         return image, faces[0]

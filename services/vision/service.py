@@ -11,6 +11,7 @@ from broker.service import ServiceRunner, service_bus
 from broker.settings import BusSettings
 from schemas.vision import VISION_ENROLLED
 from services.database import open_database
+from services.vision.analysis import Analysis, worker_pool
 from services.vision.config import VisionSettings
 from services.vision.engine import FaceEngine
 from services.vision.faces import Faces
@@ -32,18 +33,23 @@ async def run_vision(
 ) -> AsyncIterator[Faces]:
     """Serve ``svc/vision/*`` and mirrors' frames until the context exits, with the engine the
     settings name unless one is given."""
+    own_engine = engine is None  # worker processes can only make the settings' engine
     engine = engine or settings.make_engine()
     await asyncio.to_thread(engine.__enter__)  # loads models: seconds, off the loop
     try:
         gallery = Gallery(engine.dimension, settings.threshold or engine.threshold)
         limits = ImageLimits(max_bytes=settings.max_image_bytes)
         async with (
+            contextlib.AsyncExitStack() as stack,
             open_database(settings.database_url, "vision", "services.vision.models",
                           "services.vision.migrations"),
             service_bus(bus_settings, "vision") as bus,
         ):
-            faces = Faces(engine, gallery, bus, limits, settings.cameras.default)
-            measures = Measures(engine, settings.cameras, limits)
+            pool = (await stack.enter_async_context(worker_pool(settings))
+                    if settings.processes and own_engine else None)
+            analysis = Analysis(engine, limits, pool)
+            faces = Faces(engine, gallery, bus, limits, settings.cameras.default, analysis)
+            measures = Measures(engine, settings.cameras, limits, analysis)
             loaded = await faces.load()
             log.info("vision: %d embeddings of %s loaded", loaded, engine.model_version)
             await bus.subscribe(VISION_ENROLLED.template, faces.on_enrolled)

@@ -1,0 +1,94 @@
+"""Decoding an upload and finding its faces, off the event loop: in a thread, or in processes.
+
+dlib holds the GIL while it detects and embeds (tens of milliseconds a face), so in a thread it
+still stalls every coroutine of the process. In ``mirrorhub up`` those are the bridge's, auth's
+and messaging's too: beside one mirror sending 5 frames a second, a cheap endpoint's p99 went
+from 3 ms to 78 ms. With ``VisionSettings.processes`` above 0 the work runs in that many spawned
+worker processes instead, each opening its own engine from the settings; the service's own
+engine then only names the model and answers in-process uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from services.vision.engine import DetectedFace, FaceEngine, RGBImage
+from services.vision.images import ImageLimits, decode_image
+
+if TYPE_CHECKING:
+    from services.vision.config import VisionSettings
+
+Analysed = tuple[RGBImage, list[DetectedFace]]
+
+
+def analyse_image(engine: FaceEngine, limits: ImageLimits, data: bytes) -> Analysed:
+    """Decode ``data`` and find its faces, largest first."""
+    image = decode_image(data, limits)
+    faces = engine.analyse(image)
+    faces.sort(key=lambda face: face.box.width * face.box.height, reverse=True)
+    return image, faces
+
+
+class Analysis:
+    """``await analysis(data)``: :func:`analyse_image` in a thread with ``engine``, or in the
+    worker processes of ``executor`` (see :func:`worker_pool`)."""
+
+    def __init__(self, engine: FaceEngine, limits: ImageLimits,
+                 executor: ProcessPoolExecutor | None = None) -> None:
+        self.engine = engine
+        self.limits = limits
+        self._executor = executor
+
+    async def __call__(self, data: bytes) -> Analysed:
+        if self._executor is None:
+            return await asyncio.to_thread(analyse_image, self.engine, self.limits, data)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, _in_worker, self.limits, data)
+
+
+# -- in each worker process ----------------------------------------------------------------------
+
+_worker_engine: FaceEngine | None = None
+
+
+def _open_worker(kind: str, insightface_dir: Path | None) -> None:
+    from services.vision.config import make_engine  # config imports this module's users
+
+    global _worker_engine
+    engine = make_engine(kind, insightface_dir)
+    engine.__enter__()  # closed when the process ends
+    _worker_engine = engine
+
+
+def _in_worker(limits: ImageLimits, data: bytes) -> Analysed:
+    assert _worker_engine is not None, "worker started without its engine"
+    return analyse_image(_worker_engine, limits, data)
+
+
+def _ready() -> str:
+    assert _worker_engine is not None
+    return _worker_engine.model_version
+
+
+@contextlib.asynccontextmanager
+async def worker_pool(settings: VisionSettings) -> AsyncIterator[ProcessPoolExecutor]:
+    """``settings.processes`` worker processes with their engines open (models loaded) before
+    the context is entered."""
+    # spawn, not fork: the parent runs an event loop and threads that a fork would copy mid-air.
+    executor = ProcessPoolExecutor(settings.processes,
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_open_worker,
+                                   initargs=(settings.engine, settings.insightface_dir))
+    try:
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(executor, _ready)
+                               for _ in range(settings.processes)))
+        yield executor
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)

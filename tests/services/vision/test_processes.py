@@ -1,0 +1,77 @@
+"""Face analysis in worker processes: the same answers as in a thread, errors intact, and the
+event loop free while dlib works."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from broker.client import Bus
+from broker.errors import ServiceError
+from schemas.vision import (
+    VISION_ENROL,
+    VISION_RECOGNISE,
+    EnrolRequest,
+    RecogniseRequest,
+    VisionError,
+)
+from services.vision.config import VisionSettings
+from services.vision.service import run_vision
+from tests.conftest import FACES, Backend, create_database, drop_database, isolated
+from tests.support import unique
+
+pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+
+
+async def test_workers_enrol_recognise_and_leave_the_loop_free(
+    backend: Backend, tmp_path: Path
+) -> None:
+    own = isolated(backend)
+    url = await create_database(own, "vision")
+    settings = VisionSettings(data_dir=tmp_path, database_url=url, threshold=None, processes=1)
+    try:
+        async with (
+            run_vision(own.bus("vision", request_timeout=30.0), settings),
+            Bus(replace(own.bus("test"), request_timeout=30.0), role="test") as bus,
+        ):
+            name = unique("obama")
+            photo = (FACES / "train/obama/obama.jpg").read_bytes()
+            await bus.request(VISION_ENROL, EnrolRequest(name=name, image=photo))
+
+            # While a worker process analyses, this loop keeps ticking.
+            gaps: list[float] = []
+
+            async def ticker() -> None:
+                last = time.perf_counter()
+                while True:
+                    await asyncio.sleep(0.005)
+                    now = time.perf_counter()
+                    gaps.append(now - last)
+                    last = now
+
+            ticking = asyncio.create_task(ticker())
+            test = (FACES / "test/obama1.jpg").read_bytes()
+            for _ in range(3):
+                reply = await bus.request(VISION_RECOGNISE, RecogniseRequest(image=test))
+                assert [face.name for face in reply.faces] == [name]
+            ticking.cancel()
+            assert max(gaps) < 0.05, f"the loop stalled {max(gaps) * 1000:.0f} ms"
+
+            with pytest.raises(ServiceError) as caught:  # raised in the worker, typed here
+                await bus.request(VISION_RECOGNISE, RecogniseRequest(image=b"not an image"))
+            assert caught.value.code == VisionError.NOT_AN_IMAGE
+    finally:
+        await drop_database(url)
+
+
+def test_the_environment_asks_for_one_worker_by_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MIRRORHUB_VISION_PROCESSES", raising=False)
+    assert VisionSettings.from_env(tmp_path).processes == 1
+    monkeypatch.setenv("MIRRORHUB_VISION_PROCESSES", "0")
+    assert VisionSettings.from_env(tmp_path).processes == 0
