@@ -255,19 +255,33 @@ async def main(args: argparse.Namespace) -> None:
             print_rows("mosquitto", *await bench_broker(url, args, loader))
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Bridge over MQTT versus in-process /whoami.")
-    parser.add_argument("--requests", type=int, default=2000, help="timed requests per round")
-    parser.add_argument("--concurrency", type=int, default=32, help="open connections")
-    parser.add_argument("--warmup", type=int, default=100, help="untimed requests per round")
-    parser.add_argument("--rounds", type=int, default=3, help="alternations of a and b")
+def load_parser(description: str, unit: str, count: int, in_flight: str, concurrency: int,
+                warmup: int, rounds: int) -> argparse.ArgumentParser:
+    """The options every bench here shares: ``--{unit}`` timed per round, ``--concurrency``,
+    ``--warmup``, ``--rounds`` and the Mosquitto port; :func:`checked_load` checks them."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(f"--{unit}", type=int, default=count, help=f"timed {unit} per round")
+    parser.add_argument("--concurrency", type=int, default=concurrency, help=in_flight)
+    parser.add_argument("--warmup", type=int, default=warmup, help=f"untimed {unit} per round")
+    parser.add_argument("--rounds", type=int, default=rounds, help="alternations of a and b")
     parser.add_argument("--mosquitto-port", type=int, default=1883,
                         help="Mosquitto on 127.0.0.1 that allows anonymous clients")
-    parser.add_argument("--broker", choices=("both", "embedded", "mosquitto"), default="both")
+    return parser
+
+
+def checked_load(parser: argparse.ArgumentParser, unit: str) -> argparse.Namespace:
     args = parser.parse_args()
-    if args.requests < 2 or args.concurrency < 1 or args.warmup < 0 or args.rounds < 1:
-        parser.error("need --requests >= 2, --concurrency >= 1, --warmup >= 0, --rounds >= 1")
+    if (getattr(args, unit) < 2 or args.concurrency < 1 or args.warmup < 0
+            or args.rounds < 1):
+        parser.error(f"need --{unit} >= 2, --concurrency >= 1, --warmup >= 0, --rounds >= 1")
     return args
+
+
+def parse_args() -> argparse.Namespace:
+    parser = load_parser("Bridge over MQTT versus in-process /whoami.", "requests", 2000,
+                         "open connections", 32, 100, 3)
+    parser.add_argument("--broker", choices=("both", "embedded", "mosquitto"), default="both")
+    return checked_load(parser, "requests")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
 import uvloop
 
-from bench.bridge import HOST, Result, Sample, exchange, pin_cpus
+from bench.bridge import (
+    HOST,
+    Result,
+    Sample,
+    checked_load,
+    exchange,
+    load_parser,
+    pin_cpus,
+)
 from bridge.app import create_app
 from bridge.server import serving
 from broker.client import Bus, Message
@@ -357,21 +365,12 @@ async def main(args: argparse.Namespace) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="POST /send_message to the mirror's display versus bare inserts.")
-    parser.add_argument("--messages", type=int, default=300, help="timed messages per round")
-    parser.add_argument("--concurrency", type=int, default=16, help="messages in flight")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed messages per round")
-    parser.add_argument("--rounds", type=int, default=2, help="alternations of a and b")
-    parser.add_argument("--mosquitto-port", type=int, default=1883,
-                        help="Mosquitto on 127.0.0.1 that allows any client")
+    parser = load_parser("POST /send_message to the mirror's display versus bare inserts.",
+                         "messages", 300, "messages in flight", 16, 20, 2)
     parser.add_argument("--postgres-port", type=int, default=5432,
                         help="PostgreSQL on 127.0.0.1, database test, trust auth for postgres")
     parser.add_argument("--backend", choices=("both", "embedded", "mosquitto"), default="both")
-    args = parser.parse_args()
-    if args.messages < 2 or args.concurrency < 1 or args.warmup < 0 or args.rounds < 1:
-        parser.error("need --messages >= 2, --concurrency >= 1, --warmup >= 0, --rounds >= 1")
-    return args
+    return checked_load(parser, "messages")
 
 
 if __name__ == "__main__":
