@@ -270,7 +270,7 @@ async def main(args: argparse.Namespace) -> None:
                 bus = BusSettings(url=BrokerURL(HOST, broker.port, "bench", "bench-secret"),
                                   connect_timeout=5.0, request_timeout=60.0,
                                   namespace=f"bench-{uuid.uuid4().hex[:8]}/")
-                async with run_vision(bus, vision_settings(data)) as faces, \
+                async with run_vision(bus, vision_settings(data, args.processes)) as faces, \
                         serving(create_app(bus), HOST, 0) as bridge:
                     print(f"   enrolled {await enrol(faces, args.faces / 'train')} train/ "
                           f"photos of {len(faces.gallery.subjects)} people\n")
@@ -310,6 +310,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="timed seconds of frames per worker count and round")
     parser.add_argument("--mirrors", type=int, default=8, help="mirrors sending frames (part 2)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="analysis worker processes in part 1 (MIRRORHUB_VISION_PROCESSES; "
+                             "0: a thread, as before session 2)")
     parser.add_argument("--mosquitto-port", type=int, default=1883,
                         help="Mosquitto on 127.0.0.1 that allows anonymous clients")
     parser.add_argument("--faces", type=Path, default=FACES,

@@ -26,10 +26,11 @@ from services.vision.service import run_vision
 HOST = "127.0.0.1"
 
 
-def vision_settings(data: Path) -> VisionSettings:
-    """The service's defaults, on one SQLite file in ``data``."""
+def vision_settings(data: Path, processes: int = 0) -> VisionSettings:
+    """The service's defaults, on one SQLite file in ``data``; ``processes`` as
+    ``MIRRORHUB_VISION_PROCESSES``."""
     return VisionSettings(data_dir=data, database_url=f"sqlite://{data / 'vision.sqlite3'}",
-                          threshold=None)
+                          threshold=None, processes=processes)
 
 
 @dataclass(frozen=True)

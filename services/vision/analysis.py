@@ -51,6 +51,13 @@ class Analysis:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, _in_worker, self.limits, data)
 
+    async def faces(self, data: bytes) -> list[DetectedFace]:
+        """The faces alone: from a worker, the decoded image (megabytes) does not travel back."""
+        if self._executor is None:
+            return (await self(data))[1]
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, _faces_in_worker, self.limits, data)
+
 
 # -- in each worker process ----------------------------------------------------------------------
 
@@ -69,6 +76,10 @@ def _open_worker(kind: str, insightface_dir: Path | None) -> None:
 def _in_worker(limits: ImageLimits, data: bytes) -> Analysed:
     assert _worker_engine is not None, "worker started without its engine"
     return analyse_image(_worker_engine, limits, data)
+
+
+def _faces_in_worker(limits: ImageLimits, data: bytes) -> list[DetectedFace]:
+    return _in_worker(limits, data)[1]
 
 
 def _ready() -> str:

@@ -100,7 +100,7 @@ class Faces:
         self.gallery.add(event.name, np.asarray(event.embedding, dtype=np.float32))
 
     async def recognise(self, req: RecogniseRequest) -> RecogniseReply:
-        _, faces = await self._analyse(req.image)
+        faces = await self.analysis.faces(req.image)
         if not faces:
             raise ServiceError(VisionError.NO_FACE, "No face found in the image", "face_image")
         results = []

@@ -14,7 +14,7 @@ from schemas.vision import (
 from services.vision.analysis import Analysis
 from services.vision.colour import analyse_tone
 from services.vision.distance import CameraProfiles, estimate_distance_cm
-from services.vision.engine import DetectedFace, FaceEngine, RGBImage
+from services.vision.engine import DetectedFace, FaceEngine
 from services.vision.images import ImageLimits
 
 
@@ -26,19 +26,20 @@ class Measures:
         self.limits = limits
         self.analysis = analysis or Analysis(engine, limits)
 
-    async def _largest_face(self, data: bytes) -> tuple[RGBImage, DetectedFace]:
-        image, faces = await self.analysis(data)
+    @staticmethod
+    def _largest(faces: list[DetectedFace]) -> DetectedFace:
         if not faces:
             raise ServiceError(VisionError.NO_FACE, "No face found in the image", "image")
-        return image, faces[0]
+        return faces[0]
 
     async def distance(self, req: DistanceRequest) -> DistanceReply:
-        _, face = await self._largest_face(req.image)
+        face = self._largest(await self.analysis.faces(req.image))
         focal = self.cameras.for_model(req.model_code).focal_px
         return DistanceReply(distance=round(estimate_distance_cm(face, focal), 1))
 
     async def personal_color(self, req: ColourRequest) -> ColourReply:
-        image, face = await self._largest_face(req.image)
+        image, faces = await self.analysis(req.image)
+        face = self._largest(faces)
         try:
             result = analyse_tone(image, face)
         except ValueError as exc:
