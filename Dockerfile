@@ -8,14 +8,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /src
 # Only the packages named in pyproject.toml: the context's .venv, data/ and tests stay out.
-# devices/ holds no code yet, so a clone has no such folder: add `COPY devices/ devices/` with
-# its first module.
 COPY pyproject.toml ./
 COPY mirrorhub/ mirrorhub/
 COPY broker/ broker/
 COPY schemas/ schemas/
 COPY services/ services/
 COPY bridge/ bridge/
+COPY devices/ devices/
 RUN pip install . && rm -rf /src
 
 RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin mirrorhub \
