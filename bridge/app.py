@@ -36,13 +36,17 @@ async def _crash(request: Request, exc: Exception) -> Response:
                         status_code=500)
 
 
-def create_app(bus_settings: BusSettings) -> Starlette:
-    """The bridge app; its MQTT connection opens and closes with the app's lifespan."""
+def create_app(bus_settings: BusSettings, *, require_token: bool = False) -> Starlette:
+    """The bridge app; its MQTT connection opens and closes with the app's lifespan.
+
+    ``require_token``: the messaging endpoints want a bearer token of the user they act for
+    (without it, a token is checked when one is sent, as the documented API has none).
+    """
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Bus]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         async with Bus(bus_settings, role="bridge") as bus:
-            yield {"bus": bus}
+            yield {"bus": bus, "require_token": require_token}
 
     return Starlette(
         routes=[*mirror_api.routes, *messaging_api.routes],

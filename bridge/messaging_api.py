@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bridge.replies import call, fields_of, success
+from bridge.replies import acting_user, call, fields_of, success
 from schemas.messaging import (
     MESSAGING_GET_LAYOUT,
     MESSAGING_LIST,
@@ -41,6 +41,7 @@ async def send_message(request: Request) -> JSONResponse:
     the service drops it unstored, so a timeout means "not sent" (503), not "maybe" (504).
     """
     fields = await fields_of(request, "message_sent", MESSAGING_BODY_LIMIT)
+    await acting_user(request, "message_sent", fields.get("sender_username"), "sender_username")
     key = request.headers.get("idempotency-key", "").strip()
     if key:
         fields["message_id"] = key
@@ -58,6 +59,8 @@ async def get_messages(request: Request) -> JSONResponse:
     ``before`` (the ``next_before`` of the previous page) page back through older ones."""
     fields = await fields_of(request, "messages_retrieved", MESSAGING_BODY_LIMIT)
     fields["receiver_username"] = request.path_params["receiver_username"]
+    await acting_user(request, "messages_retrieved", fields["receiver_username"],
+                      "receiver_username")
     reply = await call(request, "messages_retrieved", MESSAGING_LIST, fields)
     messages = [
         {"sender": m.sender, "content": m.content, "timestamp": m.timestamp, "id": m.id,
@@ -71,6 +74,8 @@ async def set_widgets(request: Request) -> JSONResponse:
     """Store ``index`` as the layout of ``model_code``, or with ``username`` as that user's own
     layout on mirrors of that model. A malformed layout is a 400 naming ``index``."""
     fields = await fields_of(request, "widget_custom", MESSAGING_BODY_LIMIT)
+    if fields.get("username") is not None:  # a user's own layout; the model's is anybody's
+        await acting_user(request, "widget_custom", fields["username"], "username")
     reply = await call(request, "widget_custom", MESSAGING_SET_LAYOUT, fields)
     return success("widget_custom", message="New Widget" if reply.created else "Update Widget")
 

@@ -15,14 +15,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge.forms import Upload
-from bridge.replies import HttpFail, call, fields_of, relay, success
+from bridge.replies import HttpFail, bearer_user, call, fields_of, relay, success
 from schemas.auth import (
     AUTH_LOGIN,
     AUTH_REGISTER,
     AUTH_RESET,
     AUTH_RESET_CONFIRM,
-    AUTH_VERIFY,
-    AuthError,
 )
 from schemas.topics import Operation
 from schemas.vision import (
@@ -88,17 +86,7 @@ async def recognise_face(request: Request) -> JSONResponse:
 
 async def whoami(request: Request) -> JSONResponse:
     """The user a bearer token belongs to; what a client checks before trusting a token."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise HttpFail("whoami", "send Authorization: Bearer <token from /login>", 401)
-    reply = await call(
-        request,
-        "whoami",
-        AUTH_VERIFY,
-        {"token": token.strip()},
-        domain_status={AuthError.TOKEN_INVALID: 401},
-    )
-    return success("whoami", username=reply.username)
+    return success("whoami", username=await bearer_user(request, "whoami"))
 
 
 async def distance(request: Request) -> JSONResponse:

@@ -5,14 +5,16 @@ for bad input, ``field``. Status codes (docs/http-api.md):
 
 - 200 for success and for the documented domain failures (wrong password, ``exist user``, ...),
   as the original API did, so clients that read ``result`` keep working;
-- 400 a missing or malformed field, 401 a missing or bad bearer token, 413 a body over the limit,
-  415 an unsupported content type;
+- 400 a missing or malformed field, 401 a missing or bad bearer token, 403 a token of another
+  user than the one the request acts for, 413 a body over the limit, 415 an unsupported content
+  type;
 - 500 the service failed, 503 the broker or a service dependency is unavailable, 504 the service
   did not answer within ``MIRRORHUB_REQUEST_TIMEOUT``.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -24,6 +26,7 @@ from bridge.forms import BadBody, read_fields, text_fields
 from broker.client import Bus
 from broker.errors import BusUnavailable, RequestTimeout, ServiceError
 from broker.service import validation_error
+from schemas.auth import AUTH_VERIFY, AuthError
 from schemas.envelope import ErrorCode
 from schemas.topics import Operation
 
@@ -106,6 +109,32 @@ async def call(
         raise HttpFail(type_, message, timeout_status) from exc
     except BusUnavailable as exc:
         raise HttpFail(type_, f"service unavailable: {exc}", 503) from exc
+
+
+async def bearer_user(request: Request, type_: str, *, required: bool = True) -> str | None:
+    """The user a request's ``Authorization: Bearer`` token belongs to, checked by auth; None
+    when the request sends no token and none is ``required``. A bad token, or none where one is
+    required, is a 401."""
+    header = request.headers.get("authorization")
+    if header is None and not required:
+        return None
+    scheme, _, token = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HttpFail(type_, "send Authorization: Bearer <token from /login>", 401)
+    reply = await call(request, type_, AUTH_VERIFY, {"token": token.strip()},
+                       domain_status={AuthError.TOKEN_INVALID: 401})
+    return reply.username
+
+
+async def acting_user(request: Request, type_: str, claimed: object, field: str) -> None:
+    """With a bearer token (required when the bridge runs with ``require_token``), the field
+    naming the acting user must be the token's user: 403 otherwise."""
+    required: bool = getattr(request.state, "require_token", False)
+    user = await bearer_user(request, type_, required=required)
+    if user is None or not isinstance(claimed, str):
+        return
+    if unicodedata.normalize("NFC", claimed.strip()) != user:
+        raise HttpFail(type_, f"the token belongs to {user}, not to {claimed}", 403, field=field)
 
 
 Endpoint = Callable[[Request], Awaitable[JSONResponse]]

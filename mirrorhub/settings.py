@@ -28,6 +28,7 @@ class Settings:
     bridge_host: str
     bridge_port: int
     namespace: str = ""
+    require_token: bool = False  # the bridge's messaging endpoints want a bearer token
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -43,6 +44,7 @@ class Settings:
             bridge_host=env.get("MIRRORHUB_BRIDGE_HOST") or "127.0.0.1",
             bridge_port=_port("MIRRORHUB_BRIDGE_PORT", 8000),
             namespace=env.get("MIRRORHUB_TOPIC_NAMESPACE", ""),
+            require_token=env.get("MIRRORHUB_REQUIRE_TOKEN", "0").lower() in ("1", "true", "yes"),
         )
 
     def accounts(self) -> dict[str, str]:
