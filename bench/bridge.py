@@ -208,12 +208,18 @@ async def bench_broker(
     return Result.of(samples[0]), Result.of(samples[1])
 
 
-def print_rows(broker: str, a: Result, b: Result) -> None:
-    for case, r in (("a bridge -> MQTT -> auth", a), ("b in-process Starlette", b)):
+def print_cases(label: str, width: int, cases: tuple[str, str], a: Result, b: Result,
+                spread_width: int = 13) -> None:
+    """The rows of one backend: case a, case b (rate, spread, p50, p99, errors), and a/b."""
+    for case, r in zip(cases, (a, b), strict=True):
         spread = f"{r.spread[0]:.0f}-{r.spread[1]:.0f}"
-        print(f"{broker:<10} {case:<25} {r.rps:>6.0f} {spread:>13} {r.p50_ms:>7.1f} "
-              f"{r.p99_ms:>7.1f} {r.errors:>6}")
-    print(f"{broker:<10} {'throughput ratio a/b':<25} {a.rps / b.rps:>6.2f}", flush=True)
+        print(f"{label:<{width}} {case:<26} {r.rps:>6.0f} {spread:>{spread_width}} "
+              f"{r.p50_ms:>7.1f} {r.p99_ms:>7.1f} {r.errors:>6}")
+    print(f"{label:<{width}} {'throughput ratio a/b':<26} {a.rps / b.rps:>6.2f}", flush=True)
+
+
+def print_rows(broker: str, a: Result, b: Result) -> None:
+    print_cases(broker, 10, ("a bridge -> MQTT -> auth", "b in-process Starlette"), a, b)
 
 
 def pin_cpus() -> list[int]:
@@ -233,7 +239,7 @@ async def main(args: argparse.Namespace) -> None:
     print(f"{args.rounds} rounds of a then b, each {args.requests} requests after {args.warmup} "
           f"warm-up on {args.concurrency} connections; req/s is the median round.\n"
           f"Servers on CPU {sorted(os.sched_getaffinity(0))}, load generator on {loader_cpus}.\n")
-    print(f"{'broker':<10} {'case':<25} {'req/s':>6} {'min-max req/s':>13} {'p50 ms':>7} "
+    print(f"{'broker':<10} {'case':<26} {'req/s':>6} {'min-max req/s':>13} {'p50 ms':>7} "
           f"{'p99 ms':>7} {'errors':>6}")
     # The loader is its own process (spawned: this one holds threads and a running loop) so the
     # servers have this event loop to themselves, and a raw asyncio client rather than httpx, so

@@ -50,6 +50,7 @@ from bench.bridge import (
     exchange,
     load_parser,
     pin_cpus,
+    print_cases,
 )
 from bridge.app import create_app
 from bridge.server import serving
@@ -321,11 +322,8 @@ async def bench_backend(
 
 
 def print_rows(backend: str, a: Result, b: Result) -> None:
-    for case, r in (("a send -> MQTT -> display", a), ("b Message.create", b)):
-        spread = f"{r.spread[0]:.0f}-{r.spread[1]:.0f}"
-        print(f"{backend:<18} {case:<26} {r.rps:>6.0f} {spread:>11} {r.p50_ms:>7.1f} "
-              f"{r.p99_ms:>7.1f} {r.errors:>6}")
-    print(f"{backend:<18} {'throughput ratio a/b':<26} {a.rps / b.rps:>6.2f}", flush=True)
+    print_cases(backend, 18, ("a send -> MQTT -> display", "b Message.create"), a, b,
+                spread_width=11)
 
 
 def listening(port: int) -> str | None:

@@ -16,13 +16,10 @@ import multiprocessing
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from services.vision.config import VisionSettings, make_engine
 from services.vision.engine import DetectedFace, FaceEngine, RGBImage
 from services.vision.images import ImageLimits, decode_image
-
-if TYPE_CHECKING:
-    from services.vision.config import VisionSettings
 
 Analysed = tuple[RGBImage, list[DetectedFace]]
 
@@ -65,8 +62,6 @@ _worker_engine: FaceEngine | None = None
 
 
 def _open_worker(kind: str, insightface_dir: Path | None) -> None:
-    from services.vision.config import make_engine  # config imports this module's users
-
     global _worker_engine
     engine = make_engine(kind, insightface_dir)
     engine.__enter__()  # closed when the process ends
