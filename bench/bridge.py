@@ -42,10 +42,10 @@ from starlette.routing import Route
 
 from bridge.app import create_app
 from bridge.server import serving
-from broker.errors import ServiceError
 from broker.server import EmbeddedBroker
 from broker.settings import BrokerURL, BusSettings
 from schemas.auth import AuthError, LoginRequest, RegisterRequest, VerifyRequest
+from schemas.errors import ServiceError
 from services.auth.accounts import Accounts
 from services.auth.config import AuthSettings
 from services.auth.service import run_auth

@@ -49,9 +49,9 @@ from bench.vision_workers import bench_workers, print_workers, vision_settings
 from bridge.app import create_app
 from bridge.server import serving
 from broker.client import Bus, Message
-from broker.errors import ServiceError
 from broker.server import EmbeddedBroker
 from broker.settings import BrokerURL, BusSettings
+from schemas.errors import ServiceError
 from schemas.vision import MIRROR_FACE_EVENT, MIRROR_FRAME, EnrolRequest, FaceEvent
 from services.vision.faces import Faces
 from services.vision.images import decode_image

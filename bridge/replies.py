@@ -24,10 +24,10 @@ from starlette.responses import JSONResponse
 
 from bridge.forms import BadBody, read_fields, text_fields
 from broker.client import Bus
-from broker.errors import BusUnavailable, RequestTimeout, ServiceError
 from broker.service import validation_error
 from schemas.auth import AUTH_VERIFY, AuthError
 from schemas.envelope import ErrorCode
+from schemas.errors import BusUnavailable, RequestTimeout, ServiceError
 from schemas.topics import Operation
 
 Rep = TypeVar("Rep", bound=BaseModel)

@@ -14,15 +14,15 @@ and loses it again on receipt: callers, envelopes and callbacks only ever see to
 so several deployments (or test runs) can share one broker without hearing each other.
 
 Requests and replies travel at QoS 0: the caller's deadline is what makes a call reliable (a lost
-message is a :class:`~broker.errors.RequestTimeout`, never silence), and QoS 1 would both double
+message is a :class:`~schemas.errors.RequestTimeout`, never silence), and QoS 1 would both double
 the packets and let a redelivered request run twice (registering a user twice, say). The
 exception is an operation whose service holds a persistent session and deduplicates (sending a
 message): ``qos=1`` lets the broker keep the request while that service restarts. Every request
 carries a ``deadline``; a service drops what arrives after it, so a caller that gave up can say
 "not done" and be right.
-A request fails with :class:`~broker.errors.BusUnavailable` when there is no connection (or it
-drops while waiting), :class:`~broker.errors.RequestTimeout` after the deadline, and
-:class:`~broker.errors.ServiceError` when the service answered with a typed error.
+A request fails with :class:`~schemas.errors.BusUnavailable` when there is no connection (or it
+drops while waiting), :class:`~schemas.errors.RequestTimeout` after the deadline, and
+:class:`~schemas.errors.ServiceError` when the service answered with a typed error.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from broker.errors import AccessDenied, BusUnavailable, RequestTimeout, ServiceError
 from broker.mqtt import (
     Connection,
     ConnectRefused,
@@ -52,6 +51,7 @@ from broker.mqtt import (
 )
 from broker.settings import BusSettings
 from schemas.envelope import ReplyEnvelope
+from schemas.errors import AccessDenied, BusUnavailable, RequestTimeout, ServiceError
 from schemas.topics import Operation
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ class Bus:
         ``shared`` subscribes through ``$share/<group>/`` when the settings name a group, so
         that several instances of a service split the messages. While ``concurrency``
         callbacks run, the Bus stops reading from the broker, which pushes back on it instead
-        of queueing without bound. :class:`~broker.errors.AccessDenied` when the broker will
+        of queueing without bound. :class:`~schemas.errors.AccessDenied` when the broker will
         not let this account read ``topic_filter``.
         """
         topic_filter = self._wire(topic_filter)

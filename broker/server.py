@@ -5,7 +5,7 @@
     async with EmbeddedBroker(port=0, accounts={"auth": "s3cret"}) as broker:
         print(broker.port)  # the port actually bound; port=0 picks a free one
 
-A port that is taken raises :class:`~broker.errors.BrokerError` saying so and how to pick another.
+A port that is taken raises :class:`~schemas.errors.BrokerError` saying so and how to pick another.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from amqtt.errors import BrokerError as AmqttBrokerError
 from amqtt.session import Session
 
 from broker.access import SHARED_DEVICE
-from broker.errors import BrokerError
+from schemas.errors import BrokerError
 
 log = logging.getLogger(__name__)
 

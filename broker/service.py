@@ -30,10 +30,10 @@ from typing import Any, Self
 from pydantic import BaseModel, ValidationError
 
 from broker.client import Bus, Message, MessageCallback
-from broker.errors import BusUnavailable, ServiceError
 from broker.mqtt import Will
 from broker.settings import BusSettings
 from schemas.envelope import ErrorCode, RequestEnvelope
+from schemas.errors import BusUnavailable, ServiceError
 from schemas.service import REJECTED, SERVICE_STATUS, Rejected, ServiceStatus
 from schemas.topics import Operation
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote, urlsplit
 
-from broker.errors import ConfigError
+from schemas.errors import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 1883

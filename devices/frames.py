@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.errors import ConfigError
+from schemas.errors import ConfigError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_FPS = 30.0
@@ -43,7 +43,7 @@ class FrameFolder:
     @classmethod
     def open(cls, path: Path | str) -> FrameFolder:
         """List the images of ``path``; a missing folder or one without images is a
-        :class:`~broker.errors.ConfigError` naming the folder."""
+        :class:`~schemas.errors.ConfigError` naming the folder."""
         folder = Path(path)
         if not folder.exists():
             raise ConfigError(f"frames folder {folder} does not exist")
@@ -68,7 +68,7 @@ async def play(
     With ``loop`` the folder starts over after its last file; ``count`` stops after that many
     frames either way. A consumer slower than ``fps`` gets the next frame as soon as it asks:
     the schedule slips instead of bursting to catch up. A file that cannot be read any more is
-    a :class:`~broker.errors.ConfigError`.
+    a :class:`~schemas.errors.ConfigError`.
     """
     period = 1 / check_fps(fps)
     check_count(count)

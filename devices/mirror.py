@@ -31,10 +31,10 @@ from typing import Any, Self
 from pydantic import ValidationError
 
 from broker.client import Bus, Message
-from broker.errors import BusUnavailable, ConfigError
 from broker.mqtt import Will
 from broker.settings import BusSettings
 from devices.frames import FrameFolder, check_count, check_fps, play
+from schemas.errors import BusUnavailable, ConfigError
 from schemas.messaging import MIRROR_DISPLAY, MIRROR_STATUS, MIRROR_WIDGETS, Display, MirrorWidgets
 from schemas.topics import TopicError
 from schemas.vision import MIRROR_FACE_EVENT, MIRROR_FRAME, FaceEvent
@@ -103,7 +103,7 @@ class Mirror:
 
     Every display it is told is kept (:attr:`display`) and handed to ``output`` as one line made
     by ``render`` (:func:`describe`, or :func:`as_json` for programs); ``output`` None keeps
-    quiet. Bad ``mirror_id`` or ``model_code`` raise :class:`~broker.errors.ConfigError`.
+    quiet. Bad ``mirror_id`` or ``model_code`` raise :class:`~schemas.errors.ConfigError`.
     """
 
     def __init__(
@@ -265,7 +265,7 @@ class Simulation:
         json: bool = False,
     ) -> Simulation:
         """Check everything before anything connects: each bad value is a
-        :class:`~broker.errors.ConfigError` saying which (the CLI's exit code 2)."""
+        :class:`~schemas.errors.ConfigError` saying which (the CLI's exit code 2)."""
         return cls(
             mirror_id=check_mirror_id(mirror_id),
             model_code=check_model_code(model_code),

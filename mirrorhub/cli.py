@@ -24,12 +24,12 @@ from typing import Any
 
 import uvloop
 
-from broker.errors import ConfigError, MirrorhubError
 from devices.frames import MAX_FPS
 from devices.mirror import Simulation
 from mirrorhub import stack
 from mirrorhub.credentials import device_accounts, device_password, remove_device
 from mirrorhub.settings import Settings
+from schemas.errors import ConfigError, MirrorhubError
 
 SERVICES = ("auth", "vision", "messaging")
 

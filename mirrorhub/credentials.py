@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 
 import devices.mirror
-from broker.errors import ConfigError
+from schemas.errors import ConfigError
 
 ROLES = ("auth", "vision", "messaging", "bridge", "device", "operator")
 

@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.errors import ConfigError
 from broker.settings import DEFAULT_HOST, DEFAULT_PORT, BrokerURL, BusSettings
 from mirrorhub.credentials import device_password, load_or_create_accounts
+from schemas.errors import ConfigError
 
 
 def _port(name: str, default: int) -> int:

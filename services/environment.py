@@ -1,7 +1,7 @@
 """Reading numbers from ``MIRRORHUB_*`` variables, for every service's settings.
 
 Shared plumbing, like :mod:`services.database`: a bad value is a
-:class:`~broker.errors.ConfigError` naming the variable, found at start-up.
+:class:`~schemas.errors.ConfigError` naming the variable, found at start-up.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import TypeVar
 
-from broker.errors import ConfigError
+from schemas.errors import ConfigError
 
 N = TypeVar("N", int, float)
 

@@ -11,7 +11,6 @@ from email.message import EmailMessage
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from broker.errors import ServiceError
 from schemas.auth import (
     AuthError,
     LoginReply,
@@ -28,6 +27,7 @@ from schemas.auth import (
     VerifyRequest,
 )
 from schemas.envelope import ErrorCode
+from schemas.errors import ServiceError
 from services.auth.mailer import Mailer
 from services.auth.models import ResetToken, User
 from services.auth.passwords import PasswordHasher

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from broker.errors import ConfigError
+from schemas.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

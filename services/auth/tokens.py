@@ -18,8 +18,8 @@ from typing import Any
 
 import jwt
 
-from broker.errors import ConfigError, ServiceError
 from schemas.auth import AuthError
+from schemas.errors import ConfigError, ServiceError
 
 ALGORITHM = "HS256"
 MIN_KEY_BYTES = 32

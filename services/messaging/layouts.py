@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tortoise.exceptions import IntegrityError
 
-from broker.errors import ServiceError
+from schemas.errors import ServiceError
 from schemas.messaging import (
     GetLayoutReply,
     GetLayoutRequest,

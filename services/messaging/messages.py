@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from tortoise.exceptions import IntegrityError
 
-from broker.errors import ServiceError
+from schemas.errors import ServiceError
 from schemas.messaging import (
     TIMESTAMP_FORMAT,
     DisplayMessage,

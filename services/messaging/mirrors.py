@@ -12,7 +12,7 @@ import logging
 from pydantic import ValidationError
 
 from broker.client import Message
-from broker.errors import ServiceError
+from schemas.errors import ServiceError
 from schemas.messaging import (
     MIRROR_STATUS,
     MIRROR_WIDGETS,

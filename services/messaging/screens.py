@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from broker.client import Bus, Message
-from broker.errors import BusUnavailable
+from schemas.errors import BusUnavailable
 from schemas.messaging import MIRROR_DISPLAY, Display, DisplayMessage
 from schemas.vision import Recognized
 from services.messaging.layouts import Layouts

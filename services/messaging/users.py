@@ -6,9 +6,9 @@ import time
 import unicodedata
 
 from broker.client import Bus
-from broker.errors import BusUnavailable, RequestTimeout, ServiceError
 from schemas.auth import AUTH_LOOKUP, LookupRequest
 from schemas.envelope import ErrorCode
+from schemas.errors import BusUnavailable, RequestTimeout, ServiceError
 
 _KNOWN_TTL = 60.0  # accounts are never deleted today; a minute bounds the staleness if they are
 

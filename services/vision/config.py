@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from broker.errors import ConfigError
+from schemas.errors import ConfigError
 from services.environment import number
 from services.vision.distance import DEFAULT_CAMERA, CameraProfile, CameraProfiles
 from services.vision.dlib_engine import DlibEngine

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from broker.errors import ConfigError
+from schemas.errors import ConfigError
 from services.vision.engine import DetectedFace
 
 MEAN_IPD_CM = 6.3

@@ -42,7 +42,7 @@ from typing import Protocol, Self
 import cv2
 import numpy as np
 
-from broker.errors import ConfigError
+from schemas.errors import ConfigError
 from services.vision.engine import Box, DetectedFace, RGBImage, checked_rgb
 
 SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"

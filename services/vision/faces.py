@@ -11,7 +11,7 @@ import logging
 import numpy as np
 
 from broker.client import Bus, Message
-from broker.errors import ServiceError
+from schemas.errors import ServiceError
 from schemas.vision import (
     VISION_ENROLLED,
     Enrolled,

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from broker.client import Bus, Message
-from broker.errors import BusUnavailable, ServiceError
+from schemas.errors import BusUnavailable, ServiceError
 from schemas.vision import (
     MIRROR_FACE_EVENT,
     MIRROR_FRAME,

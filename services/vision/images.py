@@ -38,8 +38,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from broker.errors import ServiceError
 from schemas.envelope import ErrorCode
+from schemas.errors import ServiceError
 from schemas.vision import VisionError
 from services.vision.engine import RGBImage
 

@@ -47,7 +47,7 @@ from typing import Protocol, Self
 import cv2
 import numpy as np
 
-from broker.errors import ConfigError
+from schemas.errors import ConfigError
 from services.vision.engine import Box, DetectedFace, RGBImage, checked_rgb
 from services.vision.scrfd import STRIDES, Floats, decode_scrfd, nms, similarity_transform
 

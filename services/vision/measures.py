@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from broker.errors import ServiceError
+from schemas.errors import ServiceError
 from schemas.vision import (
     ColourReply,
     ColourRequest,

@@ -11,9 +11,9 @@ import pytest
 
 from broker.access import Access, mirror_may
 from broker.client import Bus, Message
-from broker.errors import AccessDenied, BusUnavailable
 from broker.server import EmbeddedBroker
 from broker.settings import BrokerURL, BusSettings
+from schemas.errors import AccessDenied, BusUnavailable
 
 ACCOUNTS = {"svc": "svc-secret", "device": "shared-secret"}
 DEVICES = {"hall": "hall-secret", "bath": "bath-secret"}

@@ -13,11 +13,11 @@ import pytest
 from pydantic import BaseModel
 
 from broker.client import Bus, Message
-from broker.errors import BusUnavailable, RequestTimeout, ServiceError
 from broker.server import EmbeddedBroker
 from broker.service import Handler, ServiceRunner, check_table, service_bus
 from broker.settings import BrokerURL, BusSettings
 from schemas.envelope import ErrorCode
+from schemas.errors import BusUnavailable, RequestTimeout, ServiceError
 from schemas.service import REJECTED, SERVICE_STATUS, Rejected, ServiceStatus
 from schemas.topics import Operation
 from tests.conftest import Backend

@@ -10,9 +10,9 @@ import aiomqtt
 import pytest
 
 from broker.client import Bus, Message
-from broker.errors import BrokerError, BusUnavailable
 from broker.server import EmbeddedBroker
 from broker.settings import BrokerURL, BusSettings
+from schemas.errors import BrokerError, BusUnavailable
 
 
 def settings(port: int, username: str | None, password: str | None) -> BusSettings:

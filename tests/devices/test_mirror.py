@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from broker.client import Bus, Message
-from broker.errors import ConfigError
 from devices.frames import FrameFolder
 from devices.mirror import Mirror, Simulation, as_json
+from schemas.errors import ConfigError
 from schemas.messaging import (
     MIRROR_DISPLAY,
     MIRROR_STATUS,

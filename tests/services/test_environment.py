@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.errors import ConfigError
+from schemas.errors import ConfigError
 from services.environment import number
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from broker.client import Bus
-from broker.errors import ServiceError
 from schemas.auth import (
     AUTH_LOGIN,
     AUTH_REGISTER,
@@ -21,6 +20,7 @@ from schemas.auth import (
     ResetConfirmRequest,
     ResetRequest,
 )
+from schemas.errors import ServiceError
 from services.auth.accounts import Accounts
 from services.auth.service import run_auth
 from tests.conftest import Backend, auth_settings, create_database, drop_database, isolated

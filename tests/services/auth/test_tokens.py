@@ -8,7 +8,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from broker.errors import ConfigError, ServiceError
+from schemas.errors import ConfigError, ServiceError
 from services.auth.tokens import ISSUER, Keyring, TokenIssuer
 
 OLD = "old:" + "o" * 64

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from broker.client import Bus
-from broker.errors import RequestTimeout
 from broker.server import EmbeddedBroker
+from schemas.errors import RequestTimeout
 from schemas.messaging import MESSAGING_LIST, MESSAGING_SEND, MessagesRequest, SendRequest
 from services.auth.service import run_auth
 from services.messaging.config import MessagingSettings

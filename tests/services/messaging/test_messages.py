@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from broker.client import Bus
-from broker.errors import ServiceError
 from schemas.envelope import ErrorCode
+from schemas.errors import ServiceError
 from schemas.messaging import (
     MESSAGING_LIST,
     MESSAGING_SEND,
@@ -134,7 +134,7 @@ async def test_auth_down_means_unavailable_not_unknown(backend: Backend, tmp_pat
 
 
 def test_settings_bound_the_times(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from broker.errors import ConfigError
+    from schemas.errors import ConfigError
     from services.messaging.config import MessagingSettings
 
     monkeypatch.setenv("MIRRORHUB_IDLE_AFTER", "2.5")

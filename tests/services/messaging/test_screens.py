@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 
 from broker.client import Bus
-from broker.errors import ServiceError
+from schemas.errors import ServiceError
 from schemas.messaging import (
     MESSAGING_LIST,
     MESSAGING_MIRROR,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.errors import ConfigError
+from schemas.errors import ConfigError
 from services.vision.config import VisionSettings
 from services.vision.dlib_engine import DlibEngine
 from services.vision.insightface_engine import InsightFaceEngine

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from broker.errors import ConfigError
+from schemas.errors import ConfigError
 from services.vision.distance import (
     DEFAULT_CAMERA,
     MEAN_IPD_CM,

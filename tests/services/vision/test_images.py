@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from broker.errors import ServiceError
+from schemas.errors import ServiceError
 from services.vision.images import ImageError, ImageErrorCode, ImageLimits, decode_image
 from tests.services.vision.support import with_exif_orientation
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from broker.errors import ConfigError
+from schemas.errors import ConfigError
 from services.vision.distance import eye_centres
 from services.vision.engine import DetectedFace, FaceEngine
 from services.vision.insightface_engine import InsightFaceEngine, InsightFaceSettings

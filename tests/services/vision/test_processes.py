@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from broker.client import Bus
-from broker.errors import ServiceError
+from schemas.errors import ServiceError
 from schemas.vision import (
     VISION_ENROL,
     VISION_RECOGNISE,

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 
-from broker.errors import ConfigError
+from schemas.errors import ConfigError
 from services.vision.dlib_engine import DlibEngine, DlibSettings
 from services.vision.engine import Box, DetectedFace, Embedding
 from services.vision.images import decode_image

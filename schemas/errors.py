@@ -13,8 +13,9 @@
 
 Handlers raise :class:`ServiceError`; the service runner turns it into an error reply and the
 caller's :meth:`broker.client.Bus.request` raises it again on the other side.
-Library and connection errors (amqtt, :mod:`broker.mqtt`) are re-raised as these with
-``from exc``.
+Library and connection errors (amqtt, paho-mqtt) are re-raised as these with ``from exc``.
+It lives in ``schemas`` so that every package (services, bridge, devices) can import it without
+depending on the MQTT side.
 """
 
 from __future__ import annotations
