@@ -172,11 +172,11 @@ async def _session(load: Load) -> Sample:
     mirror = Mirror()
     tag = uuid.uuid4().hex[:8]  # this round's contents differ from those of earlier rounds
     async with Bus(load.bus, role="mirror") as bus:
-        await bus.subscribe(MIRROR_DISPLAY.format(mirror_id=MIRROR), mirror.on_display, qos=1)
+        await bus.subscribe(MIRROR_DISPLAY, mirror.on_display, qos=1, mirror_id=MIRROR)
         # After the first round the retained display already shows the receiver; seeing them
         # again changes nothing, and keeps them present.
         seen = Recognized(mirror_id=MIRROR, names=[RECEIVER], unknown=0, at=datetime.now(UTC))
-        await bus.publish(VISION_RECOGNIZED.format(), seen, qos=1)
+        await bus.publish(VISION_RECOGNIZED, seen, qos=1)
         await asyncio.wait_for(mirror.present.wait(), DISPLAY_WAIT)
         if load.warmup:
             await _drive(load, mirror, load.warmup, f"warm-{tag}")

@@ -90,10 +90,10 @@ async def _by_mqtt(probe: Probe) -> Sample:
 
     sample = Sample([], [])
     async with Bus(probe.bus, role="mirror") as bus:
-        await bus.subscribe(MIRROR_FACE_EVENT.format(mirror_id="bench"), collect, qos=0)
+        await bus.subscribe(MIRROR_FACE_EVENT, collect, qos=0, mirror_id="bench")
         for _, data in probe.photos:
             start = time.perf_counter()
-            await bus.publish(MIRROR_FRAME.format(mirror_id="bench"), data, qos=0)
+            await bus.publish(MIRROR_FRAME, data, qos=0, mirror_id="bench")
             event = await asyncio.wait_for(events.get(), 60)
             sample.latencies.append(time.perf_counter() - start)
             if event.error is not None or event.dropped:

@@ -74,7 +74,7 @@ async def drive(bus: Bus, queues: dict[str, asyncio.Queue[FaceEvent]], photos: l
         while True:
             frame = photos[index % len(photos)]
             index += 1
-            await bus.publish(MIRROR_FRAME.format(mirror_id=mirror_id), frame, qos=0)
+            await bus.publish(MIRROR_FRAME, frame, qos=0, mirror_id=mirror_id)
             event = await asyncio.wait_for(queues[mirror_id].get(), 60)
             if loop.time() - start > seconds:
                 return
@@ -133,7 +133,7 @@ async def bench_workers(args: argparse.Namespace, photos: list[bytes],
 
     results: list[list[Throughput]] = [[], []]
     async with Bus(bus, role="mirror") as mirror:
-        await mirror.subscribe(MIRROR_FACE_EVENT.filter, collect, qos=0)
+        await mirror.subscribe(MIRROR_FACE_EVENT, collect, qos=0)
         for _ in range(args.rounds):
             for count, into in ((1, results[0]), (2, results[1])):
                 into.append(await with_workers(count, bus, data, mirror, queues, photos,

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse
 
 from bridge.forms import BadBody, read_fields, text_fields
 from broker.client import Bus
-from broker.service import validation_error
+from broker.runner import validation_error
 from schemas.auth import AUTH_VERIFY, AuthError
 from schemas.envelope import ErrorCode
 from schemas.errors import BusUnavailable, RequestTimeout, ServiceError

@@ -6,8 +6,16 @@ reconnects with backoff and subscribes again to everything registered with
 
     async with Bus(settings, role="bridge") as bus:
         reply = await bus.request(AUTH_LOGIN, LoginRequest(username="ann", password="..."))
+        await bus.publish(MIRROR_DISPLAY, display, mirror_id="hall", retain=True)
+        await bus.subscribe(MIRROR_STATUS, on_status)  # on_status(message): message.params
 
-Replies come back on the Bus's own ``reply/{client_id}`` topic and are matched by request id.
+Topics travel as the declared :class:`~schemas.topics.Topic` values of ``schemas/`` with their
+parameters, never as formatted strings; a callback gets the parameters back in
+:attr:`Message.params`. The ``*_raw`` variants take topic strings, for tools and tests that
+speak to topics nobody declared (probes, access tests).
+
+Replies come back on the Bus's own ``reply/{client_id}`` topic (``schemas.envelope.REPLY``)
+and are matched by request id.
 
 With ``BusSettings.namespace`` set (e.g. ``staging/``), every topic on the wire gets that prefix
 and loses it again on receipt: callers, envelopes and callbacks only ever see topics without it,
@@ -35,7 +43,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -50,9 +58,9 @@ from broker.mqtt import (
     topic_matches,
 )
 from broker.settings import BusSettings
-from schemas.envelope import ReplyEnvelope
+from schemas.envelope import REPLY, ReplyEnvelope
 from schemas.errors import AccessDenied, BusUnavailable, RequestTimeout, ServiceError
-from schemas.topics import Operation
+from schemas.topics import Operation, Topic
 
 log = logging.getLogger(__name__)
 
@@ -62,16 +70,17 @@ Payload = BaseModel | dict[str, Any] | bytes | str
 
 @dataclass(frozen=True)
 class Message:
-    """A received message; ``topic`` is without the namespace prefix."""
+    """A received message; ``topic`` is without the namespace prefix, ``params`` holds the
+    values of the subscribed :class:`Topic`'s placeholders (``{"mirror_id": "hall"}``)."""
 
     topic: str
     payload: bytes
     retain: bool = False
+    params: dict[str, str] = field(default_factory=dict)
 
 
 MessageCallback = Callable[[Message], Awaitable[None]]
 
-REPLY_PREFIX = "reply"
 _BACKOFF_MIN, _BACKOFF_MAX = 0.05, 5.0
 _CLOSE_TIMEOUT = 2.0
 _PUBLISH_TIMEOUT = 10.0  # longest wait for the broker to acknowledge a QoS 1 publish
@@ -95,6 +104,7 @@ class _Subscription:
     filter: str  # as sent to the broker: namespaced, possibly "$share/<group>/..."
     callback: MessageCallback
     qos: int
+    topic: Topic[Any] | None  # what to read the parameters from; None for raw filters
 
 
 class Bus:
@@ -117,7 +127,7 @@ class Bus:
         self.settings = settings
         self.client_id = client_id or f"{role}-{uuid.uuid4().hex[:12]}"
         self.namespace = settings.namespace
-        self.reply_topic = f"{REPLY_PREFIX}/{self.client_id}"
+        self.reply_topic = REPLY.format(client_id=self.client_id)
         self._request_ids = itertools.count(1)
         # The Last Will's topic is namespaced like every other topic.
         self._will = (
@@ -242,6 +252,15 @@ class Bus:
         return self.namespace + topic
 
     async def subscribe(
+        self, topic: Topic[Any], callback: MessageCallback, qos: int = 1, *,
+        shared: bool = False, **params: str,
+    ) -> None:
+        """Deliver every message on ``topic`` to ``callback``, across reconnects: the
+        placeholders given in ``params`` are fixed, the others match any value and reach the
+        callback in :attr:`Message.params`. See :meth:`subscribe_raw` for the rest."""
+        await self._subscribe(topic.filter_for(**params), callback, qos, shared, topic)
+
+    async def subscribe_raw(
         self, topic_filter: str, callback: MessageCallback, qos: int = 1, *, shared: bool = False
     ) -> None:
         """Deliver every message matching ``topic_filter`` to ``callback``, across reconnects.
@@ -252,10 +271,14 @@ class Bus:
         of queueing without bound. :class:`~schemas.errors.AccessDenied` when the broker will
         not let this account read ``topic_filter``.
         """
+        await self._subscribe(topic_filter, callback, qos, shared, None)
+
+    async def _subscribe(self, topic_filter: str, callback: MessageCallback, qos: int,
+                         shared: bool, topic: Topic[Any] | None) -> None:
         topic_filter = self._wire(topic_filter)
         if shared and self.settings.shared_group:
             topic_filter = f"$share/{self.settings.shared_group}/{topic_filter}"
-        sub = _Subscription(topic_filter, callback, qos)
+        sub = _Subscription(topic_filter, callback, qos, topic)
         self._subs.append(sub)
         client = self._client
         if client is not None:
@@ -273,10 +296,11 @@ class Bus:
         if received.topic == self._wire(self.reply_topic):
             self._resolve(received.payload)
             return
-        message = Message(received.topic.removeprefix(self.namespace), received.payload,
-                          received.retain)
+        topic = received.topic.removeprefix(self.namespace)
         for sub in self._subs:
             if topic_matches(sub.filter, received.topic):
+                params = (sub.topic.parse(topic) if sub.topic is not None else None) or {}
+                message = Message(topic, received.payload, received.retain, params)
                 task = asyncio.create_task(self._deliver(sub, message))
                 self._tasks.add(task)
                 task.add_done_callback(self._delivered)
@@ -309,6 +333,21 @@ class Bus:
 
     async def publish(
         self,
+        topic: Topic[Any],
+        payload: Payload,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        wait: float = 0.0,
+        **params: str,
+    ) -> None:
+        """Publish ``payload`` on ``topic`` filled in with ``params``; with ``wait`` > 0, first
+        wait that long for a lost connection to return."""
+        await self.publish_raw(topic.format(**params), payload, qos=qos, retain=retain,
+                               wait=wait)
+
+    async def publish_raw(
+        self,
         topic: str,
         payload: Payload,
         *,
@@ -316,7 +355,7 @@ class Bus:
         retain: bool = False,
         wait: float = 0.0,
     ) -> None:
-        """Publish now; with ``wait`` > 0, first wait that long for a lost connection to return."""
+        """Like :meth:`publish`, on a topic string."""
         if not self._connected.is_set() and wait > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
@@ -348,18 +387,26 @@ class Bus:
         keeps them for a persistent session until it is back, or until the deadline passes.
         """
         reply = await self.request_raw(
-            operation.format(**params),
+            operation,
             body.model_dump(mode="json") if isinstance(body, BaseModel) else body,
             timeout=timeout,
             qos=qos,
+            **params,
         )
         assert operation.reply is not None
         return operation.reply.model_validate(reply)
 
     async def request_raw(
-        self, topic: str, body: dict[str, Any], *, timeout: float | None = None, qos: int = 0
+        self,
+        operation: Operation[Any, Any],
+        body: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        qos: int = 0,
+        **params: str,
     ) -> dict[str, Any]:
-        """Like :meth:`request` with an untyped body: the reply body as a dict."""
+        """Like :meth:`request` with an unchecked body: the reply body as a dict."""
+        topic = operation.format(**params)
         deadline = timeout if timeout is not None else self.settings.request_timeout
         request_id = f"{next(self._request_ids):x}"  # unique among this Bus's calls
         future: asyncio.Future[ReplyEnvelope] = asyncio.get_running_loop().create_future()
@@ -372,7 +419,7 @@ class Bus:
         try:
             async with asyncio.timeout(deadline):
                 # A dropped connection may come back quickly; wait part of the deadline for it.
-                await self.publish(topic, envelope, qos=qos, wait=min(deadline / 2, 2.0))
+                await self.publish_raw(topic, envelope, qos=qos, wait=min(deadline / 2, 2.0))
                 reply = await future
         except TimeoutError as exc:
             raise RequestTimeout(topic, deadline) from exc

@@ -1,184 +1,153 @@
-"""Serving a table of request handlers over the bus.
+"""A service is one declaration: what it answers, what it listens to, what it says.
 
-A service declares its handlers as a list you can read and inspect::
+::
 
-    def handlers(auth: Accounts) -> list[Handler]:
-        return [
-            Handler(AUTH_REGISTER, auth.register),
-            Handler(AUTH_LOGIN, auth.login),
-        ]
+    AUTH = Service(
+        "auth",
+        handlers=(
+            Handler(AUTH_REGISTER, Accounts.register),   # Operation[Req, Rep] -> method
+            Handler(AUTH_LOGIN, Accounts.login),
+        ),
+        listeners=(Listener(VISION_ENROLLED, Faces.on_enrolled),),
+        tasks=(FrameWorker.run,),
+        publishes=(VISION_ENROLLED,),
+    )
 
-and :class:`ServiceRunner` subscribes each operation's topic (through ``$share/<group>/`` when
-the broker supports shared subscriptions), validates envelope and body, calls the handler and
-publishes the reply. Nothing a message carries can stop the service: bad JSON, a wrong envelope,
-an invalid body, an oversized payload or a handler crash each become a typed error reply, or,
-when there is nobody to reply to, a ``events/{service}/rejected`` event and a log line.
+    async with AUTH.serve(bus, accounts):   # binds each method to the part that has it
+        ...
+
+The table is a module-level value that needs nothing running to be read: the tests list it,
+and ``mirrorhub asyncapi`` writes docs/asyncapi.yaml from the declarations of every service.
+A method named in it is bound, when the service starts, to the one part given to
+:meth:`Service.serve` whose class defines it; a plain function is called as it is.
+
+:meth:`Service.serve` subscribes every row before the bus connects (what a persistent session
+kept while the service was away must find its handler), connects, and runs the service's
+``tasks`` under one :class:`asyncio.TaskGroup` that owns them: a task that dies takes the
+service down with its error instead of failing silently. Handlers receive a topic's path
+parameters as keyword arguments, listeners in :attr:`broker.client.Message.params`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
-import logging
-import re
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from broker.client import Bus, Message, MessageCallback
+from broker.client import Bus, Message
 from broker.mqtt import Will
+from broker.runner import DEFAULT_MAX_PAYLOAD, Answer, ServiceRunner
 from broker.settings import BusSettings
-from schemas.envelope import ErrorCode, RequestEnvelope
-from schemas.errors import BusUnavailable, ServiceError
-from schemas.service import REJECTED, SERVICE_STATUS, Rejected, ServiceStatus
-from schemas.topics import Operation
+from schemas.service import REJECTED, SERVICE_STATUS, ServiceStatus
+from schemas.topics import Operation, Topic
 
-log = logging.getLogger(__name__)
-
-DEFAULT_MAX_PAYLOAD = 256 * 1024
-_HEAD = 2048  # bytes scanned for id and reply_to when the payload is too large to parse
-_HEAD_FIELD = re.compile(rb'"(id|reply_to)"\s*:\s*"([^"\\#+]{1,256})"')
+Req = TypeVar("Req", bound=BaseModel)
+Rep = TypeVar("Rep", bound=BaseModel)
+T = TypeVar("T", bound=BaseModel)
 
 
 @dataclass(frozen=True)
-class Handler:
-    """One row of a service's table: an operation and the coroutine that answers it."""
+class Handler(Generic[Req, Rep]):
+    """One request operation and the coroutine that answers it: a method of one of the
+    service's parts (``Accounts.login``) or a plain function."""
 
-    operation: Operation[Any, Any]
-    func: Callable[[Any], Awaitable[BaseModel]]
+    operation: Operation[Req, Rep]
+    func: Callable[[Any, Req], Awaitable[Rep]] | Callable[[Req], Awaitable[Rep]]
     # 1 for operations whose requests the broker should keep while the service is away (with a
     # persistent session); the handler must then be idempotent, since QoS 1 may deliver twice.
     qos: int = 0
 
 
-def check_table(handlers: Sequence[Handler]) -> None:
-    """Refuse a table that registers one topic twice (the second would never be reached)."""
-    seen: set[str] = set()
-    for handler in handlers:
-        template = handler.operation.template
-        if template in seen:
-            raise ValueError(f"topic {template} is registered twice")
-        seen.add(template)
+@dataclass(frozen=True)
+class Listener(Generic[T]):
+    """An event topic the service follows, and the coroutine that takes each message.
+
+    ``shared`` splits the messages between the instances of the service (``$share``)."""
+
+    topic: Topic[T]
+    func: Callable[[Any, Message], Awaitable[None]] | Callable[[Message], Awaitable[None]]
+    qos: int = 1
+    shared: bool = False
 
 
-def validation_error(exc: ValidationError) -> ServiceError:
-    """The first problem of a pydantic error as an ``invalid`` error naming the field."""
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or None
-    message = first["msg"] if first["type"] != "missing" else "is required"
-    # Our validators raise ValueError with a full sentence; pydantic's prefix adds nothing.
-    message = message.removeprefix("Value error, ")
-    return ServiceError(ErrorCode.INVALID, f"{field}: {message}" if field else message, field)
+Task = Callable[[Any], Awaitable[None]]
 
 
-class ServiceRunner:
-    """Answers the operations of one service until the context exits."""
+@dataclass(frozen=True)
+class Service:
+    """A service's whole contract with the bus (see the module docstring)."""
 
-    def __init__(
-        self,
-        bus: Bus,
-        service: str,
-        handlers: Sequence[Handler],
-        *,
-        max_payload: int = DEFAULT_MAX_PAYLOAD,
-    ) -> None:
-        check_table(handlers)
-        self.bus = bus
-        self.service = service
-        self.handlers = tuple(handlers)
-        self.max_payload = max_payload
+    name: str
+    handlers: tuple[Handler[Any, Any], ...] = ()
+    listeners: tuple[Listener[Any], ...] = ()
+    # Long-running loops, each a method of one part, run for as long as the service.
+    tasks: tuple[Task, ...] = ()
+    # Events the service publishes besides its replies (for the AsyncAPI document).
+    publishes: tuple[Topic[Any], ...] = ()
 
-    async def __aenter__(self) -> Self:
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for topic in self.topics_heard():
+            if topic.template in seen:
+                raise ValueError(f"{self.name}: topic {topic.template} is registered twice")
+            seen.add(topic.template)
+        prefix = f"svc/{self.name}/"
         for handler in self.handlers:
-            await self.bus.subscribe(handler.operation.filter, self._callback(handler),
-                                     qos=handler.qos, shared=True)
-        return self
+            if not handler.operation.template.startswith(prefix):
+                raise ValueError(f"{self.name} cannot answer {handler.operation.template}: "
+                                 f"its operations live under {prefix}")
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None
+    def topics_heard(self) -> list[Topic[Any]]:
+        """Every topic the service subscribes to: its operations, then its listeners'."""
+        return [h.operation for h in self.handlers] + [lst.topic for lst in self.listeners]
 
-    def _callback(self, handler: Handler) -> MessageCallback:
-        async def on_message(message: Message) -> None:
-            await self._handle(handler, message.topic, message.payload)
+    def topics_said(self) -> list[Topic[Any]]:
+        """Every topic the service publishes on, replies aside: what it declares, and its
+        status and rejections (every service's)."""
+        return [*self.publishes, SERVICE_STATUS, REJECTED]
 
-        return on_message
-
-    async def _handle(self, handler: Handler, topic: str, payload: bytes) -> None:
-        if len(payload) > self.max_payload:
-            head = {k.decode(): v.decode() for k, v in _HEAD_FIELD.findall(payload[:_HEAD])}
-            error = ServiceError(
-                ErrorCode.TOO_LARGE,
-                f"payload of {len(payload)} bytes exceeds the limit of {self.max_payload}",
-            )
-            await self._reply_or_reject(topic, head, error)
-            return
-        try:
-            envelope = RequestEnvelope.model_validate_json(payload)  # one parse when all is well
-        except ValidationError as exc:
-            try:
-                data = json.loads(payload)
-            except (UnicodeDecodeError, json.JSONDecodeError) as not_json:
-                await self._reject(
-                    topic, ServiceError(ErrorCode.BAD_REQUEST, f"not JSON: {not_json}")
-                )
-                return
-            error = validation_error(exc)
-            error.code = ErrorCode.BAD_REQUEST
-            error.message = f"not a request envelope: {error.message}"
-            await self._reply_or_reject(topic, data if isinstance(data, dict) else {}, error)
-            return
-        if envelope.deadline is not None and time.time() > envelope.deadline:
-            # The caller gave up and told its client so: doing it now would make that a lie.
-            log.info("%s dropped an expired request %s on %s", self.service, envelope.id, topic)
-            return
-        body = await self._call(handler, envelope.body)
-        await self._send(envelope.reply_to, envelope.id, body)
-
-    async def _call(self, handler: Handler, raw: dict[str, Any]) -> BaseModel | ServiceError:
-        try:
-            request = handler.operation.payload.model_validate(raw)  # type: ignore[union-attr]
-        except ValidationError as exc:
-            return validation_error(exc)
-        try:
-            return await handler.func(request)
-        except ServiceError as exc:
-            return exc
-        except Exception:
-            log.exception("%s failed on %s", self.service, handler.operation.template)
-            return ServiceError(ErrorCode.INTERNAL, f"{self.service} failed; see its log")
-
-    async def _send(self, reply_to: str, request_id: str, body: BaseModel | ServiceError) -> None:
-        # A ReplyEnvelope, written out directly (the hot path of every call). Absent parts are
-        # left out, not null: {"id", "ok", "body"} or {"id", "ok", "error"}.
-        reply: dict[str, Any] = {"id": request_id, "ok": not isinstance(body, ServiceError)}
-        if isinstance(body, ServiceError):
-            reply["error"] = body.to_body().model_dump(exclude_none=True)
-        else:
-            reply["body"] = body.model_dump(mode="json")
-        try:
-            await self.bus.publish(reply_to, reply, qos=0, wait=2.0)
-        except BusUnavailable:
-            log.warning("%s: reply to %s lost, broker unreachable", self.service, reply_to)
-
-    async def _reply_or_reject(self, topic: str, data: Any, error: ServiceError) -> None:
-        request_id, reply_to = data.get("id"), data.get("reply_to")
-        if (
-            isinstance(request_id, str) and request_id
-            and isinstance(reply_to, str) and reply_to and not set(reply_to) & set("#+\0")
+    @contextlib.asynccontextmanager
+    async def serve(self, bus: Bus, *parts: object,
+                    max_payload: int = DEFAULT_MAX_PAYLOAD) -> AsyncIterator[None]:
+        """Subscribe every row, connect ``bus`` and run the tasks until the context exits."""
+        answers = [Answer(h.operation, bind(h.func, parts), h.qos) for h in self.handlers]
+        listeners = [(lst, bind(lst.func, parts)) for lst in self.listeners]
+        loops = [bind(task, parts) for task in self.tasks]
+        for listener, func in listeners:
+            await bus.subscribe(listener.topic, func, qos=listener.qos, shared=listener.shared)
+        async with (
+            ServiceRunner(bus, self.name, answers, max_payload=max_payload),
+            asyncio.TaskGroup() as group,
+            bus,
         ):
-            await self._send(reply_to, request_id[:128], error)
-        else:
-            await self._reject(topic, error)
+            running = [group.create_task(loop(), name=f"{self.name}:{loop.__name__}")
+                       for loop in loops]
+            try:
+                yield
+            finally:
+                for task in running:
+                    task.cancel()
 
-    async def _reject(self, topic: str, error: ServiceError) -> None:
-        log.warning("%s rejected a message on %s: %s", self.service, topic, error.message)
-        event = Rejected(topic=topic, error=error.to_body())
-        with contextlib.suppress(BusUnavailable):
-            await self.bus.publish(REJECTED.format(service=self.service), event, qos=0)
+
+def bind(func: Callable[..., Any], parts: tuple[object, ...]) -> Callable[..., Any]:
+    """``func`` bound to the one part whose class defines it, or ``func`` itself when it is a
+    plain function; a method that no part (or more than one) has is a mistake found here, at
+    start-up."""
+    name = func.__name__
+    owner = func.__qualname__.rpartition(".")[0]
+    if not owner or owner.endswith("<locals>"):
+        return func
+    owners = [part for part in parts if getattr(type(part), name, None) is func]
+    if len(owners) != 1:
+        raise ValueError(f"{func.__qualname__} needs exactly one part to run on, "
+                         f"found {len(owners)} among {[type(p).__name__ for p in parts]}")
+    bound: Callable[..., Any] = getattr(owners[0], name)
+    return bound
 
 
 def persistent_client_id(settings: BusSettings, name: str) -> str:
@@ -199,17 +168,17 @@ def service_bus(settings: BusSettings, service: str, *, instance: str | None = N
         client_id = f"{service}-{uuid.uuid4().hex[:12]}"
     else:
         client_id = persistent_client_id(settings, f"{service}-{instance}")
-    status_topic = SERVICE_STATUS.format(service=service)
     offline = ServiceStatus(client_id=client_id, state="offline").model_dump_json()
     bus = Bus(settings, client_id=client_id, role=service,
-              will=Will(status_topic, offline, qos=1),
+              will=Will(SERVICE_STATUS.format(service=service), offline, qos=1),
               clean_session=instance is None)
 
     async def online() -> None:
-        await bus.publish(status_topic, ServiceStatus(client_id=client_id, state="online"))
+        await bus.publish(SERVICE_STATUS, ServiceStatus(client_id=client_id, state="online"),
+                          service=service)
 
     async def closing() -> None:
-        await bus.publish(status_topic, offline)
+        await bus.publish(SERVICE_STATUS, offline, service=service)
 
     bus.on_connect(online)
     bus.on_close(closing)

@@ -134,10 +134,10 @@ class Mirror:
 
     async def __aenter__(self) -> Self:
         # Subscribed before connecting, so a retained display arrives with the first connection.
-        await self._bus.subscribe(MIRROR_DISPLAY.format(mirror_id=self.mirror_id),
-                                  self._on_display, qos=1)
-        await self._bus.subscribe(MIRROR_FACE_EVENT.format(mirror_id=self.mirror_id),
-                                  self._on_face_event, qos=0)
+        await self._bus.subscribe(MIRROR_DISPLAY, self._on_display, qos=1,
+                                  mirror_id=self.mirror_id)
+        await self._bus.subscribe(MIRROR_FACE_EVENT, self._on_face_event, qos=0,
+                                  mirror_id=self.mirror_id)
         await self._bus.__aenter__()
         # Entered means online: nothing (a frame, a test's fresh subscriber) comes before it.
         try:
@@ -186,12 +186,11 @@ class Mirror:
         """Send the folder's images as camera frames (see :func:`devices.frames.play` for
         ``fps``, ``loop`` and ``count``) and return how many were sent. Frames due while the
         broker is unreachable are skipped, as a camera would."""
-        topic = MIRROR_FRAME.format(mirror_id=self.mirror_id)
         sent = 0
         async with contextlib.aclosing(play(frames, fps, loop=loop, count=count)) as playing:
             async for path, data in playing:
                 try:
-                    await self._bus.publish(topic, data, qos=0)
+                    await self._bus.publish(MIRROR_FRAME, data, qos=0, mirror_id=self.mirror_id)
                 except BusUnavailable:
                     log.debug("mirror %s: frame %s skipped, no broker", self.mirror_id, path.name)
                     continue
@@ -200,16 +199,18 @@ class Mirror:
 
     async def _announce(self) -> None:
         try:
-            await self._bus.publish(MIRROR_WIDGETS.format(mirror_id=self.mirror_id),
-                                    self.widgets, qos=1, retain=True)
-            await self._bus.publish(self.status_topic, ONLINE, qos=1, retain=True)
+            await self._bus.publish(MIRROR_WIDGETS, self.widgets, qos=1, retain=True,
+                                    mirror_id=self.mirror_id)
+            await self._bus.publish(MIRROR_STATUS, ONLINE, qos=1, retain=True,
+                                    mirror_id=self.mirror_id)
             self._announced.set()
         except BusUnavailable as exc:
             # The connection dropped again; the next one announces anew.
             log.warning("mirror %s: could not announce itself: %s", self.mirror_id, exc)
 
     async def _goodbye(self) -> None:
-        await self._bus.publish(self.status_topic, OFFLINE, qos=1, retain=True)
+        await self._bus.publish(MIRROR_STATUS, OFFLINE, qos=1, retain=True,
+                                mirror_id=self.mirror_id)
 
     async def _on_display(self, message: Message) -> None:
         if not message.payload:

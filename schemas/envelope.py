@@ -21,8 +21,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.topics import Topic
+
 REQUEST_ID_MAX = 128
 REPLY_TOPIC_MAX = 256
+REPLY_TO_PATTERN = r"^reply/[^/#+\x00]+$"
 
 
 class ErrorCode(StrEnum):
@@ -51,11 +54,14 @@ class RequestEnvelope(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=REQUEST_ID_MAX)
-    reply_to: str = Field(min_length=1, max_length=REPLY_TOPIC_MAX, pattern=r"^[^#+\x00]+$")
+    # Replies go only to reply topics (REPLY), never onto a mirror's display or a service's
+    # requests: a service answering on any topic a caller names would publish for that caller.
+    reply_to: str = Field(min_length=1, max_length=REPLY_TOPIC_MAX, pattern=REPLY_TO_PATTERN)
     body: dict[str, Any] = Field(default_factory=dict)
     # Unix time after which the caller no longer waits: a service drops the request unanswered
-    # and undone (one that queued at the broker while the service was down, say).
-    deadline: float | None = None
+    # and undone (one that queued at the broker while the service was down, say). Finite: a
+    # NaN deadline would never expire.
+    deadline: float | None = Field(default=None, allow_inf_nan=False)
 
 
 class ReplyEnvelope(BaseModel):
@@ -67,3 +73,10 @@ class ReplyEnvelope(BaseModel):
     ok: bool
     body: dict[str, Any] | None = None
     error: ErrorBody | None = None
+
+
+REPLY = Topic(
+    "reply/{client_id}", ReplyEnvelope,
+    "Where a caller hears its replies: the request's reply_to. mirrorhub's clients subscribe to"
+    " reply/{client_id}; from a terminal any one level will do (reply/me).",
+)

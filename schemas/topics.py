@@ -66,9 +66,24 @@ class Topic(Generic[Req]):
     @property
     def filter(self) -> str:
         """The subscription filter: every placeholder becomes ``+``."""
-        return "/".join(
-            "+" if _PLACEHOLDER.match(level) else level for level in self.template.split("/")
-        )
+        return self.filter_for()
+
+    def filter_for(self, **values: Any) -> str:
+        """A subscription filter with the placeholders in ``values`` filled in and the others
+        ``+``: ``MIRROR_DISPLAY.filter_for(mirror_id="hall")`` is ``mirrors/hall/display``."""
+        extra = values.keys() - set(self.params)
+        if extra:
+            raise TopicError(f"{self.template}: unexpected {sorted(extra)}")
+        levels = []
+        for level in self.template.split("/"):
+            match = _PLACEHOLDER.match(level)
+            if match is None:
+                levels.append(level)
+            elif match.group(1) in values:
+                levels.append(_check_level_value(match.group(1), str(values[match.group(1)])))
+            else:
+                levels.append("+")
+        return "/".join(levels)
 
     def format(self, **values: Any) -> str:
         """The concrete topic for ``values``; every placeholder must be given."""

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from broker.client import REPLY_PREFIX
+REPLY_PREFIX = "reply"
 from schemas.auth import AuthError
 from schemas.catalog import TOPICS
 from schemas.envelope import ErrorBody, ErrorCode, ReplyEnvelope, RequestEnvelope

@@ -1,8 +1,8 @@
-"""The auth service's table: one row per ``svc/auth/*`` operation."""
+"""The auth service's declaration: one row per ``svc/auth/*`` operation."""
 
 from __future__ import annotations
 
-from broker.service import Handler
+from broker.service import Handler, Service
 from schemas.auth import (
     AUTH_LOGIN,
     AUTH_LOOKUP,
@@ -13,13 +13,14 @@ from schemas.auth import (
 )
 from services.auth.accounts import Accounts
 
-
-def handlers(accounts: Accounts) -> list[Handler]:
-    return [
-        Handler(AUTH_REGISTER, accounts.register),
-        Handler(AUTH_LOGIN, accounts.login),
-        Handler(AUTH_VERIFY, accounts.verify),
-        Handler(AUTH_LOOKUP, accounts.lookup),
-        Handler(AUTH_RESET, accounts.reset_password),
-        Handler(AUTH_RESET_CONFIRM, accounts.confirm_reset),
-    ]
+AUTH = Service(
+    "auth",
+    handlers=(
+        Handler(AUTH_REGISTER, Accounts.register),
+        Handler(AUTH_LOGIN, Accounts.login),
+        Handler(AUTH_VERIFY, Accounts.verify),
+        Handler(AUTH_LOOKUP, Accounts.lookup),
+        Handler(AUTH_RESET, Accounts.reset_password),
+        Handler(AUTH_RESET_CONFIRM, Accounts.confirm_reset),
+    ),
+)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from broker.service import ServiceRunner, service_bus
+from broker.service import service_bus
 from broker.settings import BusSettings
 from services.auth.accounts import Accounts
 from services.auth.config import AuthSettings
-from services.auth.handlers import handlers
+from services.auth.handlers import AUTH
 from services.auth.mailer import make_mailer
 from services.auth.passwords import PasswordHasher
 from services.auth.tokens import Keyring, TokenIssuer
@@ -34,7 +34,6 @@ async def run_auth(bus_settings: BusSettings, settings: AuthSettings) -> AsyncIt
     async with (
         open_database(settings.database_url, "auth", "services.auth.models",
                       "services.auth.migrations"),
-        service_bus(bus_settings, "auth") as bus,
-        ServiceRunner(bus, "auth", handlers(accounts)),
+        AUTH.serve(service_bus(bus_settings, "auth"), accounts),
     ):
         yield accounts

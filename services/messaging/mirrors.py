@@ -14,8 +14,6 @@ from pydantic import ValidationError
 from broker.client import Message
 from schemas.errors import ServiceError
 from schemas.messaging import (
-    MIRROR_STATUS,
-    MIRROR_WIDGETS,
     Display,
     MessagingError,
     MirrorRequest,
@@ -37,20 +35,18 @@ class Mirrors:
     async def on_status(self, message: Message) -> tuple[str, str] | None:
         """Store a mirror's status; returns (mirror_id, status), or None for a message that was
         not a status."""
-        params = MIRROR_STATUS.parse(message.topic)
         status = message.payload.decode("utf-8", "replace").strip().lower()
-        if params is None or status not in STATUSES:
+        if status not in STATUSES:
             log.warning("ignored status %r on %s: expected online or offline",
                         message.payload[:40], message.topic)
             return None
-        mirror, _ = await Mirror.get_or_create(mirror_id=params["mirror_id"])
+        mirror, _ = await Mirror.get_or_create(mirror_id=message.params["mirror_id"])
         mirror.status = status
         await mirror.save(update_fields=["status", "updated_at"])
         return mirror.mirror_id, status
 
     async def on_widgets(self, message: Message) -> None:
-        params = MIRROR_WIDGETS.parse(message.topic)
-        if params is None or not message.payload:  # an empty retained payload clears the topic
+        if not message.payload:  # an empty retained payload clears the topic
             return
         try:
             widgets = MirrorWidgets.model_validate_json(message.payload)
@@ -58,7 +54,7 @@ class Mirrors:
             log.warning("ignored widget state on %s: %s", message.topic,
                         exc.errors()[0]["msg"])
             return
-        mirror_id = params["mirror_id"]
+        mirror_id = message.params["mirror_id"]
         mirror, _ = await Mirror.get_or_create(mirror_id=mirror_id)
         mirror.model_code = widgets.model_code
         mirror.widgets = widgets.widgets

@@ -10,10 +10,8 @@ once a display holding them has reached the broker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -134,32 +132,28 @@ class Screens:
         )
         self.mirrors.displays[mirror_id] = display
         try:
-            await self.bus.publish(MIRROR_DISPLAY.format(mirror_id=mirror_id), display, qos=1,
-                                   retain=True, wait=2.0)
+            await self.bus.publish(MIRROR_DISPLAY, display, qos=1, retain=True, wait=2.0,
+                                   mirror_id=mirror_id)
         except BusUnavailable:
             log.warning("display for %s not sent: broker unreachable", mirror_id)
             return  # not shown, so not read
         await self.messages.mark_read(fresh)
 
-    @contextlib.asynccontextmanager
-    async def watching(self) -> AsyncIterator[None]:
-        """Send mirrors back to idle when nobody has been seen for a while, until exit."""
-        task = asyncio.create_task(self._idle_loop(), name="messaging:idle")
+    async def watch_idle(self) -> None:
+        """Send mirrors back to idle when nobody has been seen for a while, until cancelled;
+        the displays of new messages still on their way go with it (they are its tasks)."""
         try:
-            yield
+            while True:
+                due = self.presence.next_expiry()
+                now = time.monotonic()
+                await asyncio.sleep(_TICK if due is None else min(_TICK, max(due - now, 0.01)))
+                for mirror_id in self.presence.expired(time.monotonic()):
+                    try:
+                        await self.show(mirror_id, None)
+                    except Exception:
+                        log.exception("could not send %s back to idle", mirror_id)
         finally:
-            tasks = [task, *self._flushing.values()]
-            for running in tasks:
-                running.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _idle_loop(self) -> None:
-        while True:
-            due = self.presence.next_expiry()
-            now = time.monotonic()
-            await asyncio.sleep(_TICK if due is None else min(_TICK, max(due - now, 0.01)))
-            for mirror_id in self.presence.expired(time.monotonic()):
-                try:
-                    await self.show(mirror_id, None)
-                except Exception:
-                    log.exception("could not send %s back to idle", mirror_id)
+            flushing = list(self._flushing.values())
+            for task in flushing:
+                task.cancel()
+            await asyncio.gather(*flushing, return_exceptions=True)

@@ -6,11 +6,11 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from broker.service import ServiceRunner, service_bus
+from broker.service import service_bus
 from broker.settings import BusSettings
 from services.database import open_database
 from services.messaging.config import MessagingSettings
-from services.messaging.handlers import handlers, listeners
+from services.messaging.handlers import MESSAGING, Sender
 from services.messaging.layouts import Layouts
 from services.messaging.messages import Messages
 from services.messaging.mirrors import Mirrors
@@ -43,15 +43,9 @@ async def run_messaging(
     messages, layouts, mirrors = Messages(users), Layouts(users), Mirrors()
     screens = Screens(bus, Presence(settings.hold, settings.idle_after), mirrors, layouts,
                       messages, settings.display_messages)
-    for topic, callback in listeners(mirrors, screens):
-        await bus.subscribe(topic.filter, callback, qos=1)
     async with (
         open_database(settings.database_url, "messaging", "services.messaging.models",
                       "services.messaging.migrations"),
-        # Subscribed before connecting: what the broker kept for the session while we were away
-        # arrives right after the connection, and must find its handler already there.
-        ServiceRunner(bus, "messaging", handlers(messages, layouts, mirrors, screens)),
-        bus,
-        screens.watching(),
+        MESSAGING.serve(bus, Sender(messages, screens), messages, layouts, mirrors, screens),
     ):
         yield Messaging(messages, layouts, mirrors, screens)

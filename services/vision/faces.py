@@ -86,7 +86,7 @@ class Faces:
         event = Enrolled(name=req.name, engine=self.engine.name,
                          model_version=self.engine.model_version,
                          embedding=vector.tolist(), worker=self.bus.client_id)
-        await self.bus.publish(VISION_ENROLLED.template, event)
+        await self.bus.publish(VISION_ENROLLED, event)
         photos = await FaceEmbedding.filter(subject=subject, engine=self.engine.name).count()
         return EnrolReply(name=req.name, photos=photos, engine=self.engine.name,
                           model_version=self.engine.model_version)

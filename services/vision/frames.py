@@ -10,17 +10,14 @@ event ``events/vision/recognized``. Memory is one frame per mirror at most.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from broker.client import Bus, Message
 from schemas.errors import BusUnavailable, ServiceError
 from schemas.vision import (
     MIRROR_FACE_EVENT,
-    MIRROR_FRAME,
     VISION_RECOGNIZED,
     FaceEvent,
     RecogniseRequest,
@@ -66,10 +63,7 @@ class FrameWorker:
         self.queue = FrameQueue()
 
     async def on_frame(self, message: Message) -> None:
-        params = MIRROR_FRAME.parse(message.topic)
-        if params is None:
-            return
-        mirror_id = params["mirror_id"]
+        mirror_id = message.params["mirror_id"]
         if len(message.payload) > self.max_bytes:
             error = ServiceError("too_large", f"frame of {len(message.payload)} bytes exceeds"
                                  f" the limit of {self.max_bytes}")
@@ -101,26 +95,11 @@ class FrameWorker:
 
     async def _publish(self, event: FaceEvent) -> None:
         try:
-            await self.bus.publish(MIRROR_FACE_EVENT.format(mirror_id=event.mirror_id), event,
-                                   qos=0)
+            await self.bus.publish(MIRROR_FACE_EVENT, event, qos=0, mirror_id=event.mirror_id)
             names = [face.name for face in event.faces if face.name is not None]
             if names:
                 seen = Recognized(mirror_id=event.mirror_id, names=names,
                                   unknown=len(event.faces) - len(names), at=datetime.now(UTC))
-                await self.bus.publish(VISION_RECOGNIZED.template, seen, qos=1)
+                await self.bus.publish(VISION_RECOGNIZED, seen, qos=1)
         except BusUnavailable:
             log.warning("vision: event for mirror %s lost, broker unreachable", event.mirror_id)
-
-
-@contextlib.asynccontextmanager
-async def serve_frames(faces: Faces, bus: Bus, max_bytes: int) -> AsyncIterator[FrameWorker]:
-    """Analyse mirrors' frames until the context exits."""
-    worker = FrameWorker(faces, bus, max_bytes)
-    await bus.subscribe(MIRROR_FRAME.filter, worker.on_frame, qos=0, shared=True)
-    task = asyncio.create_task(worker.run(), name="vision-frames")
-    try:
-        yield worker
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

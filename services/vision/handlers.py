@@ -1,17 +1,37 @@
-"""The vision service's table: one row per ``svc/vision/*`` operation."""
+"""The vision service's declaration: one row per ``svc/vision/*`` operation, the frames and
+gallery events it follows, and what it says about faces."""
 
 from __future__ import annotations
 
-from broker.service import Handler
-from schemas.vision import VISION_COLOUR, VISION_DISTANCE, VISION_ENROL, VISION_RECOGNISE
+from broker.service import Handler, Listener, Service
+from schemas.vision import (
+    MIRROR_FACE_EVENT,
+    MIRROR_FRAME,
+    VISION_COLOUR,
+    VISION_DISTANCE,
+    VISION_ENROL,
+    VISION_ENROLLED,
+    VISION_RECOGNISE,
+    VISION_RECOGNIZED,
+)
 from services.vision.faces import Faces
+from services.vision.frames import FrameWorker
 from services.vision.measures import Measures
 
-
-def handlers(faces: Faces, measures: Measures) -> list[Handler]:
-    return [
-        Handler(VISION_ENROL, faces.enrol),
-        Handler(VISION_RECOGNISE, faces.recognise),
-        Handler(VISION_DISTANCE, measures.distance),
-        Handler(VISION_COLOUR, measures.personal_color),
-    ]
+VISION = Service(
+    "vision",
+    handlers=(
+        Handler(VISION_ENROL, Faces.enrol),
+        Handler(VISION_RECOGNISE, Faces.recognise),
+        Handler(VISION_DISTANCE, Measures.distance),
+        Handler(VISION_COLOUR, Measures.personal_color),
+    ),
+    listeners=(
+        # Every worker hears every enrolment, to keep its in-memory gallery whole.
+        Listener(VISION_ENROLLED, Faces.on_enrolled),
+        # Frames are split between workers; QoS 0, since the next frame replaces a lost one.
+        Listener(MIRROR_FRAME, FrameWorker.on_frame, qos=0, shared=True),
+    ),
+    tasks=(FrameWorker.run,),
+    publishes=(VISION_ENROLLED, MIRROR_FACE_EVENT, VISION_RECOGNIZED),
+)

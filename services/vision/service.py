@@ -7,16 +7,15 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from broker.service import ServiceRunner, service_bus
+from broker.service import service_bus
 from broker.settings import BusSettings
-from schemas.vision import VISION_ENROLLED
 from services.database import open_database
 from services.vision.analysis import Analysis, worker_pool
 from services.vision.config import VisionSettings
 from services.vision.engine import FaceEngine
 from services.vision.faces import Faces
-from services.vision.frames import serve_frames
-from services.vision.handlers import handlers
+from services.vision.frames import FrameWorker
+from services.vision.handlers import VISION
 from services.vision.images import ImageLimits
 from services.vision.matcher import Gallery
 from services.vision.measures import Measures
@@ -43,21 +42,18 @@ async def run_vision(
             contextlib.AsyncExitStack() as stack,
             open_database(settings.database_url, "vision", "services.vision.models",
                           "services.vision.migrations"),
-            service_bus(bus_settings, "vision") as bus,
         ):
             pool = (await stack.enter_async_context(worker_pool(settings))
                     if settings.processes and own_engine else None)
+            bus = service_bus(bus_settings, "vision")
             analysis = Analysis(engine, limits, pool)
             faces = Faces(engine, gallery, bus, limits, settings.cameras.default, analysis)
             measures = Measures(engine, settings.cameras, limits, analysis)
+            frames = FrameWorker(faces, bus, settings.max_image_bytes)
             loaded = await faces.load()
             log.info("vision: %d embeddings of %s loaded", loaded, engine.model_version)
-            await bus.subscribe(VISION_ENROLLED.template, faces.on_enrolled)
             max_payload = settings.max_image_bytes * 4 // 3 + _ENVELOPE_SLACK
-            async with (
-                ServiceRunner(bus, "vision", handlers(faces, measures), max_payload=max_payload),
-                serve_frames(faces, bus, settings.max_image_bytes),
-            ):
+            async with VISION.serve(bus, faces, measures, frames, max_payload=max_payload):
                 yield faces
     finally:
         engine.__exit__(None, None, None)

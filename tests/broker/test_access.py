@@ -83,11 +83,11 @@ async def test_a_mirror_publishes_only_its_own_topics(
     seen = Inbox()
     async with bus(running, "svc", "svc-secret") as service, \
             bus(running, "hall", "hall-secret") as hall:
-        await service.subscribe("#", seen.put)
+        await service.subscribe_raw("#", seen.put)
         for forbidden in ("events/vision/recognized", "mirrors/bath/frame",
                           "mirrors/hall/display", "svc/auth/login"):
-            await hall.publish(forbidden, b"{}", qos=1)
-        await hall.publish("mirrors/hall/frame", b"jpeg", qos=1)  # after them, on one link
+            await hall.publish_raw(forbidden, b"{}", qos=1)
+        await hall.publish_raw("mirrors/hall/frame", b"jpeg", qos=1)  # after them, on one link
         await seen.wait_for("mirrors/hall/frame")
         assert seen.topics == ["mirrors/hall/frame"]
 
@@ -99,10 +99,10 @@ async def test_a_mirror_reads_only_its_own_display(broker: tuple[EmbeddedBroker,
             bus(running, "hall", "hall-secret") as hall:
         for other in ("mirrors/+/display", "mirrors/bath/display", "#", "events/#"):
             with pytest.raises(AccessDenied):
-                await hall.subscribe(other, mine.put)
-        await hall.subscribe("mirrors/hall/#", mine.put)
-        await service.publish("mirrors/bath/display", b"bob's messages", qos=1)
-        await service.publish("mirrors/hall/display", b"ann's messages", qos=1)
+                await hall.subscribe_raw(other, mine.put)
+        await hall.subscribe_raw("mirrors/hall/#", mine.put)
+        await service.publish_raw("mirrors/bath/display", b"bob's messages", qos=1)
+        await service.publish_raw("mirrors/hall/display", b"ann's messages", qos=1)
         await mine.wait_for("mirrors/hall/display")
         assert mine.topics == ["mirrors/hall/display"]
 
@@ -114,10 +114,10 @@ async def test_the_shared_device_account_is_kept_to_mirror_topics(
     seen = Inbox()
     async with bus(running, "svc", "svc-secret") as service, \
             bus(running, "device", "shared-secret") as device:
-        await service.subscribe("#", seen.put)
-        await device.subscribe("mirrors/+/display", seen.put)  # any mirror: not private
-        await device.publish("events/vision/recognized", b"{}", qos=1)
-        await device.publish("mirrors/bath/frame", b"jpeg", qos=1)
+        await service.subscribe_raw("#", seen.put)
+        await device.subscribe_raw("mirrors/+/display", seen.put)  # any mirror: not private
+        await device.publish_raw("events/vision/recognized", b"{}", qos=1)
+        await device.publish_raw("mirrors/bath/frame", b"jpeg", qos=1)
         await seen.wait_for("mirrors/bath/frame")
         assert "events/vision/recognized" not in seen.topics
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from broker.client import Bus, Message
 from broker.server import EmbeddedBroker
-from broker.service import Handler, ServiceRunner, check_table, service_bus
+from broker.service import Handler, Service, service_bus
 from broker.settings import BrokerURL, BusSettings
 from schemas.envelope import ErrorCode
 from schemas.errors import BusUnavailable, RequestTimeout, ServiceError
@@ -51,14 +51,13 @@ async def crash(req: Echo) -> Echoed:
     raise RuntimeError("boom")
 
 
-TABLE = [Handler(ECHO, echo), Handler(FAIL, fail), Handler(CRASH, crash)]
+TEST = Service(SERVICE, handlers=(Handler(ECHO, echo), Handler(FAIL, fail), Handler(CRASH, crash)))
 
 
 @pytest.fixture(scope="module")
 async def service(backend: Backend) -> AsyncIterator[Bus]:
-    async with Bus(backend.bus("auth"), role="svc") as bus, ServiceRunner(
-        bus, SERVICE, TABLE, max_payload=4096
-    ):
+    bus = Bus(backend.bus("auth"), role="svc")
+    async with TEST.serve(bus, max_payload=4096):
         yield bus
 
 
@@ -89,16 +88,16 @@ async def test_typed_errors_cross_the_wire(client: Bus) -> None:
 
 async def test_invalid_body_names_the_field(client: Bus) -> None:
     with pytest.raises(ServiceError) as caught:
-        await client.request_raw(ECHO.template, {"text": "a", "times": "many"})
+        await client.request_raw(ECHO, {"text": "a", "times": "many"})
     assert caught.value.code == ErrorCode.INVALID and caught.value.field == "times"
     with pytest.raises(ServiceError) as missing:
-        await client.request_raw(ECHO.template, {})
+        await client.request_raw(ECHO, {})
     assert missing.value.field == "text"
 
 
 async def test_oversized_payload_gets_too_large(client: Bus) -> None:
     with pytest.raises(ServiceError) as caught:
-        await client.request_raw(ECHO.template, {"text": "x" * 10_000})
+        await client.request_raw(ECHO, {"text": "x" * 10_000})
     assert caught.value.code == ErrorCode.TOO_LARGE
     assert await client.request(ECHO, Echo(text="ok")) == Echoed(text="ok")
 
@@ -109,16 +108,16 @@ async def test_garbage_is_rejected_as_an_event_and_the_service_lives_on(client: 
     async def collect(message: Message) -> None:
         await rejected.put(Rejected.model_validate_json(message.payload))
 
-    await client.subscribe(REJECTED.format(service=SERVICE), collect)
+    await client.subscribe(REJECTED, collect, service=SERVICE)
     await asyncio.sleep(0.2)  # let the subscription land before publishing
     garbage = [b"\xff\xfe not json", b"[1, 2, 3]", b'{"id": "x"}', b"", b'{"reply_to": "#"}']
     for payload in garbage:
-        await client.publish(ECHO.template, payload)
+        await client.publish(ECHO, payload)
     codes = [(await asyncio.wait_for(rejected.get(), 5)).error.code for _ in garbage]
     assert set(codes) == {ErrorCode.BAD_REQUEST}
     # An envelope with a usable reply_to but a wrong shape gets a reply, not silence.
     with pytest.raises(ServiceError) as caught:
-        await client.request_raw(ECHO.template, {"text": ["not", "a", "string"]})
+        await client.request_raw(ECHO, {"text": ["not", "a", "string"]})
     assert caught.value.code == ErrorCode.INVALID
     assert await client.request(ECHO, Echo(text="still here")) == Echoed(text="still here")
 
@@ -134,7 +133,12 @@ async def test_unanswered_request_times_out_within_the_deadline(client: Bus) -> 
 
 def test_a_topic_registered_twice_is_refused() -> None:
     with pytest.raises(ValueError, match="twice"):
-        check_table([Handler(ECHO, echo), Handler(ECHO, fail)])
+        Service(SERVICE, handlers=(Handler(ECHO, echo), Handler(ECHO, fail)))
+
+
+def test_a_service_answers_only_its_own_operations() -> None:
+    with pytest.raises(ValueError, match=f"svc/{SERVICE}-other/"):
+        Service(f"{SERVICE}-other", handlers=(Handler(ECHO, echo),))
 
 
 async def test_reconnects_and_resubscribes_after_the_broker_restarts() -> None:
@@ -145,9 +149,9 @@ async def test_reconnects_and_resubscribes_after_the_broker_restarts() -> None:
     broker = EmbeddedBroker(port=port, accounts=accounts)
     restarted = EmbeddedBroker(port=port, accounts=accounts)
     await broker.__aenter__()
+    server = Bus(settings, role="svc")
     async with (
-        Bus(settings, role="svc") as server,
-        ServiceRunner(server, SERVICE, TABLE),
+        TEST.serve(server),
         Bus(settings, role="client") as client,
     ):
         assert (await client.request(ECHO, Echo(text="before"))).text == "before"
@@ -187,7 +191,7 @@ async def test_last_will_is_published_when_a_process_dies(backend: Backend) -> N
         await got.put(message.payload)
 
     async with Bus(backend.bus("bridge"), role="watcher") as watcher:
-        await watcher.subscribe(topic, collect)
+        await watcher.subscribe_raw(topic, collect)
         await asyncio.sleep(0.2)
         url = backend.bus("auth").url
         process = await asyncio.create_subprocess_exec(
@@ -210,7 +214,7 @@ async def test_service_status_online_then_offline_on_clean_close(backend: Backen
 
     name = f"{SERVICE}-status"
     async with Bus(backend.bus("bridge"), role="watcher") as watcher:
-        await watcher.subscribe(SERVICE_STATUS.format(service=name), collect)
+        await watcher.subscribe(SERVICE_STATUS, collect, service=name)
         await asyncio.sleep(0.2)
         async with service_bus(backend.bus("auth"), name) as bus:
             online = await asyncio.wait_for(statuses.get(), 5)

@@ -159,9 +159,9 @@ async def test_a_busy_bus_stops_reading_instead_of_queueing(backend: Backend) ->
         Bus(own.bus("test"), role="slow", concurrency=3) as listener,
         Bus(own.bus("test"), role="fast") as sender,
     ):
-        await listener.subscribe("busy/topic", slow, qos=1)
+        await listener.subscribe_raw("busy/topic", slow, qos=1)
         for number in range(20):
-            await sender.publish("busy/topic", str(number), qos=1)
+            await sender.publish_raw("busy/topic", str(number), qos=1)
         await asyncio.sleep(0.3)
         assert most == 3 and done == 0
         release.set()

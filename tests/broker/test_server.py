@@ -60,9 +60,9 @@ async def test_a_client_gets_only_the_retained_messages_it_subscribed_to() -> No
         EmbeddedBroker(port=0, accounts=accounts) as broker,
         Bus(settings(broker.port, "a", "pa")) as first,
     ):
-        await first.subscribe("mirrors/hall/display", ignore)
-        await first.publish("mirrors/hall/display", b"ann's messages", retain=True)
-        await first.publish("mirrors/bath/display", b"bob's messages", retain=True)
+        await first.subscribe_raw("mirrors/hall/display", ignore)
+        await first.publish_raw("mirrors/hall/display", b"ann's messages", retain=True)
+        await first.publish_raw("mirrors/bath/display", b"bob's messages", retain=True)
         # A second client hears, on the wire, only what it subscribed to: not hall's display.
         async with aiomqtt.Client("127.0.0.1", broker.port, username="b",
                                   password="pb") as second:

@@ -53,7 +53,7 @@ class Watcher:
     async def watch(self, *topics: str) -> None:
         for topic in topics:
             self._queues[topic] = asyncio.Queue()
-            await self.bus.subscribe(topic, self._collect)
+            await self.bus.subscribe_raw(topic, self._collect)
 
     async def _collect(self, message: Message) -> None:
         await self._queues[message.topic].put(message)
@@ -72,7 +72,7 @@ async def space(backend: Backend) -> AsyncIterator[Backend]:
     yield isolated_backend
     async with Bus(isolated_backend.bus("test"), role="cleaner") as bus:
         for topic in (STATUS, WIDGETS, DISPLAY):
-            await bus.publish(topic, b"", retain=True)
+            await bus.publish_raw(topic, b"", retain=True)
 
 
 @pytest.fixture
@@ -146,13 +146,13 @@ async def test_a_display_is_printed_kept_and_awaitable(
     lines: list[str] = []
     async with Mirror(space.bus("test"), MIRROR, "MX-200", output=lines.append) as mirror:
         assert mirror.display is None
-        await watcher.bus.publish(DISPLAY, b"{not a display")
+        await watcher.bus.publish_raw(DISPLAY, b"{not a display")
         waiting = asyncio.create_task(mirror.wait_display(lambda d: d.user == "ann"))
-        await watcher.bus.publish(DISPLAY, a_display())
+        await watcher.bus.publish_raw(DISPLAY, a_display())
         shown = await waiting
         event = FaceEvent(mirror_id=MIRROR, faces=[FaceResult(name="ann", box=(1, 2, 3, 4),
                                                               distance=0.3)])
-        await watcher.bus.publish(MIRROR_FACE_EVENT.format(mirror_id=MIRROR), event, qos=0)
+        await watcher.bus.publish(MIRROR_FACE_EVENT, event, qos=0, mirror_id=MIRROR)
         async with asyncio.timeout(5):
             while mirror.face_event is None:
                 await asyncio.sleep(0.02)
@@ -169,7 +169,7 @@ async def test_a_retained_display_is_there_when_the_mirror_connects(
     space: Backend, watcher: Watcher,
 ) -> None:
     idle = a_display(state="idle", user=None, messages=[])
-    await watcher.bus.publish(DISPLAY, idle, retain=True)
+    await watcher.bus.publish_raw(DISPLAY, idle, retain=True)
     lines: list[str] = []
     async with Mirror(space.bus("test"), MIRROR, "MX-200", output=lines.append,
                       render=as_json) as mirror:
@@ -238,7 +238,7 @@ async def test_the_command_streams_prints_json_and_stops_cleanly_on_sigint(
                                  "--fps", "30", "--once", "--json")
     try:
         received = [(await watcher.next(FRAME)).payload for _ in PHOTOS]
-        await watcher.bus.publish(DISPLAY, a_display())
+        await watcher.bus.publish_raw(DISPLAY, a_display())
         assert process.stdout is not None
         line = await asyncio.wait_for(process.stdout.readline(), 10)
         process.send_signal(signal.SIGINT)

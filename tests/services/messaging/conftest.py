@@ -59,5 +59,5 @@ class Screen:
 
 async def watch(bus: Bus, mirror_id: str) -> Screen:
     screen = Screen(mirror_id)
-    await bus.subscribe(MIRROR_DISPLAY.format(mirror_id=mirror_id), screen.on_display)
+    await bus.subscribe(MIRROR_DISPLAY, screen.on_display, mirror_id=mirror_id)
     return screen

@@ -91,7 +91,7 @@ async def test_bad_content_is_refused(bus: Bus, content: str, field: str) -> Non
     ann = await register(bus, "ann")
     body = {"sender_username": ann, "receiver_username": ann, "content": content}
     with pytest.raises(ServiceError) as caught:
-        await bus.request_raw(MESSAGING_SEND.template, body, qos=1)
+        await bus.request_raw(MESSAGING_SEND, body, qos=1)
     assert (caught.value.code, caught.value.field) == (ErrorCode.INVALID, field)
 
 
@@ -111,7 +111,7 @@ async def test_a_repeated_send_is_stored_once(bus: Bus) -> None:
 async def test_garbage_does_not_stop_the_service(bus: Bus) -> None:
     ann = await register(bus, "ann")
     for payload in (b"\xff\xfe not json", b"[]", b'{"id": 1}', b"{" * 10_000):
-        await bus.publish(MESSAGING_SEND.template, payload, qos=1)
+        await bus.publish(MESSAGING_SEND, payload, qos=1)
     reply = await bus.request(MESSAGING_SEND, send(ann, ann, "still here"), qos=1)
     assert not reply.duplicate
 

@@ -35,7 +35,7 @@ PERSONAL = {"calendar": [1, 1], "messages": [1, 2]}
 
 async def seen(bus: Bus, mirror_id: str, *names: str) -> None:
     event = Recognized(mirror_id=mirror_id, names=list(names), unknown=0, at=datetime.now(UTC))
-    await bus.publish(VISION_RECOGNIZED.template, event)
+    await bus.publish(VISION_RECOGNIZED, event)
 
 
 async def all_read(bus: Bus, user: str, ids: set[int] | None = None) -> bool:
@@ -55,8 +55,8 @@ async def a_mirror(bus: Bus, model_code: str | None = None) -> Screen:
     screen = await watch(bus, mirror_id)
     if model_code:
         state = MirrorWidgets(model_code=model_code, widgets={"weather": {"temp": 21}})
-        await bus.publish(MIRROR_WIDGETS.format(mirror_id=mirror_id), state, retain=True)
-    await bus.publish(MIRROR_STATUS.format(mirror_id=mirror_id), "online", retain=True)
+        await bus.publish(MIRROR_WIDGETS, state, retain=True, mirror_id=mirror_id)
+    await bus.publish(MIRROR_STATUS, "online", retain=True, mirror_id=mirror_id)
     await screen.next(lambda d: d.state == "idle")
     return screen
 
@@ -146,9 +146,9 @@ async def test_mirror_state_is_kept(bus: Bus, messaging_service: Messaging) -> N
 
     topic = MIRROR_WIDGETS.format(mirror_id=screen.mirror_id)
     for junk in (b"not json", b"[1]", b'{"model_code": 5}', b""):
-        await bus.publish(topic, junk)
-    await bus.publish(MIRROR_STATUS.format(mirror_id=screen.mirror_id), "sideways")
-    await bus.publish(MIRROR_STATUS.format(mirror_id=screen.mirror_id), "offline", retain=True)
+        await bus.publish_raw(topic, junk)
+    await bus.publish(MIRROR_STATUS, "sideways", mirror_id=screen.mirror_id)
+    await bus.publish(MIRROR_STATUS, "offline", retain=True, mirror_id=screen.mirror_id)
     for _ in range(50):
         state = await bus.request(MESSAGING_MIRROR, MirrorRequest(mirror_id=screen.mirror_id))
         if state.status == "offline":
@@ -162,7 +162,7 @@ async def test_mirror_state_is_kept(bus: Bus, messaging_service: Messaging) -> N
         assert exc.code == MessagingError.MIRROR_NOT_FOUND
     else:
         raise AssertionError("an unknown mirror has no state")
-    await bus.publish(MIRROR_DISPLAY.format(mirror_id=screen.mirror_id), b"", retain=True)
+    await bus.publish(MIRROR_DISPLAY, b"", retain=True, mirror_id=screen.mirror_id)
 
 
 async def test_a_burst_shows_its_newest_and_what_never_showed_stays_unread(bus: Bus) -> None:

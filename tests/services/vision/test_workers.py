@@ -55,11 +55,11 @@ async def test_two_workers_share_enrolments_and_split_frames(
             async def collect(message: Message) -> None:
                 await events.put(FaceEvent.model_validate_json(message.payload))
 
-            await mirror.subscribe(MIRROR_FACE_EVENT.filter, collect)
+            await mirror.subscribe(MIRROR_FACE_EVENT, collect)
             await asyncio.sleep(0.2)
             frame = (FACES / "test/obama1.jpg").read_bytes()
             for index in range(6):  # six mirrors, one frame each: nothing to drop
-                await mirror.publish(MIRROR_FRAME.format(mirror_id=f"m{index}"), frame, qos=1)
+                await mirror.publish(MIRROR_FRAME, frame, qos=1, mirror_id=f"m{index}")
             seen = [await asyncio.wait_for(events.get(), 30) for _ in range(6)]
             assert {event.mirror_id for event in seen} == {f"m{i}" for i in range(6)}
             assert len({event.worker for event in seen}) == 2, "both workers took frames"

@@ -1,0 +1,173 @@
+"""Answering requests: from a payload on ``svc/{service}/{operation}`` to a reply on the
+caller's reply topic.
+
+:class:`ServiceRunner` subscribes each operation's topic (through ``$share/<group>/`` when the
+broker supports shared subscriptions), validates envelope and body, calls the handler and
+publishes the reply. Nothing a message carries can stop the service: bad JSON, JSON nested too
+deep to parse, a wrong envelope, an invalid body, an oversized payload or a handler crash each
+become a typed error reply, or, when there is nobody to reply to, a ``events/{service}/rejected``
+event and a log line.
+
+Replies go only to reply topics (``reply/{client_id}``, :data:`schemas.envelope.REPLY`): a
+request naming any other ``reply_to`` (a mirror's display, another service's requests) is
+rejected, never answered there. A request whose ``deadline`` has passed is dropped unanswered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+from pydantic import BaseModel, ValidationError
+
+from broker.client import Bus, Message, MessageCallback
+from schemas.envelope import REPLY, REQUEST_ID_MAX, ErrorCode, RequestEnvelope
+from schemas.errors import BusUnavailable, ServiceError
+from schemas.service import REJECTED, Rejected
+from schemas.topics import Operation
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_PAYLOAD = 256 * 1024
+_HEAD = 2048  # bytes scanned for id and reply_to when the payload cannot be parsed
+_HEAD_FIELD = re.compile(rb'"(id|reply_to)"\s*:\s*"([^"\\#+]{1,256})"')
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One operation a runner answers, with the coroutine (already bound) that answers it."""
+
+    operation: Operation[Any, Any]
+    func: Callable[..., Awaitable[BaseModel]]
+    qos: int = 0
+
+
+def validation_error(exc: ValidationError) -> ServiceError:
+    """The first problem of a pydantic error as an ``invalid`` error naming the field."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or None
+    message = first["msg"] if first["type"] != "missing" else "is required"
+    # Our validators raise ValueError with a full sentence; pydantic's prefix adds nothing.
+    message = message.removeprefix("Value error, ")
+    return ServiceError(ErrorCode.INVALID, f"{field}: {message}" if field else message, field)
+
+
+def _head_fields(payload: bytes) -> dict[str, str]:
+    """``id`` and ``reply_to`` read off the start of a payload that cannot be parsed whole."""
+    return {k.decode(): v.decode() for k, v in _HEAD_FIELD.findall(payload[:_HEAD])}
+
+
+class ServiceRunner:
+    """Answers ``answers`` for service ``service`` from entering until the context exits."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        service: str,
+        answers: Sequence[Answer],
+        *,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+    ) -> None:
+        self.bus = bus
+        self.service = service
+        self.answers = tuple(answers)
+        self.max_payload = max_payload
+
+    async def __aenter__(self) -> Self:
+        for answer in self.answers:
+            await self.bus.subscribe(answer.operation, self._callback(answer), qos=answer.qos,
+                                     shared=True)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    def _callback(self, answer: Answer) -> MessageCallback:
+        async def on_message(message: Message) -> None:
+            await self._handle(answer, message)
+
+        return on_message
+
+    async def _handle(self, answer: Answer, message: Message) -> None:
+        topic, payload = message.topic, message.payload
+        if len(payload) > self.max_payload:
+            error = ServiceError(
+                ErrorCode.TOO_LARGE,
+                f"payload of {len(payload)} bytes exceeds the limit of {self.max_payload}",
+            )
+            await self._reply_or_reject(topic, _head_fields(payload), error)
+            return
+        try:
+            envelope = RequestEnvelope.model_validate_json(payload)  # one parse when all is well
+        except ValidationError as exc:
+            await self._refuse(topic, payload, exc)
+            return
+        if envelope.deadline is not None and time.time() > envelope.deadline:
+            # The caller gave up and told its client so: doing it now would make that a lie.
+            log.info("%s dropped an expired request %s on %s", self.service, envelope.id, topic)
+            return
+        body = await self._call(answer, envelope.body, message.params)
+        await self._send(envelope.reply_to, envelope.id, body)
+
+    async def _refuse(self, topic: str, payload: bytes, exc: ValidationError) -> None:
+        """A payload that is not a valid envelope: say why, to its sender if it names one."""
+        try:
+            data = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as not_json:
+            await self._reject(topic, ServiceError(ErrorCode.BAD_REQUEST, f"not JSON: {not_json}"))
+            return
+        except RecursionError:
+            error = ServiceError(ErrorCode.BAD_REQUEST, "JSON nested too deeply to read")
+            await self._reply_or_reject(topic, _head_fields(payload), error)
+            return
+        error = validation_error(exc)
+        error.code = ErrorCode.BAD_REQUEST
+        error.message = f"not a request envelope: {error.message}"
+        await self._reply_or_reject(topic, data if isinstance(data, dict) else {}, error)
+
+    async def _call(self, answer: Answer, raw: dict[str, Any],
+                    params: dict[str, str]) -> BaseModel | ServiceError:
+        try:
+            request = answer.operation.payload.model_validate(raw)  # type: ignore[union-attr]
+        except ValidationError as exc:
+            return validation_error(exc)
+        try:
+            return await answer.func(request, **params)
+        except ServiceError as exc:
+            return exc
+        except Exception:
+            log.exception("%s failed on %s", self.service, answer.operation.template)
+            return ServiceError(ErrorCode.INTERNAL, f"{self.service} failed; see its log")
+
+    async def _send(self, reply_to: str, request_id: str, body: BaseModel | ServiceError) -> None:
+        # A ReplyEnvelope, written out directly (the hot path of every call). Absent parts are
+        # left out, not null: {"id", "ok", "body"} or {"id", "ok", "error"}.
+        reply: dict[str, Any] = {"id": request_id, "ok": not isinstance(body, ServiceError)}
+        if isinstance(body, ServiceError):
+            reply["error"] = body.to_body().model_dump(exclude_none=True)
+        else:
+            reply["body"] = body.model_dump(mode="json")
+        try:
+            await self.bus.publish_raw(reply_to, reply, qos=0, wait=2.0)
+        except BusUnavailable:
+            log.warning("%s: reply to %s lost, broker unreachable", self.service, reply_to)
+
+    async def _reply_or_reject(self, topic: str, data: Any, error: ServiceError) -> None:
+        request_id, reply_to = data.get("id"), data.get("reply_to")
+        if (isinstance(request_id, str) and request_id and isinstance(reply_to, str)
+                and REPLY.parse(reply_to) is not None and not set(reply_to) & set("#+\0")):
+            await self._send(reply_to, request_id[:REQUEST_ID_MAX], error)
+        else:
+            await self._reject(topic, error)
+
+    async def _reject(self, topic: str, error: ServiceError) -> None:
+        log.warning("%s rejected a message on %s: %s", self.service, topic, error.message)
+        event = Rejected(topic=topic, error=error.to_body())
+        with contextlib.suppress(BusUnavailable):
+            await self.bus.publish(REJECTED, event, qos=0, service=self.service)
