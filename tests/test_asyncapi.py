@@ -16,10 +16,9 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-REPLY_PREFIX = "reply"
 from schemas.auth import AuthError
 from schemas.catalog import TOPICS
-from schemas.envelope import ErrorBody, ErrorCode, ReplyEnvelope, RequestEnvelope
+from schemas.envelope import REPLY, ErrorBody, ErrorCode, ReplyEnvelope, RequestEnvelope
 from schemas.messaging import WIDGETS, MessagingError
 from schemas.topics import Operation, Topic
 from schemas.vision import VisionError
@@ -139,7 +138,7 @@ def test_every_channel_is_a_declared_topic(doc: Doc) -> None:
     # The one channel without an address is where replies go: the request's reply_to.
     dynamic = [key for key, channel in doc["channels"].items() if channel.get("address") is None]
     assert dynamic == ["reply"]
-    assert f"{REPLY_PREFIX}/{{client_id}}" in doc["channels"]["reply"]["description"]
+    assert REPLY.template in doc["channels"]["reply"]["description"]
 
 
 # -- payloads ------------------------------------------------------------------------------------

@@ -122,6 +122,73 @@ async def test_garbage_is_rejected_as_an_event_and_the_service_lives_on(client: 
     assert await client.request(ECHO, Echo(text="still here")) == Echoed(text="still here")
 
 
+async def rejections(client: Bus) -> asyncio.Queue[Rejected]:
+    """The test service's ``events/.../rejected``, subscribed and ready."""
+    queue: asyncio.Queue[Rejected] = asyncio.Queue()
+
+    async def collect(message: Message) -> None:
+        await queue.put(Rejected.model_validate_json(message.payload))
+
+    await client.subscribe(REJECTED, collect, service=SERVICE)
+    await asyncio.sleep(0.2)  # let the subscription land before publishing
+    return queue
+
+
+async def test_replies_go_only_to_reply_topics(client: Bus) -> None:
+    """A request naming a mirror's display (or any non-reply topic) as reply_to is rejected:
+    the service never publishes there for whoever asked."""
+    rejected = await rejections(client)
+    heard: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def overheard(message: Message) -> None:
+        await heard.put(message.payload)
+
+    elsewhere = ["mirrors/mirB/display", "svc/messaging/send", "reply", "reply/a/b",
+                 "events/vision/recognized"]
+    for topic in elsewhere:
+        await client.subscribe_raw(topic, overheard, qos=0)
+    await asyncio.sleep(0.2)
+    for index, topic in enumerate(elsewhere):
+        await client.publish(ECHO, {"id": f"r{index}", "reply_to": topic,
+                                    "body": {"text": "forged"}})
+    for _ in elsewhere:
+        event = await asyncio.wait_for(rejected.get(), 5)
+        assert event.error.code == ErrorCode.BAD_REQUEST and "reply_to" in event.error.message
+    assert await client.request(ECHO, Echo(text="ok")) == Echoed(text="ok")
+    assert heard.empty()
+
+
+@pytest.mark.parametrize("deadline", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+async def test_a_deadline_must_be_a_finite_number(client: Bus, deadline: bytes) -> None:
+    replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def collect(message: Message) -> None:
+        await replies.put(message.payload)
+
+    own = f"reply/deadline-{uuid.uuid4().hex[:8]}"
+    await client.subscribe_raw(own, collect, qos=0)
+    await asyncio.sleep(0.2)
+    await client.publish(ECHO, b'{"id": "d", "reply_to": "%s", "body": {"text": "a"}, '
+                               b'"deadline": %s}' % (own.encode(), deadline))
+    reply = json.loads(await asyncio.wait_for(replies.get(), 5))
+    assert reply["ok"] is False and reply["error"]["code"] == ErrorCode.BAD_REQUEST
+    assert reply["error"]["field"] == "deadline"
+
+
+async def test_json_nested_too_deeply_gets_an_answer(client: Bus) -> None:
+    """Nesting deeper than any parser recurses (the probe sent 30,000 levels) is refused like
+    any other bad payload: a rejection, or a reply when the start names id and reply_to."""
+    rejected = await rejections(client)
+    depth = 1900  # within the test service's 4 KiB limit, past Python's recursion limit
+    await client.publish(ECHO, "[" * depth + "]" * depth)
+    event = await asyncio.wait_for(rejected.get(), 5)
+    assert event.error.code == ErrorCode.BAD_REQUEST
+    with pytest.raises(ServiceError) as caught:
+        await client.request_raw(ECHO, {"text": "a", "deep": json.loads("[" * 900 + "]" * 900)})
+    assert caught.value.code in (ErrorCode.BAD_REQUEST, ErrorCode.INVALID)
+    assert await client.request(ECHO, Echo(text="alive")) == Echoed(text="alive")
+
+
 async def test_unanswered_request_times_out_within_the_deadline(client: Bus) -> None:
     nobody = Operation(f"svc/{SERVICE}-absent/echo", Echo, reply=Echoed)
     loop = asyncio.get_running_loop()

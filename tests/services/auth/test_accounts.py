@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from broker.client import Bus
+from broker.client import Bus, Message
 from schemas.auth import (
     AUTH_LOGIN,
     AUTH_REGISTER,
@@ -64,6 +65,28 @@ async def test_garbage_on_auth_topics_leaves_the_service_answering(client: Bus) 
     await client.request(AUTH_REGISTER, user)
     reply = await client.request(AUTH_LOGIN, LoginRequest(username=user.username, password="pw"))
     assert reply.username == user.username
+
+
+async def test_json_nested_thirty_thousand_deep_is_answered(client: Bus) -> None:
+    """What a probe sent: every such payload gets a typed reply (or a rejection) and the service
+    keeps answering."""
+    replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def collect(message: Message) -> None:
+        await replies.put(message.payload)
+
+    own = f"reply/{unique('deep')}"
+    await client.subscribe_raw(own, collect, qos=0)
+    await asyncio.sleep(0.2)
+    deep = b"[" * 30000 + b"]" * 30000
+    await client.publish(AUTH_LOGIN, deep)
+    await client.publish(AUTH_LOGIN, b'{"id": "d1", "reply_to": "%s", "body": {"username": '
+                                     b'%s}}' % (own.encode(), deep))
+    reply = json.loads(await asyncio.wait_for(replies.get(), 5))
+    assert reply == {"id": "d1", "ok": False, "error": reply["error"]}
+    assert reply["error"]["code"] == "bad_request"
+    user = new_user()
+    await client.request(AUTH_REGISTER, user)
 
 
 @pytest.fixture
