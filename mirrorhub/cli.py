@@ -12,6 +12,7 @@
                                       a simulated mirror, with mirror M's own account
     mirrorhub device add|remove|list [M]
                                       mirrors' own broker accounts (username = mirror id)
+    mirrorhub asyncapi [--check]      write docs/asyncapi.yaml from the services' declarations
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import uvloop
 
 from devices.frames import MAX_FPS
 from devices.mirror import Simulation
+from mirrorhub import asyncapi as asyncapi_doc
 from mirrorhub import stack
 from mirrorhub.credentials import device_accounts, device_password, remove_device
 from mirrorhub.settings import Settings
@@ -44,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     service.add_argument("name", choices=SERVICES)
     sub.add_parser("bridge", help="the HTTP bridge alone")
     sub.add_parser("credentials", help="print the generated broker accounts")
+    asyncapi = sub.add_parser("asyncapi", help="write docs/asyncapi.yaml from the declarations")
+    asyncapi.add_argument("--check", action="store_true",
+                          help="write nothing; exit 1 when the file is not what it would be")
+    asyncapi.add_argument("--output", default=str(asyncapi_doc.DOCUMENT), metavar="PATH")
     device = sub.add_parser("device", help="mirrors' own broker accounts")
     device.add_argument("action", choices=("add", "remove", "list"))
     device.add_argument("mirror_id", nargs="?", metavar="M", help="the mirror id (its username)")
@@ -91,6 +98,20 @@ def _device(settings: Settings, action: str, mirror_id: str | None) -> int:
     return 0
 
 
+def _asyncapi(path: Path, check: bool) -> int:
+    text = asyncapi_doc.render(asyncapi_doc.document())
+    current = path.read_text(encoding="utf-8") if path.exists() else None
+    if check:
+        if current != text:
+            print(f"{path} is stale: run mirrorhub asyncapi", file=sys.stderr)
+            return 1
+        return 0
+    if current != text:
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
@@ -98,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     # amqtt narrates every packet at INFO; its warnings still show.
     logging.getLogger("amqtt").setLevel(logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)
+    if args.command == "asyncapi":
+        return _asyncapi(Path(args.output), args.check)
     try:
         settings = Settings.from_env()
         if args.command == "credentials":

@@ -160,7 +160,3 @@ AUTH_LOOKUP = Operation(
     "svc/auth/lookup", LookupRequest, "Which usernames have an account; for other services.",
     reply=LookupReply,
 )
-
-OPERATIONS = (
-    AUTH_REGISTER, AUTH_LOGIN, AUTH_RESET, AUTH_RESET_CONFIRM, AUTH_VERIFY, AUTH_LOOKUP,
-)

@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
 )
 
 from schemas.auth import Username
@@ -125,7 +126,18 @@ def _layout(value: object) -> dict[str, tuple[int, int]]:
     return check_layout(parse_layout(value))
 
 
-Layout = Annotated[dict[str, tuple[int, int]], BeforeValidator(_layout)]
+Layout = Annotated[
+    dict[str, tuple[int, int]],
+    BeforeValidator(_layout),
+    WithJsonSchema({
+        "type": "object", "minProperties": 1,
+        "description": "Where each widget goes: a known widget name to its `[row, column]`, "
+                       f"both from 1 to {GRID_MAX} (the mirror's grid); one widget per cell.",
+        "propertyNames": {"enum": sorted(WIDGETS)},
+        "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2,
+                                 "items": {"type": "integer", "minimum": 1, "maximum": GRID_MAX}},
+    }),
+]
 """A validated widget layout; accepts an object, JSON text or the single-quoted form."""
 
 ModelCode = Annotated[
@@ -295,8 +307,4 @@ MIRROR_WIDGETS = Topic(
 MIRROR_STATUS: Topic[BaseModel] = Topic(
     "mirrors/{mirror_id}/status", None,
     "The text online or offline (retained); offline is the mirror's Last Will.",
-)
-
-OPERATIONS = (
-    MESSAGING_SEND, MESSAGING_LIST, MESSAGING_SET_LAYOUT, MESSAGING_GET_LAYOUT, MESSAGING_MIRROR,
 )

@@ -193,5 +193,3 @@ MIRROR_FACE_EVENT = Topic(
 VISION_RECOGNIZED = Topic(
     "events/vision/recognized", Recognized, "Enrolled people were seen at a mirror."
 )
-
-OPERATIONS = (VISION_ENROL, VISION_RECOGNISE, VISION_DISTANCE, VISION_COLOUR)

@@ -1,10 +1,13 @@
-"""docs/asyncapi.yaml describes exactly the topics that ``schemas.catalog.TOPICS`` declares.
+"""docs/asyncapi.yaml is what the services' declarations say, and it says it right.
 
-Each check walks from a declared topic to its channel (matched by address), from the channel to
-the one operation that uses it, and from the operation to its message payloads, following local
+The document is generated (``mirrorhub asyncapi``) from the :class:`~broker.service.Service`
+values of ``services/*/handlers.py``, the pydantic models of ``schemas/`` and the prose of
+docs/asyncapi-notes.yaml. These tests fail when the file is stale, when an operation declared in
+``schemas/`` is served by no service or by two, and when a topic nobody hears or says is
+declared. They also walk the document as a reader would: from a declared topic to its channel
+(matched by address), to the operations on it, to their message payloads, following local
 ``$ref`` pointers; the payload schemas found there must have the same properties and required
-fields as the pydantic models (``Model.model_json_schema()``). A topic added to the catalog
-without a channel, or a channel without a topic, fails here.
+fields as the pydantic models.
 """
 
 from __future__ import annotations
@@ -16,20 +19,24 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+from mirrorhub.asyncapi import DOCUMENT, SERVICES, document, render
+from mirrorhub.cli import main
 from schemas.auth import AuthError
-from schemas.catalog import TOPICS
+from schemas.catalog import OPERATIONS, TOPICS
 from schemas.envelope import REPLY, ErrorBody, ErrorCode, ReplyEnvelope, RequestEnvelope
-from schemas.messaging import WIDGETS, MessagingError
+from schemas.messaging import WIDGETS, MessagingError, SetLayoutRequest
 from schemas.topics import Operation, Topic
 from schemas.vision import VisionError
 
-DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.yaml"
+DOC_PATH = DOCUMENT
 REPLY_ADDRESS = "$message.payload#/reply_to"
 JSON = "application/json"
 # Every error code a reply may carry: the common ones and each service's own.
 KNOWN_CODES = {str(code) for code in (*ErrorCode, *AuthError, *VisionError, *MessagingError)}
 
 Doc = dict[str, Any]
+# Topics operations publish on; replies are walked from the operations they answer.
+PUBLISHED = tuple(topic for topic in TOPICS if topic is not REPLY)
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +102,13 @@ def channel_of(doc: Doc, topic: Topic[Any]) -> tuple[str, dict[str, Any]]:
     return matches[0]
 
 
-def operation_on(doc: Doc, channel_key: str) -> dict[str, Any]:
+def operations_on(doc: Doc, channel_key: str) -> list[dict[str, Any]]:
+    """The operations on a channel: an operation's one ``receive`` with its reply, or an
+    event's ``send`` and ``receive`` operations (vision says ``recognized``, messaging hears it)."""
     ref = f"#/channels/{channel_key}"
     ops = [op for op in doc.get("operations", {}).values() if op["channel"]["$ref"] == ref]
-    assert len(ops) == 1, f"channel {channel_key} is used by {len(ops)} operations, not 1"
-    op: dict[str, Any] = ops[0]
-    return op
+    assert ops, f"channel {channel_key} is used by no operation"
+    return ops
 
 
 def messages(doc: Doc, refs: list[dict[str, str]], channel_key: str) -> list[dict[str, Any]]:
@@ -134,20 +142,26 @@ def test_every_channel_is_a_declared_topic(doc: Doc) -> None:
     addressed = {key: channel["address"] for key, channel in doc["channels"].items()
                  if channel.get("address") is not None}
     undeclared = {key: address for key, address in addressed.items() if address not in declared}
-    assert not undeclared, f"channels without a topic in schemas/catalog.py: {undeclared}"
-    # The one channel without an address is where replies go: the request's reply_to.
-    dynamic = [key for key, channel in doc["channels"].items() if channel.get("address") is None]
-    assert dynamic == ["reply"]
-    assert REPLY.template in doc["channels"]["reply"]["description"]
+    assert not undeclared, f"channels without a topic in schemas/: {undeclared}"
+    assert len(addressed) == len(doc["channels"]), "every channel has an address"
+    # Replies go to the reply topic, the one a request names in reply_to.
+    assert doc["channels"]["reply"]["address"] == REPLY.template
 
 
 # -- payloads ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("topic", TOPICS, ids=topic_id)
+@pytest.mark.parametrize("topic", PUBLISHED, ids=topic_id)
 def test_payload_schemas_match_the_models(doc: Doc, topic: Topic[Any]) -> None:
     key, _ = channel_of(doc, topic)
-    op = operation_on(doc, key)
+    ops = operations_on(doc, key)
+    if isinstance(topic, Operation):
+        assert len(ops) == 1, f"{topic.template} is answered by {len(ops)} operations"
+    for op in ops:
+        check_operation(doc, topic, key, op)
+
+
+def check_operation(doc: Doc, topic: Topic[Any], key: str, op: dict[str, Any]) -> None:
     found = messages(doc, op["messages"], key)
     if isinstance(topic, Operation):
         assert topic.payload is not None and topic.reply is not None
@@ -185,10 +199,10 @@ def test_envelope_schemas_match_the_models(doc: Doc) -> None:
     assert "error" not in success["properties"] and "body" not in failure["properties"]
 
 
-@pytest.mark.parametrize("topic", TOPICS, ids=topic_id)
+@pytest.mark.parametrize("topic", PUBLISHED, ids=topic_id)
 def test_examples_are_valid_messages(doc: Doc, topic: Topic[Any]) -> None:
     key, _ = channel_of(doc, topic)
-    op = operation_on(doc, key)
+    op = operations_on(doc, key)[0]
     for message in messages(doc, op["messages"], key):
         for example in message.get("examples", []):
             payload = example["payload"]
@@ -237,7 +251,7 @@ def test_operations_list_known_error_codes(doc: Doc) -> None:
 
 
 def test_layout_names_the_known_widgets(doc: Doc) -> None:
-    layout = doc["components"]["schemas"]["Layout"]
+    layout = doc["components"]["schemas"][SetLayoutRequest.__name__]["properties"]["index"]
     assert layout["propertyNames"]["enum"] == sorted(WIDGETS)
 
 
@@ -257,3 +271,37 @@ def test_every_reference_resolves(doc: Doc) -> None:
 
     assert doc["asyncapi"].startswith("3.")
     walk(doc)
+
+
+# -- the declarations ----------------------------------------------------------------------------
+
+
+def test_the_document_is_what_the_declarations_say() -> None:
+    assert DOC_PATH.read_text(encoding="utf-8") == render(document()), (
+        "docs/asyncapi.yaml is stale: run `.venv/bin/mirrorhub asyncapi`"
+    )
+
+
+def test_every_declared_operation_is_served_exactly_once() -> None:
+    served = [handler.operation.template for service in SERVICES
+              for handler in service.handlers]
+    for operation in OPERATIONS:
+        assert served.count(operation.template) == 1, (
+            f"{operation.template} is served {served.count(operation.template)} times"
+        )
+    assert sorted(served) == sorted(op.template for op in OPERATIONS), "served but undeclared"
+
+
+def test_every_event_topic_is_said_or_heard_by_a_service() -> None:
+    used = {topic.template for service in SERVICES
+            for topic in (*service.topics_heard(), *service.topics_said())}
+    unused = [t.template for t in TOPICS if t.template not in used and t is not REPLY]
+    assert not unused, f"declared in schemas/ but no service hears or says them: {unused}"
+
+
+def test_the_command_writes_and_checks_the_document(tmp_path: Path) -> None:
+    target = tmp_path / "asyncapi.yaml"
+    assert main(["asyncapi", "--output", str(target), "--check"]) == 1
+    assert main(["asyncapi", "--output", str(target)]) == 0
+    assert target.read_text(encoding="utf-8") == render(document())
+    assert main(["asyncapi", "--output", str(target), "--check"]) == 0
