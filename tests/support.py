@@ -9,7 +9,10 @@ import uuid
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from broker.client import Bus, Message
 
 
 def _address(variable: str, default: int) -> tuple[str, int]:
@@ -64,3 +67,16 @@ class MailSink:
                         return message
                 self._arrived.clear()
                 await self._arrived.wait()
+
+
+async def overhear(bus: Bus, topic_filter: str) -> asyncio.Queue[Message]:
+    """Every message on ``topic_filter`` from now on, queued; the subscription is in place
+    when this returns."""
+    heard: asyncio.Queue[Message] = asyncio.Queue()
+
+    async def collect(message: Message) -> None:
+        await heard.put(message)
+
+    await bus.subscribe_raw(topic_filter, collect, qos=0)
+    await asyncio.sleep(0.2)  # let the subscription land before anyone publishes
+    return heard

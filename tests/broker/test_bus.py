@@ -21,7 +21,7 @@ from schemas.errors import BusUnavailable, RequestTimeout, ServiceError
 from schemas.service import REJECTED, SERVICE_STATUS, Rejected, ServiceStatus
 from schemas.topics import Operation
 from tests.conftest import Backend
-from tests.support import free_port
+from tests.support import free_port, overhear
 
 
 class Echo(BaseModel):
@@ -122,55 +122,35 @@ async def test_garbage_is_rejected_as_an_event_and_the_service_lives_on(client: 
     assert await client.request(ECHO, Echo(text="still here")) == Echoed(text="still here")
 
 
-async def rejections(client: Bus) -> asyncio.Queue[Rejected]:
+async def rejections(client: Bus) -> asyncio.Queue[Message]:
     """The test service's ``events/.../rejected``, subscribed and ready."""
-    queue: asyncio.Queue[Rejected] = asyncio.Queue()
-
-    async def collect(message: Message) -> None:
-        await queue.put(Rejected.model_validate_json(message.payload))
-
-    await client.subscribe(REJECTED, collect, service=SERVICE)
-    await asyncio.sleep(0.2)  # let the subscription land before publishing
-    return queue
+    return await overhear(client, REJECTED.format(service=SERVICE))
 
 
 async def test_replies_go_only_to_reply_topics(client: Bus) -> None:
     """A request naming a mirror's display (or any non-reply topic) as reply_to is rejected:
     the service never publishes there for whoever asked."""
     rejected = await rejections(client)
-    heard: asyncio.Queue[bytes] = asyncio.Queue()
-
-    async def overheard(message: Message) -> None:
-        await heard.put(message.payload)
-
     elsewhere = ["mirrors/mirB/display", "svc/messaging/send", "reply", "reply/a/b",
                  "events/vision/recognized"]
-    for topic in elsewhere:
-        await client.subscribe_raw(topic, overheard, qos=0)
-    await asyncio.sleep(0.2)
+    overheard = [await overhear(client, topic) for topic in elsewhere]
     for index, topic in enumerate(elsewhere):
         await client.publish(ECHO, {"id": f"r{index}", "reply_to": topic,
                                     "body": {"text": "forged"}})
     for _ in elsewhere:
-        event = await asyncio.wait_for(rejected.get(), 5)
+        event = Rejected.model_validate_json((await asyncio.wait_for(rejected.get(), 5)).payload)
         assert event.error.code == ErrorCode.BAD_REQUEST and "reply_to" in event.error.message
     assert await client.request(ECHO, Echo(text="ok")) == Echoed(text="ok")
-    assert heard.empty()
+    assert all(heard.empty() for heard in overheard)
 
 
 @pytest.mark.parametrize("deadline", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
 async def test_a_deadline_must_be_a_finite_number(client: Bus, deadline: bytes) -> None:
-    replies: asyncio.Queue[bytes] = asyncio.Queue()
-
-    async def collect(message: Message) -> None:
-        await replies.put(message.payload)
-
     own = f"reply/deadline-{uuid.uuid4().hex[:8]}"
-    await client.subscribe_raw(own, collect, qos=0)
-    await asyncio.sleep(0.2)
+    replies = await overhear(client, own)
     await client.publish(ECHO, b'{"id": "d", "reply_to": "%s", "body": {"text": "a"}, '
                                b'"deadline": %s}' % (own.encode(), deadline))
-    reply = json.loads(await asyncio.wait_for(replies.get(), 5))
+    reply = json.loads((await asyncio.wait_for(replies.get(), 5)).payload)
     assert reply["ok"] is False and reply["error"]["code"] == ErrorCode.BAD_REQUEST
     assert reply["error"]["field"] == "deadline"
 
@@ -181,7 +161,7 @@ async def test_json_nested_too_deeply_gets_an_answer(client: Bus) -> None:
     rejected = await rejections(client)
     depth = 1900  # within the test service's 4 KiB limit, past Python's recursion limit
     await client.publish(ECHO, "[" * depth + "]" * depth)
-    event = await asyncio.wait_for(rejected.get(), 5)
+    event = Rejected.model_validate_json((await asyncio.wait_for(rejected.get(), 5)).payload)
     assert event.error.code == ErrorCode.BAD_REQUEST
     with pytest.raises(ServiceError) as caught:
         await client.request_raw(ECHO, {"text": "a", "deep": json.loads("[" * 900 + "]" * 900)})

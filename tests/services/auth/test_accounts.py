@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.client import Bus, Message
+from broker.client import Bus
 from schemas.auth import (
     AUTH_LOGIN,
     AUTH_REGISTER,
@@ -25,7 +25,7 @@ from schemas.errors import ServiceError
 from services.auth.accounts import Accounts
 from services.auth.service import run_auth
 from tests.conftest import Backend, auth_settings, create_database, drop_database, isolated
-from tests.support import MailSink, free_port, unique
+from tests.support import MailSink, free_port, overhear, unique
 
 
 @pytest.fixture
@@ -70,19 +70,13 @@ async def test_garbage_on_auth_topics_leaves_the_service_answering(client: Bus) 
 async def test_json_nested_thirty_thousand_deep_is_answered(client: Bus) -> None:
     """What a probe sent: every such payload gets a typed reply (or a rejection) and the service
     keeps answering."""
-    replies: asyncio.Queue[bytes] = asyncio.Queue()
-
-    async def collect(message: Message) -> None:
-        await replies.put(message.payload)
-
     own = f"reply/{unique('deep')}"
-    await client.subscribe_raw(own, collect, qos=0)
-    await asyncio.sleep(0.2)
+    replies = await overhear(client, own)
     deep = b"[" * 30000 + b"]" * 30000
     await client.publish(AUTH_LOGIN, deep)
     await client.publish(AUTH_LOGIN, b'{"id": "d1", "reply_to": "%s", "body": {"username": '
                                      b'%s}}' % (own.encode(), deep))
-    reply = json.loads(await asyncio.wait_for(replies.get(), 5))
+    reply = json.loads((await asyncio.wait_for(replies.get(), 5)).payload)
     assert reply == {"id": "d1", "ok": False, "error": reply["error"]}
     assert reply["error"]["code"] == "bad_request"
     user = new_user()
