@@ -14,7 +14,6 @@ for bad input, ``field``. Status codes (docs/http-api.md):
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -28,6 +27,7 @@ from broker.service import validation_error
 from schemas.auth import AUTH_VERIFY, AuthError
 from schemas.envelope import ErrorCode
 from schemas.errors import BusUnavailable, RequestTimeout, ServiceError
+from schemas.names import normal_username
 from schemas.topics import Operation
 
 Rep = TypeVar("Rep", bound=BaseModel)
@@ -133,7 +133,11 @@ async def acting_user(request: Request, type_: str, claimed: object, field: str)
     user = await bearer_user(request, type_, required=required)
     if user is None or not isinstance(claimed, str):
         return
-    if unicodedata.normalize("NFC", claimed.strip()) != user:
+    try:
+        acting = normal_username(claimed)
+    except ValueError:  # not a username at all: the request's validation answers 400
+        return
+    if acting != user:
         raise HttpFail(type_, f"the token belongs to {user}, not to {claimed}", 403, field=field)
 
 

@@ -22,7 +22,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from schemas.auth import Username
+from schemas.names import Username
 from schemas.topics import Operation, Topic
 
 CONTENT_MAX = 2000
