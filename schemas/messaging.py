@@ -22,7 +22,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from schemas.names import Username
+from schemas.names import MirrorId, Username
 from schemas.topics import Operation, Topic
 
 CONTENT_MAX = 2000
@@ -217,7 +217,7 @@ class GetLayoutReply(BaseModel):
 
 
 class MirrorRequest(_Strict):
-    mirror_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    mirror_id: MirrorId
 
 
 class DisplayMessage(BaseModel):

@@ -1,4 +1,4 @@
-"""The rules of usernames, as models and as plain functions apply them."""
+"""The rules of usernames and mirror ids, as models and as plain functions apply them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from schemas.auth import LoginRequest
-from schemas.names import USERNAME_MAX, Username, normal_username
+from schemas.errors import ConfigError
+from schemas.messaging import MirrorRequest
+from schemas.names import (
+    MIRROR_ID_MAX,
+    USERNAME_MAX,
+    MirrorId,
+    Username,
+    check_mirror_id,
+    normal_username,
+)
 
 COMPOSED = "Jos\u00e9"  # é as one code point
 DECOMPOSED = "Jose\u0301"  # e, then a combining acute accent
@@ -18,6 +27,12 @@ class _Named(BaseModel):
     model_config = ConfigDict(strict=True)
 
     username: Username
+
+
+class _Mirror(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    mirror_id: MirrorId
 
 
 @pytest.mark.parametrize(("given", "stored"), [
@@ -64,3 +79,34 @@ def test_the_length_counts_the_stored_form() -> None:
 def test_a_username_must_be_a_string_in_strict_models() -> None:
     with pytest.raises(ValidationError, match="valid string"):
         _Named.model_validate({"username": 42})
+
+
+@pytest.mark.parametrize("given", [
+    "hall", "mirror-07", "Hall_2", "a b", "x" * MIRROR_ID_MAX, "\u00e9tage", DECOMPOSED,
+])
+def test_good_mirror_ids_are_kept_exactly(given: str) -> None:
+    assert check_mirror_id(given) == given
+    assert _Mirror(mirror_id=given).mirror_id == given  # never normalised
+    assert MirrorRequest(mirror_id=given).mirror_id == given
+
+
+@pytest.mark.parametrize(("given", "reason"), [
+    ("", "at least 1 character"),
+    (" ", "whitespace"),
+    ("   ", "whitespace"),
+    (" hall", "whitespace"),
+    ("hall\t", "whitespace"),
+    ("a/b", "one topic level"),
+    ("+", "one topic level"),
+    ("hall#", "one topic level"),
+    ("ha\x01ll", "control characters"),
+    ("ha\x00ll", "control characters"),
+    ("x" * (MIRROR_ID_MAX + 1), f"at most {MIRROR_ID_MAX} characters"),
+    ("x" * 300, f"at most {MIRROR_ID_MAX} characters"),
+])
+def test_bad_mirror_ids_are_refused_saying_why(given: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=f"^mirror id .* is not valid: .*{reason}") as caught:
+        check_mirror_id(given)
+    assert len(str(caught.value)) < 120  # a long id is cut short in the message
+    with pytest.raises(ValidationError, match=reason):
+        _Mirror(mirror_id=given)
