@@ -35,14 +35,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-# Run as a script, this file's directory heads sys.path and bench/bridge.py would shadow the
-# `bridge` package; the project's root, put before it, wins.
+# Run as a script, this file's directory heads sys.path, not the project's root: put the root
+# first so that `bench`, which is not installed, imports.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
 import uvloop
 
-from bench.bridge import (
+from bench.bridge_hop import (
     HOST,
     Result,
     Sample,
@@ -343,7 +343,7 @@ async def main(args: argparse.Namespace) -> None:
           f"{sorted(os.sched_getaffinity(0))}, sender and mirror on {loader_cpus}.\n")
     print(f"{'backend':<18} {'case':<26} {'msg/s':>6} {'min-max/s':>11} {'p50 ms':>7} "
           f"{'p99 ms':>7} {'errors':>6}")
-    # The sender is a process of its own, as in bench/bridge.py, so that it never sets the pace.
+    # The sender is a process of its own, as in bench/bridge_hop.py, so that it never sets the pace.
     spawn = multiprocessing.get_context("spawn")
     namespace = f"bench-{uuid.uuid4().hex[:8]}/"
     with ProcessPoolExecutor(1, spawn, os.sched_setaffinity, (0, loader_cpus)) as loader:

@@ -8,7 +8,7 @@ Both run under uvicorn in this process and take the same bounded load in alterna
 throughput ratio a/b, from one run, is the share of the in-process speed the bridge keeps. It
 runs on the embedded amqtt broker, then on Mosquitto at 127.0.0.1:1883 if anything listens there::
 
-    .venv/bin/python bench/bridge.py --requests 2000 --concurrency 32 --rounds 3
+    .venv/bin/python bench/bridge_hop.py --requests 2000 --concurrency 32 --rounds 3
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import os
 import re
 import socket
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -28,11 +27,6 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-# Run as a script, this file's directory heads sys.path and this module would shadow the
-# `bridge` package; drop that entry before the project is imported.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
 
 import uvloop
 from starlette.applications import Starlette
