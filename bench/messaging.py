@@ -49,6 +49,7 @@ from bench.bridge_hop import (
     checked_load,
     exchange,
     load_parser,
+    on_connections,
     pin_cpus,
     print_cases,
 )
@@ -133,37 +134,28 @@ class Mirror:
 
 
 async def _drive(load: Load, mirror: Mirror, count: int, tag: str) -> Sample:
-    tickets: Iterator[int] = iter(range(count))  # shared: each worker takes the next message
     latencies: list[float] = []
     arrivals: list[float] = []
     errors = 0
 
-    async def worker() -> None:
+    async def step(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         nonlocal errors
-        reader, writer = await asyncio.open_connection(HOST, load.port)
+        content = f"{tag} {n}"
+        request, shown = load.request(content), mirror.expect(content)
+        start = time.perf_counter()
+        status, body = await exchange(reader, writer, request)
+        if status != 200 or b'"success"' not in body:
+            errors += 1
+            return
         try:
-            for number in tickets:
-                content = f"{tag} {number}"
-                request, shown = load.request(content), mirror.expect(content)
-                start = time.perf_counter()
-                status, body = await exchange(reader, writer, request)
-                if status != 200 or b'"success"' not in body:
-                    errors += 1
-                    continue
-                try:
-                    arrived = await asyncio.wait_for(shown, DISPLAY_WAIT)
-                except TimeoutError:
-                    errors += 1
-                    continue
-                latencies.append(arrived - start)
-                arrivals.append(arrived)
-        finally:
-            writer.close()
+            arrived = await asyncio.wait_for(shown, DISPLAY_WAIT)
+        except TimeoutError:
+            errors += 1
+            return
+        latencies.append(arrived - start)
+        arrivals.append(arrived)
 
-    start = time.perf_counter()
-    async with asyncio.TaskGroup() as group:
-        for _ in range(min(load.concurrency, count)):
-            group.create_task(worker())
+    start = await on_connections(load.port, load.concurrency, count, step)
     # Until the last display arrived, not until the last HTTP answer (which usually follows it).
     return Sample(max(arrivals, default=time.perf_counter()) - start, latencies, errors)
 
