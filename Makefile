@@ -21,7 +21,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python bench/bridge.py
+	$(BIN)/python bench/bridge_hop.py
 	$(BIN)/python bench/vision.py
 	$(BIN)/python bench/messaging.py
 

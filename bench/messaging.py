@@ -35,20 +35,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-# Run as a script, this file's directory heads sys.path and bench/bridge.py would shadow the
-# `bridge` package; the project's root, put before it, wins.
+# Run as a script, this file's directory heads sys.path, not the project's root: put the root
+# first so that `bench`, which is not installed, imports.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
 import uvloop
 
-from bench.bridge import (
+from bench.bridge_hop import (
     HOST,
     Result,
     Sample,
     checked_load,
     exchange,
     load_parser,
+    on_connections,
     pin_cpus,
     print_cases,
 )
@@ -133,37 +134,28 @@ class Mirror:
 
 
 async def _drive(load: Load, mirror: Mirror, count: int, tag: str) -> Sample:
-    tickets: Iterator[int] = iter(range(count))  # shared: each worker takes the next message
     latencies: list[float] = []
     arrivals: list[float] = []
     errors = 0
 
-    async def worker() -> None:
+    async def step(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         nonlocal errors
-        reader, writer = await asyncio.open_connection(HOST, load.port)
+        content = f"{tag} {n}"
+        request, shown = load.request(content), mirror.expect(content)
+        start = time.perf_counter()
+        status, body = await exchange(reader, writer, request)
+        if status != 200 or b'"success"' not in body:
+            errors += 1
+            return
         try:
-            for number in tickets:
-                content = f"{tag} {number}"
-                request, shown = load.request(content), mirror.expect(content)
-                start = time.perf_counter()
-                status, body = await exchange(reader, writer, request)
-                if status != 200 or b'"success"' not in body:
-                    errors += 1
-                    continue
-                try:
-                    arrived = await asyncio.wait_for(shown, DISPLAY_WAIT)
-                except TimeoutError:
-                    errors += 1
-                    continue
-                latencies.append(arrived - start)
-                arrivals.append(arrived)
-        finally:
-            writer.close()
+            arrived = await asyncio.wait_for(shown, DISPLAY_WAIT)
+        except TimeoutError:
+            errors += 1
+            return
+        latencies.append(arrived - start)
+        arrivals.append(arrived)
 
-    start = time.perf_counter()
-    async with asyncio.TaskGroup() as group:
-        for _ in range(min(load.concurrency, count)):
-            group.create_task(worker())
+    start = await on_connections(load.port, load.concurrency, count, step)
     # Until the last display arrived, not until the last HTTP answer (which usually follows it).
     return Sample(max(arrivals, default=time.perf_counter()) - start, latencies, errors)
 
@@ -343,7 +335,7 @@ async def main(args: argparse.Namespace) -> None:
           f"{sorted(os.sched_getaffinity(0))}, sender and mirror on {loader_cpus}.\n")
     print(f"{'backend':<18} {'case':<26} {'msg/s':>6} {'min-max/s':>11} {'p50 ms':>7} "
           f"{'p99 ms':>7} {'errors':>6}")
-    # The sender is a process of its own, as in bench/bridge.py, so that it never sets the pace.
+    # The sender is a process of its own, as in bench/bridge_hop.py, so that it never sets the pace.
     spawn = multiprocessing.get_context("spawn")
     namespace = f"bench-{uuid.uuid4().hex[:8]}/"
     with ProcessPoolExecutor(1, spawn, os.sched_setaffinity, (0, loader_cpus)) as loader:

@@ -37,9 +37,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-# Run as a script, this file's directory heads sys.path and bench/bridge.py would shadow the
-# `bridge` package; the project's root, put before it, wins. (A call on sys.path, unlike
-# bench/bridge.py's assignment, needs no E402 exemption.)
+# Run as a script, this file's directory heads sys.path, not the project's root: put the root
+# first so that `bench`, which is not installed, imports.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np

@@ -113,31 +113,12 @@ async def personal_color(request: Request) -> JSONResponse:
 
 
 routes = [
-    Route(
-        "/login",
-        relay("login", AUTH_LOGIN, ACCOUNT_BODY_LIMIT, lambda r: {"token": r.token}),
-        methods=["POST"],
-    ),
-    Route(
-        "/register/user",
-        relay("register_user", AUTH_REGISTER, ACCOUNT_BODY_LIMIT, lambda r: {}),
-        methods=["POST"],
-    ),
-    Route(
-        "/reset_password",
-        relay("reset_password", AUTH_RESET, ACCOUNT_BODY_LIMIT, lambda r: {"message": r.message}),
-        methods=["POST"],
-    ),
-    Route(
-        "/reset_password/confirm",
-        relay(
-            "reset_password_confirm",
-            AUTH_RESET_CONFIRM,
-            ACCOUNT_BODY_LIMIT,
-            lambda r: {"message": "Password changed"},
-        ),
-        methods=["POST"],
-    ),
+    relay("/login", "login", AUTH_LOGIN, ACCOUNT_BODY_LIMIT, lambda r: {"token": r.token}),
+    relay("/register/user", "register_user", AUTH_REGISTER, ACCOUNT_BODY_LIMIT, lambda r: {}),
+    relay("/reset_password", "reset_password", AUTH_RESET, ACCOUNT_BODY_LIMIT,
+          lambda r: {"message": r.message}),
+    relay("/reset_password/confirm", "reset_password_confirm", AUTH_RESET_CONFIRM,
+          ACCOUNT_BODY_LIMIT, lambda r: {"message": "Password changed"}),
     Route("/whoami", whoami, methods=["GET"]),
     Route("/register/face", register_face, methods=["POST"]),
     # GET as documented; POST too, since many clients cannot send a body with GET.

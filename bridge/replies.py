@@ -14,13 +14,13 @@ for bad input, ``field``. Status codes (docs/http-api.md):
 
 from __future__ import annotations
 
-import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from bridge.forms import BadBody, read_fields, text_fields
 from broker.client import Bus
@@ -28,6 +28,7 @@ from broker.runner import validation_error
 from schemas.auth import AUTH_VERIFY, AuthError
 from schemas.envelope import ErrorCode
 from schemas.errors import BusUnavailable, RequestTimeout, ServiceError
+from schemas.names import normal_username
 from schemas.topics import Operation
 
 Rep = TypeVar("Rep", bound=BaseModel)
@@ -133,25 +134,29 @@ async def acting_user(request: Request, type_: str, claimed: object, field: str)
     user = await bearer_user(request, type_, required=required)
     if user is None or not isinstance(claimed, str):
         return
-    if unicodedata.normalize("NFC", claimed.strip()) != user:
+    try:
+        acting = normal_username(claimed)
+    except ValueError:  # not a username at all: the request's validation answers 400
+        return
+    if acting != user:
         raise HttpFail(type_, f"the token belongs to {user}, not to {claimed}", 403, field=field)
 
 
-Endpoint = Callable[[Request], Awaitable[JSONResponse]]
-
-
 def relay(
+    path: str,
     type_: str,
     operation: Operation[Any, Rep],
     limit: int,
     answer: Callable[[Rep], dict[str, Any]],
-) -> Endpoint:
-    """An endpoint that reads at most ``limit`` bytes of fields, relays them to ``operation``
-    and answers ``type_`` with the success fields ``answer`` picks from the reply."""
+) -> Route:
+    """A ``POST path`` route named ``type_`` that reads at most ``limit`` bytes of fields,
+    relays them to ``operation`` and answers ``type_`` with the success fields ``answer`` picks
+    from the reply."""
 
     async def endpoint(request: Request) -> JSONResponse:
         fields = await fields_of(request, type_, limit)
         reply = await call(request, type_, operation, fields)
         return success(type_, **answer(reply))
 
-    return endpoint
+    # Without a name every relayed route would be called after this closure.
+    return Route(path, endpoint, methods=["POST"], name=type_)

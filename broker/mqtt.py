@@ -2,7 +2,7 @@
 needs and nothing more.
 
 Why not paho-mqtt through aiomqtt (the first choice, see DESIGN.md): measured in
-bench/bridge.py, their per-message work was most of the cost of a request over MQTT. paho
+bench/bridge_hop.py, their per-message work was most of the cost of a request over MQTT. paho
 encodes and decodes packets in Python with at least three ``recv`` calls a packet and one packet
 per wake-up; aiomqtt adds a task and an ``asyncio.wait`` per received message and an Event plus
 a ``wait_for`` task per publish. Here bytes arrive in one buffer, whole packets are cut from it

@@ -36,7 +36,7 @@ from broker.settings import BusSettings
 from devices.frames import FrameFolder, check_count, check_fps, play
 from schemas.errors import BusUnavailable, ConfigError
 from schemas.messaging import MIRROR_DISPLAY, MIRROR_STATUS, MIRROR_WIDGETS, Display, MirrorWidgets
-from schemas.topics import TopicError
+from schemas.names import check_mirror_id
 from schemas.vision import MIRROR_FACE_EVENT, MIRROR_FRAME, FaceEvent
 
 log = logging.getLogger(__name__)
@@ -44,16 +44,6 @@ log = logging.getLogger(__name__)
 ONLINE, OFFLINE = "online", "offline"
 DEFAULT_WIDGETS: Mapping[str, Any] = {"time": {"format": "24h", "timezone": "UTC"}}
 _MESSAGE_CHARS = 60  # of each message's content on a human-readable display line
-
-
-def check_mirror_id(mirror_id: str) -> str:
-    """``mirror_id`` if it fills exactly one topic level (no ``/``, ``+``, ``#``, not empty)."""
-    try:
-        MIRROR_STATUS.format(mirror_id=mirror_id)
-    except TopicError as exc:
-        raise ConfigError(f"mirror id {mirror_id!r} must be one topic level: not empty, "
-                          "without '/', '+' or '#'") from exc
-    return mirror_id
 
 
 def check_model_code(model_code: str) -> str:

@@ -13,7 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
-import devices.mirror
+from schemas import names
 from schemas.errors import ConfigError
 
 ROLES = ("auth", "vision", "messaging", "bridge", "device", "operator")
@@ -63,8 +63,9 @@ def remove_device(path: Path, mirror_id: str) -> bool:
 
 
 def check_mirror_id(mirror_id: str) -> str:
-    """A mirror id fills one topic level and is no role's name (it is the account's username)."""
-    devices.mirror.check_mirror_id(mirror_id)
+    """A mirror id by :data:`schemas.names.MirrorId`'s rules that is no role's name (it is the
+    account's username)."""
+    names.check_mirror_id(mirror_id)
     if mirror_id in ROLES:
         raise ConfigError(f"mirror id {mirror_id!r} is the name of a role account; pick another")
     return mirror_id

@@ -16,18 +16,12 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from schemas.names import Username
 from schemas.topics import Operation
 
-USERNAME_MAX = 64
 PASSWORD_MAX = 1024
 EMAIL_MAX = 254
 TOKEN_MAX = 4096
-
-
-def _printable(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("must not contain control characters")
-    return value
 
 
 def _email(value: str) -> str:
@@ -37,11 +31,6 @@ def _email(value: str) -> str:
     return value
 
 
-Username = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=USERNAME_MAX),
-    AfterValidator(_printable),
-]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=PASSWORD_MAX)]
 Email = Annotated[
     str,

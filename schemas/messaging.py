@@ -23,7 +23,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from schemas.auth import Username
+from schemas.names import MirrorId, Username
 from schemas.topics import Operation, Topic
 
 CONTENT_MAX = 2000
@@ -229,7 +229,7 @@ class GetLayoutReply(BaseModel):
 
 
 class MirrorRequest(_Strict):
-    mirror_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    mirror_id: MirrorId
 
 
 class DisplayMessage(BaseModel):

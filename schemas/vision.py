@@ -15,8 +15,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
-from schemas.auth import USERNAME_MAX
 from schemas.envelope import ErrorBody, ErrorCode
+from schemas.names import USERNAME_MAX
 from schemas.topics import Operation, Topic
 
 IMAGE_MAX_BYTES = 20_000_000

@@ -128,9 +128,20 @@ async def test_device_accounts_are_managed_by_command(tmp_path: Path) -> None:
     mirror_id, password = out.split()
     assert (code, mirror_id) == (0, "hall") and len(password) >= 24
     assert (await run(env, "device", "add", "hall"))[1] == out  # the same account again
-    for bad in ("bridge", "a/b", "+"):
-        code, _, err = await run(env, "device", "add", bad)
-        assert code == 2 and err.startswith("mirrorhub: mirror id"), err
+    refused = {
+        "bridge": "is the name of a role account",
+        "a/b": "one topic level",
+        "+": "one topic level",
+        " ": "must not start or end with whitespace",
+        "hall\x01": "must not contain control characters",
+        "m" * 300: "String should have at most 64 characters",
+    }
+    for bad, reason in refused.items():
+        code, out, err = await run(env, "device", "add", bad)
+        assert (code, out) == (2, ""), err
+        assert err.startswith("mirrorhub: mirror id") and reason in err and "Traceback" not in err
+    code, out, _ = await run(env, "device", "list")
+    assert (code, out) == (0, "hall\n")  # none of them got an account
     assert await run(env, "device", "remove", "hall") == (0, "", "")
     code, _, err = await run(env, "device", "remove", "hall")
     assert code == 2 and "has no account" in err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import unicodedata
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
@@ -36,11 +35,6 @@ from services.auth.tokens import TokenIssuer
 RESET_SENT = "A password reset code was sent to the account's email address"
 
 
-def _normal(username: str) -> str:
-    # "é" typed on two keyboards is one username.
-    return unicodedata.normalize("NFC", username)
-
-
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -64,7 +58,7 @@ class Accounts:
         self.mail_from = mail_from
 
     async def register(self, req: RegisterRequest) -> RegisterReply:
-        username = _normal(req.username)
+        username = req.username
         if await User.exists(username=username):
             raise ServiceError(AuthError.USER_EXISTS, "exist user", "username")
         password_hash = await self.hasher.hash(req.password)
@@ -75,7 +69,7 @@ class Accounts:
         return RegisterReply(username=username)
 
     async def login(self, req: LoginRequest) -> LoginReply:
-        user = await User.get_or_none(username=_normal(req.username))
+        user = await User.get_or_none(username=req.username)
         ok = await self.hasher.verify(req.password, user.password_hash if user else None)
         if user is None or not ok:
             raise ServiceError(AuthError.LOGIN_FAILED, "Please check your username or password")
@@ -90,12 +84,12 @@ class Accounts:
         return VerifyReply(username=user.username, user_id=user.id, expires_at=claims.expires_at)
 
     async def lookup(self, req: LookupRequest) -> LookupReply:
-        wanted = {_normal(name) for name in req.usernames}
+        wanted = set(req.usernames)
         found = await User.filter(username__in=wanted).values_list("username", flat=True)
         return LookupReply(found=sorted(str(name) for name in found))
 
     async def reset_password(self, req: ResetRequest) -> ResetReply:
-        user = await User.get_or_none(username=_normal(req.username))
+        user = await User.get_or_none(username=req.username)
         if user is None or user.email.casefold() != req.email.casefold():
             raise ServiceError(AuthError.USER_NOT_FOUND, "Not Found User")
         token = secrets.token_urlsafe(32)

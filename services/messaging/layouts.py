@@ -13,7 +13,7 @@ from schemas.messaging import (
     SetLayoutRequest,
 )
 from services.messaging.models import Layout
-from services.messaging.users import Users, normal
+from services.messaging.users import Users
 
 Positions = dict[str, tuple[int, int]]
 
@@ -33,7 +33,7 @@ class Layouts:
         self.users = users
 
     async def set(self, req: SetLayoutRequest) -> SetLayoutReply:
-        username = normal(req.username) if req.username else ""
+        username = req.username or ""
         if username and await self.users.missing(username):
             raise ServiceError(MessagingError.USER_NOT_FOUND, "Not Found User", "username")
         positions = {name: list(cell) for name, cell in req.index.items()}
@@ -52,7 +52,7 @@ class Layouts:
         return SetLayoutReply(created=True)
 
     async def get(self, req: GetLayoutRequest) -> GetLayoutReply:
-        found = await self.find(req.model_code, normal(req.username) if req.username else None)
+        found = await self.find(req.model_code, req.username)
         if found is None:
             raise ServiceError(MessagingError.LAYOUT_NOT_FOUND, "Not Found Widget", "model_code")
         positions, scope = found

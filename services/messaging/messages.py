@@ -21,7 +21,7 @@ from schemas.messaging import (
     SendRequest,
 )
 from services.messaging.models import Message
-from services.messaging.users import Users, normal
+from services.messaging.users import Users
 
 
 def timestamp(moment: datetime) -> str:
@@ -40,7 +40,7 @@ class Messages:
 
     async def send(self, req: SendRequest) -> tuple[SendReply, Message | None]:
         """Store the message once; the row is None when this send repeats an earlier one."""
-        sender, receiver = normal(req.sender_username), normal(req.receiver_username)
+        sender, receiver = req.sender_username, req.receiver_username
         message_id = req.message_id or uuid.uuid4().hex
         missing = await self.users.missing(sender, receiver)
         if sender in missing:
@@ -68,7 +68,7 @@ class Messages:
                          duplicate=True)
 
     async def list(self, req: MessagesRequest) -> MessagesReply:
-        receiver = normal(req.receiver_username)
+        receiver = req.receiver_username
         if await self.users.missing(receiver):
             raise ServiceError(MessagingError.USER_NOT_FOUND, "Not Found User",
                                "receiver_username")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import unicodedata
 
 from broker.client import Bus
 from schemas.auth import AUTH_LOOKUP, LookupRequest
@@ -11,11 +10,6 @@ from schemas.envelope import ErrorCode
 from schemas.errors import BusUnavailable, RequestTimeout, ServiceError
 
 _KNOWN_TTL = 60.0  # accounts are never deleted today; a minute bounds the staleness if they are
-
-
-def normal(username: str) -> str:
-    """The form auth stores usernames in (NFC), so lookups and stored rows agree."""
-    return unicodedata.normalize("NFC", username)
 
 
 class Users:

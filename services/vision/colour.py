@@ -14,11 +14,12 @@ winter    cool    deep
 
 How a face is measured, by :func:`analyse_tone`:
 
-1. **Regions.** Three patches placed from dlib's five landmarks and sized by the gap ``e``
-   between the eye centres: a cheek under each eye (0.4 to 0.7 ``e`` below the eye centre and
-   0.3 ``e`` wide, which clears the lower lid and the side of the nose), and the forehead
-   (0.5 to 0.8 ``e`` above the eyes' midpoint, ``e`` wide, above the brows). Patches are
-   axis-aligned around centres that follow the head's roll, and clipped to the image.
+1. **Regions.** Three patches placed from the eye centres and the nose (which every engine
+   names on the face) and sized by the gap ``e`` between the eye centres: a cheek under each
+   eye (0.4 to 0.7 ``e`` below the eye centre and 0.3 ``e`` wide, which clears the lower lid
+   and the side of the nose), and the forehead (0.5 to 0.8 ``e`` above the eyes' midpoint,
+   ``e`` wide, above the brows). Patches are axis-aligned around centres that follow the
+   head's roll, and clipped to the image.
 2. **White balance.** A camera under warm indoor light makes every face yellower; measured
    as is, everyone would be an autumn. The light's colour is estimated by grey edge (van de
    Weijer, Gevers and Gijsenij, 2007): the mean gradient magnitude of each linear RGB channel,
@@ -59,7 +60,6 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from services.vision.distance import eye_centres
 from services.vision.engine import Box, DetectedFace, RGBImage
 
 FloatArray = npt.NDArray[np.float32]
@@ -132,15 +132,14 @@ class ToneResult:
 
 def skin_regions(face: DetectedFace, width: int, height: int) -> list[Box]:
     """The left cheek, right cheek and forehead patches, clipped to the image; empty ones left
-    out. Raises ``ValueError`` unless the face has dlib's five landmarks."""
-    left, right = eye_centres(face)
+    out (all of them when the eyes coincide)."""
+    left, right, nose = face.left_eye, face.right_eye, face.nose
     gap = math.dist(left, right)
     if gap <= 0:
         return []
     # Unit vectors along the eye line and towards the chin (rotated so it points at the nose).
     across = ((right[0] - left[0]) / gap, (right[1] - left[1]) / gap)
     down = (-across[1], across[0])
-    nose = face.landmarks[4]
     middle = ((left[0] + right[0]) / 2, (left[1] + right[1]) / 2)
     if (nose[0] - middle[0]) * down[0] + (nose[1] - middle[1]) * down[1] < 0:
         down = (-down[0], -down[1])

@@ -7,9 +7,9 @@ pixels, ``f`` being the focal length in pixels. The width used is the interpupil
 * **IPD**: 6.3 cm, the adult mean in Dodgson, "Variation and extrema of human interpupillary
   distance" (Proc. SPIE 5291, 2004), from about 4,000 adults; the standard deviation is about
   0.36 cm, so one person's figure may be about 6% off from the mean before anything else.
-* **Pupils**: dlib's five landmarks give the corners of each eye, not the pupil. The midpoint of
-  the two corners is where the pupil sits when the person looks straight ahead, as someone
-  facing a mirror does.
+* **Pupils**: the eye centres every engine gives (``DetectedFace.left_eye`` and ``right_eye``;
+  dlib's are the midpoints of each eye's corners, where the pupil sits when the person looks
+  straight ahead, as someone facing a mirror does).
 * **Focal length**: a property of the mirror's camera *at the resolution it sends*, so it is
   configured per mirror model code as a :class:`CameraProfile` and never scaled with the image:
   the same camera showing a face at half the pixel size sees it twice as far away. A frame that
@@ -31,12 +31,6 @@ from services.vision.engine import DetectedFace
 
 MEAN_IPD_CM = 6.3
 """Mean adult interpupillary distance (Dodgson 2004), in centimetres."""
-
-DLIB_LANDMARKS = 5
-"""The landmark layout read here: dlib's five points, as :class:`DlibEngine` documents them."""
-
-Point = tuple[float, float]
-
 
 @dataclass(frozen=True)
 class CameraProfile:
@@ -85,35 +79,16 @@ class CameraProfiles:
         return self.by_model.get(model_code, self.default)
 
 
-def eye_centres(face: DetectedFace) -> tuple[Point, Point]:
-    """The centres of the eye on the image's left and on the image's right, in that order.
-
-    An engine that knows them gives them in ``face.eyes`` (insightface); otherwise each is the
-    midpoint of the eye's two corners in dlib's five landmarks. Raises ``ValueError`` when the
-    face has neither.
-    """
-    if face.eyes is not None:
-        return face.eyes
-    if len(face.landmarks) != DLIB_LANDMARKS:
-        raise ValueError(f"expected dlib's {DLIB_LANDMARKS} landmarks, not {len(face.landmarks)}")
-    (r_outer, r_inner, l_outer, l_inner) = face.landmarks[:4]
-    left = ((l_outer[0] + l_inner[0]) / 2, (l_outer[1] + l_inner[1]) / 2)
-    right = ((r_outer[0] + r_inner[0]) / 2, (r_outer[1] + r_inner[1]) / 2)
-    return left, right
-
-
 def eye_gap_px(face: DetectedFace) -> float:
     """The distance between the two eye centres in pixels: the projected IPD."""
-    left, right = eye_centres(face)
-    return math.dist(left, right)
+    return math.dist(face.left_eye, face.right_eye)
 
 
 def estimate_distance_cm(face: DetectedFace, focal_px: float, ipd_cm: float = MEAN_IPD_CM) -> float:
     """The camera-to-face distance in centimetres, ``focal_px * ipd_cm / eye_gap_px(face)``.
 
     ``focal_px`` must belong to the resolution of the image the face was found in (see the
-    module docstring). Raises ``ValueError`` if the eyes coincide or the landmarks are not
-    dlib's five.
+    module docstring). Raises ``ValueError`` if the eyes coincide.
     """
     gap = eye_gap_px(face)
     if gap <= 0:

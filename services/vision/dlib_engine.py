@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 
 from schemas.errors import ConfigError
-from services.vision.engine import Box, DetectedFace, RGBImage, checked_rgb
+from services.vision.engine import Box, DetectedFace, Point, RGBImage, checked_rgb
 
 SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
 RECOGNITION_MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -115,7 +115,9 @@ class DlibEngine:
 
     Landmarks are dlib's five points, by position in the image: 0 and 1 the outer and inner
     corners of the eye on the image's right (the subject's left eye), 2 and 3 the outer and
-    inner corners of the eye on the image's left, 4 the base of the nose. Embeddings are dlib's
+    inner corners of the eye on the image's left, 4 the base of the nose. Each eye's centre is
+    the midpoint of its two corners, which is where the pupil sits when the person looks
+    straight ahead, as someone facing a mirror does; the nose is point 4. Embeddings are dlib's
     raw 128-d descriptors, not unit-normalised (their norms are about 1.4); compare them by
     Euclidean distance.
     """
@@ -183,15 +185,7 @@ class DlibEngine:
                 shapes.append(models.predictor(image, dlib_box))
             descriptors = models.recogniser.compute_face_descriptor(image, shapes)
         return [
-            DetectedFace(
-                box=box,
-                landmarks=tuple(
-                    (float(shape.part(i).x), float(shape.part(i).y))
-                    for i in range(shape.num_parts)
-                ),
-                embedding=np.asarray(descriptor, dtype=np.float32),
-                score=float(score),
-            )
+            _face(box, score, shape, descriptor)
             for box, score, shape, descriptor in zip(
                 boxes, scores, shapes, descriptors, strict=True
             )
@@ -224,3 +218,23 @@ class DlibEngine:
             for rect in rects
         ]
         return boxes, [float(score) for score in scores]
+
+
+def _face(box: Box, score: float, shape: _Shape, descriptor: Sequence[float]) -> DetectedFace:
+    points = tuple((float(shape.part(i).x), float(shape.part(i).y)) for i in range(shape.num_parts))
+    if len(points) != 5:
+        raise RuntimeError(f"the shape predictor gave {len(points)} points, not dlib's five")
+    right_outer, right_inner, left_outer, left_inner, nose = points
+    return DetectedFace(
+        box=box,
+        landmarks=points,
+        embedding=np.asarray(descriptor, dtype=np.float32),
+        score=float(score),
+        left_eye=_midpoint(left_outer, left_inner),
+        right_eye=_midpoint(right_outer, right_inner),
+        nose=nose,
+    )
+
+
+def _midpoint(a: Point, b: Point) -> Point:
+    return (a[0] + b[0]) / 2, (a[1] + b[1]) / 2

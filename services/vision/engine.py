@@ -1,10 +1,10 @@
 """What every face engine offers the vision service, whichever models sit behind it.
 
-An engine turns one RGB image into a list of :class:`DetectedFace`: where the face is, a few
-landmarks, and an embedding whose Euclidean distance to another embedding from the *same*
-engine and model version says how alike the two faces are. Embeddings from different engines
-or model versions are not comparable, which is why the service stores ``model_version`` beside
-every embedding.
+An engine turns one RGB image into a list of :class:`DetectedFace`: where the face is, its eyes
+and nose (named, so no caller reads an engine's own landmark layout), and an embedding whose
+Euclidean distance to another embedding from the *same* engine and model version says how alike
+the two faces are. Embeddings from different engines or model versions are not comparable,
+which is why the service stores ``model_version`` beside every embedding.
 
 Engines are synchronous context managers: models load in ``__enter__`` (never at import) and
 are released in ``__exit__``. :meth:`FaceEngine.analyse` is CPU-bound and blocking; the service
@@ -22,6 +22,9 @@ import numpy.typing as npt
 
 RGBImage = npt.NDArray[np.uint8]
 """An image as a C-contiguous ``(height, width, 3)`` uint8 array in R, G, B order."""
+
+Point = tuple[float, float]
+"""An ``(x, y)`` position in pixels of the image given to the engine."""
 
 Embedding = npt.NDArray[np.float32]
 """A face embedding: a read-only float32 vector of the engine's ``dimension``."""
@@ -67,20 +70,24 @@ class Box:
 class DetectedFace:
     """One face found in an image.
 
-    ``landmarks`` are ``(x, y)`` points in the same coordinates as ``box``; their number and
-    meaning are the engine's (the dlib engine documents its five points). ``embedding`` is
-    made read-only here so a face stays immutable. ``score`` is the detector's confidence on the
+    ``left_eye`` and ``right_eye`` are the centres of the eyes on the image's left and on its
+    right (from an unmirrored camera, the subject's right and left eye), ``nose`` a point on
+    the nose below them (its tip or its base, as the engine finds it); every engine fills them
+    in. ``landmarks`` are all the points the engine found, in its own order (each engine
+    documents its layout); read them only for work that is about that engine. All are in the
+    same coordinates as ``box``. ``embedding`` is made read-only here so a face stays
+    immutable. ``score`` is the detector's confidence on the
     engine's own scale: higher is surer, and values are only comparable within one engine.
     Faces compare by identity, since equal embeddings almost never arise twice.
     """
 
     box: Box
-    landmarks: tuple[tuple[float, float], ...]
+    landmarks: tuple[Point, ...]
     embedding: Embedding
     score: float
-    # The eye centres (image-left, image-right), for engines whose landmarks are not dlib's
-    # five points; None means read them from dlib's layout (services.vision.distance).
-    eyes: tuple[tuple[float, float], tuple[float, float]] | None = None
+    left_eye: Point
+    right_eye: Point
+    nose: Point
 
     def __post_init__(self) -> None:
         self.embedding.flags.writeable = False

@@ -115,5 +115,5 @@ class Faces:
     def _distance(self, face: DetectedFace) -> float | None:
         try:
             return round(estimate_distance_cm(face, self.camera.focal_px), 1)
-        except ValueError:  # an engine without eye landmarks
+        except ValueError:  # the eyes coincide: no distance to tell
             return None

@@ -24,7 +24,8 @@ OpenCV:
 
 The five keypoints, in SCRFD's order: 0 the eye on the image's left (the subject's right eye),
 1 the eye on the image's right, 2 the nose tip, 3 and 4 the mouth corners on the image's left
-and right. :attr:`InsightFaceEngine.eye_indices` names the eyes.
+and right. They become the face's ``left_eye``, ``right_eye`` and ``nose`` (SCRFD finds the eyes'
+centres, so no midpoint is taken as for dlib's eye corners).
 
 On unit vectors, squared Euclidean distance is ``2 - 2 * cosine similarity``, so a Euclidean
 threshold is a cosine threshold in other words. The default 1.1 is a cosine similarity of about
@@ -133,8 +134,6 @@ class InsightFaceEngine:
     """
 
     name = "insightface"
-    eye_indices = (0, 1)
-    """Landmark indices of the two eyes: the eye on the image's left, then the one on its right."""
 
     def __init__(self, model_dir: Path, settings: InsightFaceSettings | None = None) -> None:
         self.model_dir = model_dir
@@ -225,21 +224,22 @@ class InsightFaceEngine:
         if not len(boxes):
             return []
         embeddings = self._embed(models, image, keypoints)
-        return [
-            DetectedFace(
+        faces = []
+        for box, score, points, embedding in zip(
+            boxes, scores, keypoints, embeddings, strict=True
+        ):
+            landmarks = tuple((float(x), float(y)) for x, y in points)
+            left_eye, right_eye, nose, _, _ = landmarks
+            faces.append(DetectedFace(
                 box=Box(*(round(float(v)) for v in box)),
-                landmarks=tuple((float(x), float(y)) for x, y in points),
+                landmarks=landmarks,
                 embedding=embedding,
                 score=float(score),
-                eyes=(
-                    (float(points[0][0]), float(points[0][1])),
-                    (float(points[1][0]), float(points[1][1])),
-                ),
-            )
-            for box, score, points, embedding in zip(
-                boxes, scores, keypoints, embeddings, strict=True
-            )
-        ]
+                left_eye=left_eye,
+                right_eye=right_eye,
+                nose=nose,
+            ))
+        return faces
 
     def _open_models(self) -> _Models:
         models = self._models

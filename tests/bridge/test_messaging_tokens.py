@@ -11,7 +11,7 @@ from bridge.app import create_app
 from bridge.server import serving
 from tests.bridge.test_messaging import register, send
 from tests.conftest import Backend
-from tests.support import free_port
+from tests.support import free_port, unique
 
 pytestmark = pytest.mark.usefixtures("bridge_url")
 
@@ -43,6 +43,17 @@ async def test_a_token_must_be_the_senders_or_receivers(http: httpx.AsyncClient)
     assert (await http.post("/widgets_custom", json=layout, headers=token)).status_code == 403
     forged = await http.get(f"/get_messages/{bob}")  # no token: as the documented API has it
     assert [m["content"] for m in forged.json()["messages"]] == ["hi"]
+
+
+async def test_the_acting_user_is_compared_in_the_stored_form(http: httpx.AsyncClient) -> None:
+    jose = await register(http, f"Jose\u0301-{unique()}")  # stored composed: José
+    bob = await register(http)
+    token = bearer(await token_of(http, jose))
+    spelt_otherwise = f"  {jose}  "  # decomposed, with spaces: the same user
+    assert (await send(http, spelt_otherwise, bob, "hi", **token)).json()["result"] == "success"
+    # A sender that is no username at all is bad input (400), not somebody else (403).
+    reply = await send(http, "jose\x01", bob, "hi", **token)
+    assert (reply.status_code, reply.json()["field"]) == (400, "sender_username")
 
 
 async def test_a_bad_token_is_a_401(http: httpx.AsyncClient) -> None:

@@ -181,11 +181,15 @@ async def test_a_retained_display_is_there_when_the_mirror_connects(
     ({"mirror_id": "hall/2"}, "one topic level"),
     ({"mirror_id": "+"}, "one topic level"),
     ({"mirror_id": "#"}, "one topic level"),
+    ({"mirror_id": " "}, "whitespace"),
+    ({"mirror_id": "hall\x07"}, "control characters"),
+    ({"mirror_id": "m" * 300}, "at most 64 characters"),
     ({"model_code": " "}, "model code"),
     ({"fps": 0.0}, "fps must be more than 0 and at most 30"),
     ({"fps": 30.5}, "fps must be more than 0 and at most 30"),
     ({"count": 0}, "frame count must be at least 1"),
-], ids=["slash", "plus", "hash", "blank-model", "fps-0", "fps-over-30", "count-0"])
+], ids=["slash", "plus", "hash", "blank-id", "control-id", "long-id", "blank-model", "fps-0",
+        "fps-over-30", "count-0"])
 def test_bad_input_is_refused_before_connecting(changes: dict[str, Any], error: str,
                                                 frames: Path) -> None:
     given: dict[str, Any] = {"mirror_id": MIRROR, "model_code": "MX-200",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from functools import cache
 from pathlib import Path
@@ -32,6 +33,18 @@ class Photos:
             for path in (self.root / folder).rglob("*")
             if path.suffix.lower() in {".jpg", ".jpeg", ".png"}
         )
+
+
+def nose_place(face: DetectedFace) -> tuple[float, float]:
+    """Where ``face.nose`` sits, in eye gaps: how far its foot on the eye line lies from the left
+    eye towards the right one, and how far it is from that line towards the image's bottom edge
+    (towards the chin, on an upright face)."""
+    (lx, ly), (rx, ry), (nx, ny) = face.left_eye, face.right_eye, face.nose
+    gap = math.dist(face.left_eye, face.right_eye)
+    across = ((rx - lx) / gap, (ry - ly) / gap)
+    along = ((nx - lx) * across[0] + (ny - ly) * across[1]) / gap
+    below = ((ny - ly) * across[0] - (nx - lx) * across[1]) / gap
+    return along, below
 
 
 def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:

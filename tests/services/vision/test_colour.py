@@ -143,6 +143,7 @@ def test_regions_are_clipped_to_the_image(photos: Photos) -> None:
 def test_a_face_outside_the_image_is_refused() -> None:
     image = np.full((100, 100, 3), 128, dtype=np.uint8)
     points = ((530.0, 500.0), (520.0, 500.0), (480.0, 500.0), (490.0, 500.0), (505.0, 520.0))
-    face = DetectedFace(Box(470, 470, 540, 540), points, np.zeros(128, np.float32), 1.0)
+    face = DetectedFace(Box(470, 470, 540, 540), points, np.zeros(128, np.float32), 1.0,
+                        left_eye=(485.0, 500.0), right_eye=(525.0, 500.0), nose=(505.0, 520.0))
     with pytest.raises(ValueError, match="outside"):
         analyse_tone(image, face)

@@ -61,21 +61,15 @@ def project(point: tuple[float, float, float], focal_px: float) -> tuple[float, 
 
 
 def synthetic_face(distance_cm: float, yaw_deg: float, roll_deg: float) -> DetectedFace:
-    """Dlib's five points for a head ``distance_cm`` in front of the camera, a little off-axis.
+    """The eyes and nose of a head ``distance_cm`` in front of the camera, a little off-axis.
 
-    Eye corners sit 1.5 cm either side of eye centres 6.3 cm apart; the nose base is 4.5 cm
-    below their midpoint and 2 cm nearer the camera. The head turns by ``yaw_deg`` about its
-    vertical axis and tilts by ``roll_deg`` in the image plane.
+    The eye centres are 6.3 cm apart; the nose base is 4.5 cm below their midpoint and 2 cm
+    nearer the camera. The head turns by ``yaw_deg`` about its vertical axis and tilts by
+    ``roll_deg`` in the image plane.
     """
     half_ipd = MEAN_IPD_CM / 2
-    # Head coordinates, x towards the image's right: dlib's order (0, 1 = the image's right eye).
-    head = [
-        (half_ipd + 1.5, 0.0, 0.0),
-        (half_ipd - 1.5, 0.0, 0.0),
-        (-half_ipd - 1.5, 0.0, 0.0),
-        (-half_ipd + 1.5, 0.0, 0.0),
-        (0.0, 4.5, -2.0),
-    ]
+    # Head coordinates, x towards the image's right: the image's left eye, right eye, nose.
+    head = [(-half_ipd, 0.0, 0.0), (half_ipd, 0.0, 0.0), (0.0, 4.5, -2.0)]
     yaw, roll = math.radians(yaw_deg), math.radians(roll_deg)
     centre = (8.0, -5.0, distance_cm)
     landmarks = []
@@ -85,7 +79,9 @@ def synthetic_face(distance_cm: float, yaw_deg: float, roll_deg: float) -> Detec
         landmarks.append(project((x + centre[0], y + centre[1], z + centre[2]), FOCAL_PX))
     xs, ys = [p[0] for p in landmarks], [p[1] for p in landmarks]
     box = Box(round(min(xs)) - 20, round(min(ys)) - 30, round(max(xs)) + 20, round(max(ys)) + 20)
-    return DetectedFace(box, tuple(landmarks), np.zeros(128, dtype=np.float32), 1.0)
+    left_eye, right_eye, nose = landmarks
+    return DetectedFace(box, tuple(landmarks), np.zeros(128, dtype=np.float32), 1.0,
+                        left_eye=left_eye, right_eye=right_eye, nose=nose)
 
 
 @pytest.mark.parametrize("distance_cm", [40.0, 80.0, 150.0])
@@ -130,7 +126,8 @@ def test_a_bad_field_of_view_is_a_config_error() -> None:
         CameraProfile.from_field_of_view(1920, 180.0)
 
 
-def test_other_landmark_layouts_are_refused() -> None:
-    face = DetectedFace(Box(0, 0, 10, 10), ((1.0, 1.0),) * 68, np.zeros(4, np.float32), 1.0)
-    with pytest.raises(ValueError, match="5 landmarks"):
+def test_coinciding_eyes_tell_no_distance() -> None:
+    face = DetectedFace(Box(0, 0, 10, 10), (), np.zeros(4, np.float32), 1.0,
+                        left_eye=(5.0, 4.0), right_eye=(5.0, 4.0), nose=(5.0, 7.0))
+    with pytest.raises(ValueError, match="coincide"):
         estimate_distance_cm(face, FOCAL_PX)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from schemas.errors import ConfigError
-from services.vision.distance import eye_centres
+from services.vision.distance import eye_gap_px
 from services.vision.engine import DetectedFace, FaceEngine
 from services.vision.insightface_engine import InsightFaceEngine, InsightFaceSettings
 from tests.services.vision.onnx_models import (
@@ -19,6 +19,7 @@ from tests.services.vision.onnx_models import (
     face_keypoints,
     write_pack,
 )
+from tests.services.vision.support import nose_place
 
 
 @pytest.fixture(scope="module")
@@ -126,15 +127,21 @@ def test_box_and_keypoints_map_back_through_the_letterbox(
     assert face.score > 0.5
 
 
-def test_eye_indices_name_the_eyes(engine: InsightFaceEngine) -> None:
-    face = _one_face(engine, 480, 640, 100, 100, 200)
-    left_eye, right_eye = (face.landmarks[i] for i in InsightFaceEngine.eye_indices)
-    assert left_eye[0] < right_eye[0]
-    assert abs(left_eye[1] - right_eye[1]) < 3
-    assert all(left_eye[1] < point[1] for point in face.landmarks[2:])
-    # the distance and colour code reads the eyes from here, not from dlib's layout
-    assert face.eyes == (left_eye, right_eye)
-    assert eye_centres(face) == (left_eye, right_eye)
+@pytest.mark.parametrize(("left", "top", "size"), [(100, 100, 200), (400, 30, 90)])
+def test_the_eyes_and_the_nose_are_named(
+    engine: InsightFaceEngine, left: int, top: int, size: int
+) -> None:
+    face = _one_face(engine, 480, 640, left, top, size)
+    # SCRFD's order: eyes 0 and 1, nose 2, mouth corners 3 and 4 (the last is no nose).
+    assert (face.left_eye, face.right_eye, face.nose) == face.landmarks[:3]
+    assert face.left_eye[0] < face.right_eye[0]
+    assert abs(face.left_eye[1] - face.right_eye[1]) < 3
+    along, below = nose_place(face)
+    assert 0.4 < along < 0.6 and 0.4 < below < 0.8, (along, below)
+    _, mouth_corner = face.landmarks[3:]
+    assert mouth_corner[1] > face.nose[1]
+    # the distance code reads the eyes from the names, not from a landmark layout
+    assert eye_gap_px(face) == pytest.approx(size * 35.24 / 112, abs=3)
 
 
 def test_suppression_keeps_one_box_per_face(engine: InsightFaceEngine) -> None:

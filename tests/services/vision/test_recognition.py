@@ -25,7 +25,7 @@ from services.vision.dlib_engine import DlibEngine, DlibSettings
 from services.vision.engine import Box, DetectedFace, Embedding
 from services.vision.images import decode_image
 from services.vision.matcher import Gallery
-from tests.services.vision.support import Photos, with_exif_orientation
+from tests.services.vision.support import Photos, nose_place, with_exif_orientation
 
 # The people in each test photo, left to right by the left edge of their face; None is a face
 # of someone not enrolled.
@@ -114,6 +114,20 @@ def test_boxes_and_landmarks_are_in_original_coordinates(photos: Photos) -> None
     assert obama.embedding.dtype == np.float32 and obama.embedding.shape == (128,)
     assert not obama.embedding.flags.writeable
     assert obama.score > 0
+
+
+def test_the_eyes_and_the_nose_are_named(photos: Photos) -> None:
+    faces = [face for folder in ("train", "test", "misc") for relative in photos.listing(folder)
+             for face in photos.faces(relative)]
+    assert len(faces) >= 20
+    for face in faces:
+        right_outer, right_inner, left_outer, left_inner, nose = face.landmarks
+        assert face.left_eye[0] < face.right_eye[0]
+        assert left_outer[0] < face.left_eye[0] < left_inner[0]
+        assert right_inner[0] < face.right_eye[0] < right_outer[0]
+        assert face.nose == nose
+        along, below = nose_place(face)  # between the eyes and below them
+        assert 0.25 < along < 0.75 and 0.4 < below < 1.2, (along, below)
 
 
 def test_a_face_cut_by_the_frame_keeps_its_detected_box(photos: Photos) -> None:

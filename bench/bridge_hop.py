@@ -8,7 +8,7 @@ Both run under uvicorn in this process and take the same bounded load in alterna
 throughput ratio a/b, from one run, is the share of the in-process speed the bridge keeps. It
 runs on the embedded amqtt broker, then on Mosquitto at 127.0.0.1:1883 if anything listens there::
 
-    .venv/bin/python bench/bridge.py --requests 2000 --concurrency 32 --rounds 3
+    .venv/bin/python bench/bridge_hop.py --requests 2000 --concurrency 32 --rounds 3
 """
 
 from __future__ import annotations
@@ -20,19 +20,13 @@ import os
 import re
 import socket
 import statistics
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-# Run as a script, this file's directory heads sys.path and this module would shadow the
-# `bridge` package; drop that entry before the project is imported.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
 
 import uvloop
 from starlette.applications import Starlette
@@ -108,29 +102,44 @@ async def exchange(
     return int(head.split(b" ", 2)[1]), body
 
 
-async def _drive(load: Load, count: int) -> Sample:
-    request = load.request()
-    tickets: Iterator[int] = iter(range(count))  # shared: each worker takes the next request
-    latencies: list[float] = []
-    errors = 0
+Step = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
+
+
+async def on_connections(port: int, connections: int, count: int, step: Step) -> float:
+    """Run ``step(reader, writer, n)`` for each ``n`` below ``count`` over ``connections`` HTTP
+    connections to ``HOST:port``, each taking the next ``n`` when it is free. Returns when all
+    are done, with the ``time.perf_counter()`` at which they started."""
+    tickets: Iterator[int] = iter(range(count))  # shared: each connection takes the next one
 
     async def worker() -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection(HOST, load.port)
+        reader, writer = await asyncio.open_connection(HOST, port)
         try:
-            for _ in tickets:
-                start = time.perf_counter()
-                status, body = await exchange(reader, writer, request)
-                latencies.append(time.perf_counter() - start)
-                if status != 200 or b'"success"' not in body:
-                    errors += 1
+            for number in tickets:
+                await step(reader, writer, number)
         finally:
             writer.close()
 
     start = time.perf_counter()
     async with asyncio.TaskGroup() as group:
-        for _ in range(min(load.concurrency, count)):
+        for _ in range(min(connections, count)):
             group.create_task(worker())
+    return start
+
+
+async def _drive(load: Load, count: int) -> Sample:
+    request = load.request()
+    latencies: list[float] = []
+    errors = 0
+
+    async def step(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        nonlocal errors
+        start = time.perf_counter()
+        status, body = await exchange(reader, writer, request)
+        latencies.append(time.perf_counter() - start)
+        if status != 200 or b'"success"' not in body:
+            errors += 1
+
+    start = await on_connections(load.port, load.concurrency, count, step)
     return Sample(time.perf_counter() - start, latencies, errors)
 
 
