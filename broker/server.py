@@ -28,6 +28,7 @@ import errno
 import logging
 import socket
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -41,8 +42,29 @@ from schemas.errors import BrokerError, ConfigError
 log = logging.getLogger(__name__)
 
 
+class _Subscriptions(dict[str, list[tuple[Session, int]]]):
+    """amqtt's subscription table (topic filter -> [(session, qos)]), walked over a snapshot.
+
+    amqtt 0.12.1 walks the table while it awaits: ``_run_broadcast`` asks the topic plugins
+    about each subscriber, and a client connecting replays retained messages filter by filter.
+    A subscription made meanwhile (a new filter) broke the walk with "dictionary changed size
+    during iteration", and the message being broadcast reached only the subscribers visited
+    before; an unsubscription meanwhile shifted a filter's list under the walk and skipped the
+    next subscriber. Iterating here hands out copies (of the filters, and of each filter's
+    list), so a walk sees the table as it was when the walk began. Costs one copy of the table
+    per message; amqtt matches every filter against every message anyway.
+    """
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().__iter__()))
+
+    def items(self) -> list[tuple[str, list[tuple[Session, int]]]]:  # type: ignore[override]
+        return [(topic_filter, list(holders)) for topic_filter, holders in super().items()]
+
+
 class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
-    """amqtt 0.12.1 with its retained-message leak closed.
+    """amqtt 0.12.1 with its retained-message leak closed and its subscription table safe to
+    change while a message is broadcast (:class:`_Subscriptions`).
 
     When a client connects, amqtt replays retained messages for every filter in its global
     subscription table, not only the connecting session's, so any client (a mirror, even a
@@ -67,6 +89,7 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
 
     def __init__(self, config: dict[str, Any], tls_context: ssl.SSLContext | None) -> None:
         super().__init__(config)
+        self._subscriptions = _Subscriptions()
         self.tls_context = tls_context
 
     def _create_ssl_context(self, listener: object) -> ssl.SSLContext:
