@@ -32,11 +32,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
+from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.errors import BrokerError as AmqttBrokerError
+from amqtt.errors import MQTTError
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
+from amqtt.utils import gen_client_id
 
-from broker.access import SHARED_DEVICE
 from schemas.errors import BrokerError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -63,8 +66,10 @@ class _Subscriptions(dict[str, list[tuple[Session, int]]]):
 
 
 class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
-    """amqtt 0.12.1 with its retained-message leak closed and its subscription table safe to
-    change while a message is broadcast (:class:`_Subscriptions`).
+    """amqtt 0.12.1 with its retained-message leak closed, its subscription table safe to
+    change while a message is broadcast (:class:`_Subscriptions`), and every CONNECT judged
+    (credentials, client id, Last Will: :mod:`broker.plugins`) before any session is touched
+    (:meth:`_initialize_client_session`).
 
     When a client connects, amqtt replays retained messages for every filter in its global
     subscription table, not only the connecting session's, so any client (a mirror, even a
@@ -101,6 +106,62 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
     def close_streams(self) -> None:
         for writer in self.__dict__.get("open_streams", ()):
             writer.transport.abort()
+
+    async def _initialize_client_session(self, reader: ReaderAdapter, writer: WriterAdapter,
+                                         remote_address: str, remote_port: int,
+                                         ) -> tuple[BrokerProtocolHandler, Session]:
+        """The CONNECT is judged before any session is touched, then the session is found.
+
+        amqtt 0.12.1 first looks the client id up (a clean session deletes the old one and its
+        subscriptions, a persistent one is handed the newcomer's credentials and Will) and
+        asks the auth plugins only later: one refused CONNECT with the messaging service's id
+        left that service connected and deaf. Here the plugins see the CONNECT alone; a refused
+        one is answered "not authorised" and changes nothing.
+        """
+        try:
+            handler, incoming = await BrokerProtocolHandler.init_from_connect(
+                reader, writer, self.plugins_manager)
+        except MQTTError:
+            await writer.close()
+            raise
+        if not await super()._authenticate(incoming, None):
+            handler.attach(incoming, reader, writer)
+            await handler.mqtt_connack_authorize(False)
+            await writer.close()
+            raise MQTTError(f"refused {incoming.client_id!r} from {remote_address}:{remote_port}")
+        session = await self._session_for(incoming)
+        session.admitted = True  # for _authenticate, which amqtt calls next
+        delay = self.config.get("timeout-disconnect-delay", 0)
+        if session.keep_alive > 0 and isinstance(delay, int):
+            session.keep_alive += delay
+        return handler, session
+
+    async def _session_for(self, incoming: Session) -> Session:
+        """The session an admitted CONNECT continues (as amqtt would find it), or ``incoming``."""
+        if incoming.clean_session:
+            if incoming.client_id:
+                await self._delete_session(incoming.client_id)
+            else:
+                incoming.client_id = gen_client_id()
+            incoming.parent = 0
+            return incoming
+        existing = self._sessions.get(incoming.client_id)
+        if existing is None:
+            incoming.parent = 0
+            return incoming
+        session: Session = existing[0]
+        # The newcomer's credentials, Will and role, all of them (amqtt forgets will_retain).
+        for name in ("will_flag", "will_message", "will_topic", "will_qos", "will_retain",
+                     "keep_alive", "username", "password", "is_anonymous", "mirror_id"):
+            setattr(session, name, getattr(incoming, name, None))
+        session.parent = 1
+        return session
+
+    async def _authenticate(self, session: Session, listener: object) -> bool:
+        # Judged in _initialize_client_session already, before the session was looked up.
+        admitted = bool(getattr(session, "admitted", False))
+        session.admitted = False
+        return admitted
 
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session
@@ -214,12 +275,9 @@ class EmbeddedBroker:
                     "accounts": self._accounts,
                     "allow_anonymous": self._allow_anonymous,
                     "devices_file": self._devices_file,
-                },
-                "broker.plugins.MirrorTopicsPlugin": {
-                    "restricted": [name for name in self._accounts if name == SHARED_DEVICE],
-                    "devices_file": self._devices_file,
                     "namespace": self._namespace,
                 },
+                "broker.plugins.MirrorTopicsPlugin": {"namespace": self._namespace},
             },
         }
 

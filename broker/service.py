@@ -29,6 +29,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ValidationError
 
+from broker.access import namespaced_client_id
 from broker.client import Bus, Message, MessageCallback
 from broker.mqtt import Will
 from broker.settings import BusSettings
@@ -184,8 +185,7 @@ class ServiceRunner:
 def persistent_client_id(settings: BusSettings, name: str) -> str:
     """A client id that stays the same across restarts (so the broker keeps the session), and
     differs between deployments sharing a broker through their namespaces."""
-    prefix = settings.namespace.strip("/").replace("/", "-")
-    return f"{prefix}-{name}" if prefix else name
+    return namespaced_client_id(settings.namespace, name)
 
 
 def service_bus(settings: BusSettings, service: str, *, instance: str | None = None) -> Bus:
