@@ -26,18 +26,37 @@ FORBIDDEN_WILLS = [
     ("mirrors/mirB/display", '{"username":"forged"}'),
     ("mirrors/mirA/display", '{"username":"forged"}'),  # its own, but not its to say
 ]
-# Connects with a Will, says so, then waits to be killed (no DISCONNECT: the Will goes out).
+# Connects with a Will (over TLS when given a CA file), says whether it could, then waits to be
+# killed: no DISCONNECT, so the broker publishes the Will.
 WILL_CLIENT = """
-import asyncio, sys, aiomqtt
-port, user, password, client_id, topic = sys.argv[1:]
+import asyncio, ssl, sys, aiomqtt
+port, user, password, client_id, topic, payload, ca = sys.argv[1:]
 async def main():
-    will = aiomqtt.Will(topic, b"offline", qos=1, retain=True)
-    async with aiomqtt.Client("127.0.0.1", int(port), username=user, password=password,
-                              identifier=client_id, will=will):
-        print("connected", flush=True)
-        await asyncio.sleep(60)
+    will = aiomqtt.Will(topic, payload.encode(), qos=1, retain=True)
+    tls = ssl.create_default_context(cafile=ca) if ca != "-" else None
+    try:
+        async with aiomqtt.Client("127.0.0.1", int(port), username=user, password=password,
+                                  identifier=client_id, will=will, tls_context=tls):
+            print("connected", flush=True)
+            await asyncio.sleep(60)
+    except aiomqtt.MqttCodeError as exc:
+        print(f"refused: {exc}", flush=True)
 asyncio.run(main())
 """
+
+
+async def vanish_with_will(port: int, user: str, password: str, client_id: str, topic: str,
+                           payload: str = "offline", ca: Path | None = None) -> str:
+    """Connect a client with this Will in a process of its own and kill it; what it said."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WILL_CLIENT, str(port), user, password, client_id, topic,
+        payload, str(ca or "-"), stdout=asyncio.subprocess.PIPE)
+    assert process.stdout is not None
+    said = (await asyncio.wait_for(process.stdout.readline(), 10)).decode().strip()
+    if process.returncode is None:
+        process.kill()
+    await process.wait()
+    return said
 
 
 @pytest.fixture
@@ -55,10 +74,12 @@ def client(broker: EmbeddedBroker, user: str | None, password: str | None, clien
 
 
 @contextlib.asynccontextmanager
-async def watching(broker: EmbeddedBroker) -> AsyncIterator[list[tuple[str, bytes]]]:
-    """Everything published on the broker meanwhile, as the operator hears it."""
+async def watching(port: int, user: str = "operator", password: str = "operator-secret",
+                   ) -> AsyncIterator[list[tuple[str, bytes]]]:
+    """Everything published on the broker at ``port`` meanwhile, as ``user`` hears it."""
     heard: list[tuple[str, bytes]] = []
-    async with client(broker, "operator", "operator-secret", "watcher") as watcher:
+    async with aiomqtt.Client("127.0.0.1", port, username=user, password=password,
+                              identifier="watcher", timeout=5) as watcher:
         await watcher.subscribe("#", qos=1)
 
         async def listen() -> None:
@@ -86,7 +107,7 @@ async def refused(broker: EmbeddedBroker, user: str | None, password: str | None
 async def test_a_mirrors_forbidden_will_is_refused_at_connect(
     broker: EmbeddedBroker, topic: str, payload: str,
 ) -> None:
-    async with watching(broker) as heard:
+    async with watching(broker.port) as heard:
         will = aiomqtt.Will(topic, payload, qos=1, retain=True)
         await refused(broker, "mirA", "mirA-secret", "mirA", will=will)
     assert heard == []
@@ -110,14 +131,10 @@ async def test_the_shared_device_accounts_will_is_a_status_too(broker: EmbeddedB
 async def test_a_mirrors_own_status_will_is_published_when_it_vanishes(
     broker: EmbeddedBroker,
 ) -> None:
-    async with watching(broker) as heard:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", WILL_CLIENT, str(broker.port), "mirA", "mirA-secret", "mirA",
-            "mirrors/mirA/status", stdout=asyncio.subprocess.PIPE)
-        assert process.stdout is not None
-        assert await asyncio.wait_for(process.stdout.readline(), 10) == b"connected\n"
-        process.kill()
-        await process.wait()
+    async with watching(broker.port) as heard:
+        said = await vanish_with_will(broker.port, "mirA", "mirA-secret", "mirA",
+                                      "mirrors/mirA/status")
+        assert said == "connected"
         async with asyncio.timeout(10):
             while ("mirrors/mirA/status", b"offline") not in heard:
                 await asyncio.sleep(0.05)
