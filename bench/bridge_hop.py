@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import uvloop
@@ -189,6 +189,9 @@ async def bench_broker(
     """Auth service, bridge and direct app on the broker at ``url``: the results of a and b."""
     # A namespace of its own keeps other mirrorhub stacks on a shared broker out of the way.
     bus = BusSettings(url=url, connect_timeout=5.0, namespace=f"bench-{uuid.uuid4().hex[:8]}/")
+    # Each role on its own account, as in `mirrorhub up`: a role's client ids are its own.
+    auth_bus, bridge_bus = (replace(bus, url=url.with_credentials(role, url.password or ""))
+                            for role in ("auth", "bridge"))
     loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory(prefix="mirrorhub-bench-") as tmp:
         data = Path(tmp)
@@ -197,12 +200,12 @@ async def bench_broker(
             token_ttl=3600, reset_ttl=600, smtp_url=None, mail_from="bench@localhost",
             argon2_memory_kib=1024, argon2_time_cost=1,
         )
-        async with run_auth(bus, settings) as accounts:
+        async with run_auth(auth_bus, settings) as accounts:
             await accounts.register(RegisterRequest(username="bench", password="bench-pass",
                                                     email="bench@example.org"))
             login = await accounts.login(LoginRequest(username="bench", password="bench-pass"))
             async with (
-                serving(create_app(bus), HOST, 0) as bridged,
+                serving(create_app(bridge_bus), HOST, 0) as bridged,
                 serving(direct_app(accounts), HOST, 0) as direct,
             ):
                 loads = [Load(server.servers[0].sockets[0].getsockname()[1], login.token,
@@ -256,7 +259,8 @@ async def main(args: argparse.Namespace) -> None:
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, spawn, os.sched_setaffinity, (0, loader_cpus)) as loader:
         if args.broker in ("both", "embedded"):
-            async with EmbeddedBroker(HOST, 0, accounts={"bench": "bench-secret"}) as broker:
+            accounts = dict.fromkeys(("auth", "bridge"), "bench-secret")
+            async with EmbeddedBroker(HOST, 0, accounts=accounts) as broker:
                 url = BrokerURL(HOST, broker.port, "bench", "bench-secret")
                 print_rows("embedded", *await bench_broker(url, args, loader))
         if args.broker in ("both", "mosquitto"):

@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 # Run as a script, this file's directory heads sys.path, not the project's root: put the root
@@ -265,12 +265,17 @@ async def main(args: argparse.Namespace) -> None:
               f"{args.rounds} rounds after a warm-up pass.\n   Service, bridge and broker on CPU "
               f"{all_cpus[:1]}, clients on {loader_cpus}.")
         with ProcessPoolExecutor(1, spawn, os.sched_setaffinity, (0, loader_cpus)) as loader:
-            async with EmbeddedBroker(HOST, 0, accounts={"bench": "bench-secret"}) as broker:
+            accounts = dict.fromkeys(("vision", "bridge", "bench"), "bench-secret")
+            async with EmbeddedBroker(HOST, 0, accounts=accounts) as broker:
                 bus = BusSettings(url=BrokerURL(HOST, broker.port, "bench", "bench-secret"),
                                   connect_timeout=5.0, request_timeout=60.0,
                                   namespace=f"bench-{uuid.uuid4().hex[:8]}/")
-                async with run_vision(bus, vision_settings(data, args.processes)) as faces, \
-                        serving(create_app(bus), HOST, 0) as bridge:
+                # Each role on its own account: a role's client ids are its own.
+                vision_bus, bridge_bus = (
+                    replace(bus, url=bus.url.with_credentials(role, "bench-secret"))
+                    for role in ("vision", "bridge"))
+                async with run_vision(vision_bus, vision_settings(data, args.processes)) as faces, \
+                        serving(create_app(bridge_bus), HOST, 0) as bridge:
                     print(f"   enrolled {await enrol(faces, args.faces / 'train')} train/ "
                           f"photos of {len(faces.gallery.subjects)} people\n")
                     port = bridge.servers[0].sockets[0].getsockname()[1]

@@ -12,14 +12,32 @@ somebody stands in front of it (``events/vision/recognized`` is the vision servi
 The shared ``device`` account has the same rights for every mirror id at once: handy on a bench,
 not private; give each real mirror its own account. Topics are checked below the deployment's
 topic namespace. Mosquitto gets the same rules from an ACL file (docs/operations.md).
+
+A Last Will is a publish the broker makes later on the client's behalf, so it is checked when
+the client connects: a mirror's Will may only be its own ``mirrors/{id}/status``.
+
+Client ids belong to roles, so that no account can take over another's session (the broker
+drops the older of two connections with one client id, and hands a persistent session to
+whoever connects with its id):
+
+* ``auth``, ``vision``, ``messaging`` and ``bridge`` own the ids with their name as a
+  ``-``-separated word followed by more: ``messaging-main``, ``staging-messaging-main`` (a
+  namespaced deployment's, :func:`namespaced_client_id`), ``bridge-3f2a...``. Only that
+  account may use them, and it may use no other;
+* a mirror account uses exactly its mirror id (namespaced like the services' ids), which is
+  therefore nobody else's;
+* every other account (``operator``, the shared ``device`` one) may use any id that is neither.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 
 SHARED_DEVICE = "device"
 MIRROR_PUBLISHES = frozenset({"frame", "widgets", "status"})
+# The accounts that own the client ids carrying their name (see the module docstring).
+ID_OWNERS = ("auth", "vision", "messaging", "bridge")
 
 
 class Access(StrEnum):
@@ -46,3 +64,41 @@ def mirror_may(mirror_id: str, client_id: str, topic: str, access: Access,
     if access is Access.PUBLISH:
         return len(levels) == 3 and levels[2] in MIRROR_PUBLISHES
     return True
+
+
+def mirror_will_may(mirror_id: str, topic: str, namespace: str = "") -> bool:
+    """Whether the account of ``mirror_id`` (``+``: the shared device account) may leave a Last
+    Will on ``topic``: only its own ``mirrors/{id}/status``."""
+    if not topic.startswith(namespace):
+        return False
+    levels = topic[len(namespace):].split("/")
+    return (len(levels) == 3 and levels[0] == "mirrors" and levels[2] == "status"
+            and levels[1] not in ("", "+", "#") and mirror_id in ("+", levels[1]))
+
+
+def namespaced_client_id(namespace: str, name: str) -> str:
+    """``name`` as a client id of the deployment with topic ``namespace`` (``staging/``:
+    ``staging-name``), so that deployments sharing a broker do not share client ids."""
+    prefix = namespace.strip("/").replace("/", "-")
+    return f"{prefix}-{name}" if prefix else name
+
+
+def id_owner(client_id: str) -> str | None:
+    """The role account that owns ``client_id`` (:data:`ID_OWNERS`), or None."""
+    words = client_id.split("-")
+    return next((word for word in words[:-1] if word in ID_OWNERS), None)
+
+
+def client_id_may(username: str | None, mirror: bool, client_id: str, namespace: str = "",
+                  is_mirror_id: Callable[[str], bool] = lambda _: False) -> bool:
+    """Whether ``username`` (``mirror``: a mirror's own account) may connect as ``client_id``;
+    ``is_mirror_id`` tells which names are mirror accounts' (their ids are theirs alone)."""
+    owner = id_owner(client_id)
+    if mirror:
+        return owner is None and client_id == namespaced_client_id(namespace, username or "")
+    if username in ID_OWNERS:
+        return owner == username
+    if owner is not None:
+        return False
+    bare = client_id.removeprefix(namespaced_client_id(namespace, ""))
+    return not is_mirror_id(client_id) and not is_mirror_id(bare)

@@ -39,6 +39,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from broker.access import namespaced_client_id
 from broker.client import Bus, Message
 from broker.mqtt import Will
 from broker.runner import DEFAULT_MAX_PAYLOAD, Answer, ServiceRunner
@@ -153,8 +154,7 @@ def bind(func: Callable[..., Any], parts: tuple[object, ...]) -> Callable[..., A
 def persistent_client_id(settings: BusSettings, name: str) -> str:
     """A client id that stays the same across restarts (so the broker keeps the session), and
     differs between deployments sharing a broker through their namespaces."""
-    prefix = settings.namespace.strip("/").replace("/", "-")
-    return f"{prefix}-{name}" if prefix else name
+    return namespaced_client_id(settings.namespace, name)
 
 
 def service_bus(settings: BusSettings, service: str, *, instance: str | None = None) -> Bus:

@@ -30,6 +30,7 @@ from typing import Any, Self
 
 from pydantic import ValidationError
 
+from broker.access import namespaced_client_id
 from broker.client import Bus, Message
 from broker.mqtt import Will
 from broker.settings import BusSettings
@@ -112,7 +113,9 @@ class Mirror:
         self.status_topic = MIRROR_STATUS.format(mirror_id=mirror_id)
         self._output = output
         self._render = render
-        self._bus = Bus(settings, role="mirror",
+        # The client id is the mirror id: a mirror's own account may use no other
+        # (broker.access), and its replies come back on reply/{mirror id}.
+        self._bus = Bus(settings, client_id=namespaced_client_id(settings.namespace, mirror_id),
                         will=Will(self.status_topic, OFFLINE, qos=1, retain=True))
         self._bus.on_connect(self._announce)
         self._bus.on_close(self._goodbye)

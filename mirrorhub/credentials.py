@@ -13,6 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
+from broker.access import id_owner
 from schemas import names
 from schemas.errors import ConfigError
 
@@ -68,4 +69,7 @@ def check_mirror_id(mirror_id: str) -> str:
     names.check_mirror_id(mirror_id)
     if mirror_id in ROLES:
         raise ConfigError(f"mirror id {mirror_id!r} is the name of a role account; pick another")
+    if (owner := id_owner(mirror_id)) is not None:
+        raise ConfigError(f"mirror id {mirror_id!r} looks like a client id of {owner}'s "
+                          f"(a word {owner!r} followed by '-'); pick another")
     return mirror_id

@@ -7,6 +7,8 @@ ports, so a test may configure it (TLS, passwords, ACLs), kill it and start it a
         broker.port, broker.tls_port       # plain and TLS listeners on 127.0.0.1
         broker.kill(); broker.start()      # a crash and a restart, same ports and config
 
+    PrivateMosquitto(tmp_path, config=TEXT)  # a whole config; {port}, {tls_port} filled in
+
 Skips the test when ``mosquitto`` is not installed. Debian's build has no WebSockets, so there
 is no WebSockets listener here (the embedded broker has one). The process dies with the test
 process (``PR_SET_PDEATHSIG``), so nothing outlives a killed test run.
@@ -15,6 +17,7 @@ process (``PR_SET_PDEATHSIG``), so nothing outlives a killed test run.
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import signal
 import subprocess
@@ -48,6 +51,7 @@ class PrivateMosquitto:
         passwords: dict[str, str] | None = None,
         acl: str | None = None,
         extra: str = "",
+        config: str | None = None,
     ) -> None:
         if not Path(MOSQUITTO).exists():
             pytest.skip("Debian's mosquitto is not installed (apt-get install mosquitto)")
@@ -76,7 +80,16 @@ class PrivateMosquitto:
             acl_file.write_text(acl)
             lines.append(f"acl_file {acl_file}")
         self.config = directory / "mosquitto.conf"
-        self.config.write_text("\n".join(lines) + "\n" + extra)
+        # Started as root, Mosquitto reads password and ACL files as the mosquitto user, who
+        # may not enter the test's temporary directory: it stays root here.
+        user = "user root\n" if os.geteuid() == 0 else ""
+        if config is not None:
+            # A whole config of the caller's instead: {port} and {tls_port} are filled in.
+            self.tls_port = self.tls_port or free_port()
+            config = config.replace("{port}", str(self.port))
+            self.config.write_text(user + config.replace("{tls_port}", str(self.tls_port)))
+        else:
+            self.config.write_text(user + "\n".join(lines) + "\n" + extra)
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10.0) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from broker.access import MIRROR_PUBLISHES
 from mirrorhub.cli import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,3 +33,17 @@ def test_compose_runs_every_service_with_its_own_database() -> None:
                              (ROOT / "deploy/postgres-init.sql").read_text()))
     assert created | {compose["postgres"]["environment"]["POSTGRES_DB"]} == set(SERVICES)
     assert compose["bridge"]["command"] == ["bridge"]
+
+
+def test_the_mirrors_acl_is_broker_access_and_the_docs_show_it() -> None:
+    acl = (ROOT / "deploy/mosquitto-mirrors.acl").read_text()
+    rules = [line for line in acl.splitlines() if line and not line.startswith("#")]
+    writes = {line.removeprefix("pattern write mirrors/%u/") for line in rules
+              if line.startswith("pattern write ")}
+    assert writes == MIRROR_PUBLISHES
+    assert set(rules) - {f"pattern write mirrors/%u/{name}" for name in writes} == {
+        "pattern read mirrors/%u/#", "pattern read reply/%c"}
+    docs = (ROOT / "docs/operations.md").read_text()
+    assert "\n".join(rules) in docs
+    fleet = (ROOT / "deploy/mosquitto-fleet.conf").read_text()
+    assert "acl_file /mosquitto/config/mirrors.acl" in fleet

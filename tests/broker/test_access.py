@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from broker.access import Access, mirror_may
+from broker.access import (
+    Access,
+    client_id_may,
+    id_owner,
+    mirror_may,
+    mirror_will_may,
+    namespaced_client_id,
+)
 from broker.client import Bus, Message
 from broker.server import EmbeddedBroker
 from broker.settings import BrokerURL, BusSettings
@@ -60,7 +67,9 @@ async def broker(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedBroker, Path]]:
 
 def bus(broker: EmbeddedBroker, user: str, password: str) -> Bus:
     url = BrokerURL("127.0.0.1", broker.port, user, password)
-    return Bus(BusSettings(url, connect_timeout=2.0), role=user)
+    # A mirror's own account connects under its mirror id, as devices.mirror.Mirror does.
+    return Bus(BusSettings(url, connect_timeout=2.0), role=user,
+               client_id=user if user not in ACCOUNTS else None)
 
 
 class Inbox:
@@ -136,3 +145,30 @@ async def test_accounts_added_and_removed_while_the_broker_runs(
     with pytest.raises(BusUnavailable, match="refused the credentials"):
         async with bus(running, "hall", "hall-secret"):
             pass
+
+
+@pytest.mark.parametrize(("client_id", "owner"), [
+    ("messaging-main", "messaging"), ("test-ab12-messaging-main", "messaging"),
+    ("bridge-3f2a", "bridge"), ("auth-1", "auth"), ("messaging", None), ("hall", None),
+    ("mosq-auth", None), ("mirror-1234", None),
+])
+def test_client_ids_owned_by_a_role(client_id: str, owner: str | None) -> None:
+    assert id_owner(client_id) == owner
+
+
+def test_a_mirror_uses_its_own_id_namespaced_like_the_services() -> None:
+    assert client_id_may("hall", True, "hall")
+    assert client_id_may("hall", True, "prod-hall", "prod/")
+    assert not client_id_may("hall", True, "hall", "prod/")
+    assert not client_id_may("hall", True, "hall-2")
+    assert namespaced_client_id("prod/eu/", "hall") == "prod-eu-hall"
+
+
+@pytest.mark.parametrize(("topic", "mirror_id", "allowed"), [
+    ("mirrors/hall/status", "hall", True), ("mirrors/hall/frame", "hall", False),
+    ("mirrors/bath/status", "hall", False), ("mirrors/bath/status", "+", True),
+    ("mirrors/+/status", "+", False), ("events/vision/recognized", "+", False),
+    ("prod/mirrors/hall/status", "hall", False),
+])
+def test_a_mirrors_last_will(topic: str, mirror_id: str, allowed: bool) -> None:
+    assert mirror_will_may(mirror_id, topic) is allowed

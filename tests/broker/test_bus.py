@@ -56,14 +56,14 @@ TEST = Service(SERVICE, handlers=(Handler(ECHO, echo), Handler(FAIL, fail), Hand
 
 @pytest.fixture(scope="module")
 async def service(backend: Backend) -> AsyncIterator[Bus]:
-    bus = Bus(backend.bus("auth"), role="svc")
+    bus = Bus(backend.bus("auth"), role="auth")
     async with TEST.serve(bus, max_payload=4096):
         yield bus
 
 
 @pytest.fixture
 async def client(backend: Backend, service: Bus) -> AsyncIterator[Bus]:
-    async with Bus(backend.bus("bridge", request_timeout=3.0), role="client") as bus:
+    async with Bus(backend.bus("bridge", request_timeout=3.0), role="bridge") as bus:
         yield bus
 
 
@@ -237,10 +237,10 @@ async def test_last_will_is_published_when_a_process_dies(backend: Backend) -> N
     async def collect(message: Message) -> None:
         await got.put(message.payload)
 
-    async with Bus(backend.bus("bridge"), role="watcher") as watcher:
+    async with Bus(backend.bus("bridge"), role="bridge") as watcher:
         await watcher.subscribe_raw(topic, collect)
         await asyncio.sleep(0.2)
-        url = backend.bus("auth").url
+        url = backend.bus("test").url  # an account whose client ids are not a role's
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-c", WILL_CLIENT, url.host, str(url.port), str(url.username),
             str(url.password), backend.namespace + topic, stdout=asyncio.subprocess.PIPE,
@@ -260,10 +260,10 @@ async def test_service_status_online_then_offline_on_clean_close(backend: Backen
         await statuses.put(ServiceStatus.model_validate_json(message.payload))
 
     name = f"{SERVICE}-status"
-    async with Bus(backend.bus("bridge"), role="watcher") as watcher:
+    async with Bus(backend.bus("bridge"), role="bridge") as watcher:
         await watcher.subscribe(SERVICE_STATUS, collect, service=name)
         await asyncio.sleep(0.2)
-        async with service_bus(backend.bus("auth"), name) as bus:
+        async with service_bus(backend.bus("test"), name) as bus:
             online = await asyncio.wait_for(statuses.get(), 5)
             assert (online.client_id, online.state) == (bus.client_id, "online")
         offline = await asyncio.wait_for(statuses.get(), 5)

@@ -30,7 +30,7 @@ from tests.support import MailSink, free_port, overhear, unique
 
 @pytest.fixture
 async def client(backend: Backend, auth_service: Accounts) -> AsyncIterator[Bus]:
-    async with Bus(backend.bus("bridge"), role="test") as bus:
+    async with Bus(backend.bus("bridge"), role="bridge") as bus:
         yield bus
 
 
@@ -96,7 +96,10 @@ async def scratch_auth(
 async def test_reset_codes_expire(scratch_auth: tuple[Backend, str, Path], smtp: MailSink) -> None:
     backend, database, data = scratch_auth
     settings = replace(auth_settings(data, database, smtp.port), reset_ttl=1)
-    async with run_auth(backend.bus("auth"), settings), Bus(backend.bus("bridge")) as bus:
+    async with (
+        run_auth(backend.bus("auth"), settings),
+        Bus(backend.bus("bridge"), role="bridge") as bus,
+    ):
         user = new_user()
         await bus.request(AUTH_REGISTER, user)
         await bus.request(AUTH_RESET, ResetRequest(username=user.username, email=user.email))
@@ -113,7 +116,10 @@ async def test_mail_server_down_is_unavailable_and_leaves_no_code(
 ) -> None:
     backend, database, data = scratch_auth
     settings = auth_settings(data, database, free_port())  # nothing listens there
-    async with run_auth(backend.bus("auth"), settings), Bus(backend.bus("bridge")) as bus:
+    async with (
+        run_auth(backend.bus("auth"), settings),
+        Bus(backend.bus("bridge"), role="bridge") as bus,
+    ):
         user = new_user()
         await bus.request(AUTH_REGISTER, user)
         with pytest.raises(ServiceError) as caught:
@@ -126,7 +132,10 @@ async def test_without_smtp_the_code_goes_to_the_outbox(
 ) -> None:
     backend, database, data = scratch_auth
     settings = auth_settings(data, database, None)
-    async with run_auth(backend.bus("auth"), settings), Bus(backend.bus("bridge")) as bus:
+    async with (
+        run_auth(backend.bus("auth"), settings),
+        Bus(backend.bus("bridge"), role="bridge") as bus,
+    ):
         user = new_user()
         await bus.request(AUTH_REGISTER, user)
         reply = await bus.request(AUTH_RESET,
