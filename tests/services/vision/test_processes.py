@@ -55,11 +55,19 @@ async def test_workers_enrol_recognise_and_leave_the_loop_free(
 
             ticking = asyncio.create_task(ticker())
             test = (FACES / "test/obama1.jpg").read_bytes()
+            started = time.perf_counter()
             for _ in range(3):
                 reply = await bus.request(VISION_RECOGNISE, RecogniseRequest(image=test))
                 assert [face.name for face in reply.faces] == [name]
+            elapsed = time.perf_counter() - started
             ticking.cancel()
-            assert max(gaps) < 0.05, f"the loop stalled {max(gaps) * 1000:.0f} ms"
+            # dlib in this process would hold the loop for nearly all of that time; a busy
+            # machine's scheduler costs a few stalls, never most of it. (A fixed bound on the
+            # longest stall failed whenever another process took the other core.)
+            stalled = sum(gap for gap in gaps if gap > 0.02)
+            assert stalled < elapsed / 3, (
+                f"the loop stalled {stalled * 1000:.0f} ms of {elapsed * 1000:.0f} ms"
+            )
 
             with pytest.raises(ServiceError) as caught:  # raised in the worker, typed here
                 await bus.request(VISION_RECOGNISE, RecogniseRequest(image=b"not an image"))
