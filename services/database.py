@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from tortoise.context import TortoiseContext
 from tortoise.exceptions import BaseORMException
 from tortoise.migrations.executor import MigrationExecutor
@@ -33,9 +32,10 @@ log = logging.getLogger(__name__)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _SQLITE_HEADER = 100
-# What opening or migrating raises when the database is unusable (asyncpg: OSError when the
-# server is unreachable, PostgresError when it refuses).
-_UNUSABLE = (sqlite3.Error, BaseORMException, OSError, asyncpg.PostgresError)
+# What opening or migrating raises when the database is unusable; tortoise wraps the drivers'
+# errors in its own, except OSError (the server is unreachable) and SQLite's DatabaseError on
+# connecting.
+_UNUSABLE = (sqlite3.Error, BaseORMException, OSError)
 
 
 def connection_name(db_url: str, app: str) -> str:
