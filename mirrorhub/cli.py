@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Coroutine
+from types import FrameType
 from typing import Any
 
 import uvloop
@@ -91,7 +93,22 @@ def _device(settings: Settings, action: str, mirror_id: str | None) -> int:
     return 0
 
 
+def _stop_as_on_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (``kill``, ``docker stop``, systemd) stops the process as Ctrl-C does: the
+    handler SIGINT has now (asyncio's, which cancels the main task so every ``async with``
+    closes, worker processes included), or KeyboardInterrupt where SIGINT is ignored (a
+    background job of a script). Left at its default, SIGTERM ended the process on the spot
+    and its vision worker lived on; uvicorn, which handles both while it serves, raises the
+    signal again once it has stopped, and so comes here too."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop_as_on_ctrl_c)
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
