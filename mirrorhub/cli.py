@@ -21,6 +21,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -107,6 +108,18 @@ def _stop_as_on_ctrl_c(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
 
+def _in_data_dir(settings: Settings, needed: Path) -> None:
+    """Commands that use what ``mirrorhub up`` generated say on stderr which data dir that is,
+    and refuse to make it: run from the wrong directory, they would make a fresh ``./data``
+    with secrets the running broker does not know."""
+    print(f"mirrorhub: data dir {settings.data_dir}", file=sys.stderr)
+    if not needed.exists():
+        raise ConfigError(
+            f"{needed} does not exist: start `mirrorhub up` first, or set MIRRORHUB_DATA_DIR "
+            "to the data dir the broker uses"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop_as_on_ctrl_c)
     args = _parser().parse_args(argv)
@@ -118,10 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "credentials":
+            _in_data_dir(settings, settings.accounts_file)
             for role, password in settings.accounts().items():
                 print(f"{role} {password}")
             return 0
         if args.command == "device":
+            _in_data_dir(settings, settings.data_dir)
             return _device(settings, args.action, args.mirror_id)
         runner: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "up": lambda: stack.up(settings),
@@ -135,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.mirror_id, args.model_code, frames=args.frames, fps=args.fps,
                 loop=args.loop, count=args.count, json=args.json,
             )
+            if settings.external_broker is None:  # its account is in the data dir
+                _in_data_dir(settings, settings.data_dir)
             bus = settings.device_bus(simulation.mirror_id)
             runner["mirror"] = lambda: simulation.run(bus)
         # uvloop: the same asyncio API, a faster loop for sockets and callbacks.

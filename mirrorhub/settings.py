@@ -47,8 +47,12 @@ class Settings:
             require_token=env.get("MIRRORHUB_REQUIRE_TOKEN", "0").lower() in ("1", "true", "yes"),
         )
 
+    @property
+    def accounts_file(self) -> Path:
+        return self.data_dir / "broker_accounts.json"
+
     def accounts(self) -> dict[str, str]:
-        return load_or_create_accounts(self.data_dir / "broker_accounts.json")
+        return load_or_create_accounts(self.accounts_file)
 
     @property
     def devices_file(self) -> Path:
