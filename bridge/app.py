@@ -26,7 +26,11 @@ async def _fail(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"result": "fail", "type": "http", "message": exc.detail},
+    message = exc.detail
+    path = request.url.path
+    if exc.status_code == 404 and path.endswith("/") and path != "/":
+        message = f"{exc.detail}: paths take no trailing slash ({path.rstrip('/')})"
+    return JSONResponse({"result": "fail", "type": "http", "message": message},
                         status_code=exc.status_code, headers=exc.headers)
 
 
@@ -48,8 +52,12 @@ def create_app(bus_settings: BusSettings, *, require_token: bool = False) -> Sta
         async with Bus(bus_settings, role="bridge") as bus:
             yield {"bus": bus, "require_token": require_token}
 
-    return Starlette(
+    app = Starlette(
         routes=[*mirror_api.routes, *messaging_api.routes],
         lifespan=lifespan,
         exception_handlers={HttpFail: _fail, HTTPException: _http_error, Exception: _crash},
     )
+    # Starlette answers "/login/" with an empty 307 to "/login"; a JSON client wants JSON, and
+    # a POST redirected is a POST that clients may drop. Paths are exact: a 404 that says so.
+    app.router.redirect_slashes = False
+    return app

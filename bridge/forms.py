@@ -3,7 +3,9 @@
 Fields come from the query string and from the body, which may be JSON (an object),
 ``application/x-www-form-urlencoded`` or ``multipart/form-data``; body fields win over query
 fields of the same name. Files of a multipart body become :class:`Upload` values, read into
-memory (the body already is, within its limit) so nothing is left open.
+memory (the body already is, within its limit) so nothing is left open. A JSON body may nest
+at most :data:`MAX_JSON_DEPTH` levels: the documented fields nest two (a layout's ``index``),
+and deeper input would only reach code (``json``, pydantic, ``repr``) that recurses on it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 from starlette.datastructures import UploadFile
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 from starlette.requests import Request
+
+MAX_JSON_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,10 @@ async def read_fields(request: Request, limit: int) -> dict[str, Any]:
             data = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BadBody(400, f"body is not valid JSON: {exc}") from exc
+        except RecursionError as exc:  # the decoder's own depth limit (about 1000 here)
+            raise BadBody(400, _TOO_DEEP) from exc
+        if _depth_exceeds(data, MAX_JSON_DEPTH):
+            raise BadBody(400, _TOO_DEEP)
         if not isinstance(data, dict):
             raise BadBody(400, "JSON body must be an object")
         fields.update(data)
@@ -89,6 +97,23 @@ async def read_fields(request: Request, limit: int) -> dict[str, Any]:
         else:
             fields[key] = value
     return fields
+
+
+_TOO_DEEP = f"JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _depth_exceeds(data: object, limit: int) -> bool:
+    """Whether ``data`` nests arrays and objects more than ``limit`` deep; without recursion."""
+    pending: list[tuple[object, int]] = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if not isinstance(value, dict | list):
+            continue
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def text_fields(fields: dict[str, Any]) -> dict[str, Any]:

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvloop
@@ -112,7 +114,34 @@ def _asyncapi(path: Path, check: bool) -> int:
     return 0
 
 
+def _stop_as_on_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (``kill``, ``docker stop``, systemd) stops the process as Ctrl-C does: the
+    handler SIGINT has now (asyncio's, which cancels the main task so every ``async with``
+    closes, worker processes included), or KeyboardInterrupt where SIGINT is ignored (a
+    background job of a script). Left at its default, SIGTERM ended the process on the spot
+    and its vision worker lived on; uvicorn, which handles both while it serves, raises the
+    signal again once it has stopped, and so comes here too."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+def _in_data_dir(settings: Settings, needed: Path) -> None:
+    """Commands that use what ``mirrorhub up`` generated say on stderr which data dir that is,
+    and refuse to make it: run from the wrong directory, they would make a fresh ``./data``
+    with secrets the running broker does not know."""
+    print(f"mirrorhub: data dir {settings.data_dir}", file=sys.stderr)
+    if not needed.exists():
+        raise ConfigError(
+            f"{needed} does not exist: start `mirrorhub up` first, or set MIRRORHUB_DATA_DIR "
+            "to the data dir the broker uses"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop_as_on_ctrl_c)
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -124,10 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         if args.command == "credentials":
+            _in_data_dir(settings, settings.accounts_file)
             for role, password in settings.accounts().items():
                 print(f"{role} {password}")
             return 0
         if args.command == "device":
+            _in_data_dir(settings, settings.data_dir)
             return _device(settings, args.action, args.mirror_id)
         runner: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
             "up": lambda: stack.up(settings),
@@ -141,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.mirror_id, args.model_code, frames=args.frames, fps=args.fps,
                 loop=args.loop, count=args.count, json=args.json,
             )
+            if settings.external_broker is None:  # its account is in the data dir
+                _in_data_dir(settings, settings.data_dir)
             bus = settings.device_bus(simulation.mirror_id)
             runner["mirror"] = lambda: simulation.run(bus)
         # uvloop: the same asyncio API, a faster loop for sockets and callbacks.

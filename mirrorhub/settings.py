@@ -85,8 +85,12 @@ class Settings:
             listeners=BrokerListeners.from_env(),
         )
 
+    @property
+    def accounts_file(self) -> Path:
+        return self.data_dir / "broker_accounts.json"
+
     def accounts(self) -> dict[str, str]:
-        return load_or_create_accounts(self.data_dir / "broker_accounts.json")
+        return load_or_create_accounts(self.accounts_file)
 
     @property
     def devices_file(self) -> Path:

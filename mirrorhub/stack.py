@@ -66,7 +66,7 @@ async def up(settings: Settings) -> None:
             broker = await stack.enter_async_context(embedded_broker(settings))
             port = broker.port
             log.info("embedded MQTT broker on %s:%d (accounts in %s)", broker.host, port,
-                     settings.data_dir / "broker_accounts.json")
+                     settings.accounts_file)
         else:
             log.info("using the MQTT broker at %s", settings.external_broker)
         await stack.enter_async_context(services(settings, port))

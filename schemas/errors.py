@@ -4,6 +4,7 @@
 
     MirrorhubError
     ├── ConfigError            bad settings, found at start-up
+    ├── DatabaseError          a service's database cannot be opened (damaged file, server down)
     ├── BrokerError            the embedded broker cannot start (port taken, bad config)
     ├── BusError               the MQTT side of a call failed
     │   ├── BusUnavailable     not connected to the broker (bridge: 503)
@@ -29,6 +30,10 @@ class MirrorhubError(Exception):
 
 class ConfigError(MirrorhubError):
     """Settings are missing or malformed."""
+
+
+class DatabaseError(MirrorhubError):
+    """A service's database cannot be opened or migrated; the message names it and says why."""
 
 
 class BrokerError(MirrorhubError):

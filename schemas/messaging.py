@@ -30,6 +30,7 @@ CONTENT_MAX = 2000
 MODEL_CODE_MAX = 64
 LAYOUT_TEXT_MAX = 4096
 GRID_MAX = 12  # rows and columns of a mirror's widget grid
+MESSAGE_ID_MAX = 2**31 - 1
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 WIDGETS = frozenset({
@@ -91,10 +92,14 @@ def parse_layout(value: object) -> object:
         return json.loads(value)
     except json.JSONDecodeError:
         pass
+    except RecursionError as exc:  # "[[[[..." within the length limit is deeper than json goes
+        raise LayoutError("not a layout: nested far too deeply") from exc
     try:
         return json.loads(_layout_text_to_json(value))
     except json.JSONDecodeError as exc:
         raise LayoutError(f"not a layout: {exc.msg} at character {exc.pos}") from exc
+    except RecursionError as exc:
+        raise LayoutError("not a layout: nested far too deeply") from exc
 
 
 def check_layout(value: object) -> dict[str, tuple[int, int]]:
@@ -184,7 +189,9 @@ class MessagesRequest(_Strict):
 
     receiver_username: Username
     limit: int = Field(default=50, ge=1, le=200)
-    before: int | None = Field(default=None, ge=1)
+    # Message ids are 32-bit (tortoise's IntField: INTEGER on PostgreSQL); beyond that SQLite
+    # and asyncpg fail on the number instead of finding no messages.
+    before: int | None = Field(default=None, ge=1, le=MESSAGE_ID_MAX)
 
 
 class MessageOut(BaseModel):

@@ -3,20 +3,39 @@
 Shared plumbing, not a service: each service passes its own URL, app label and modules, and
 owns its tables alone. ``sqlite://path`` files get their directory created;
 ``postgres://user@host:port/db`` goes through asyncpg.
+
+A database that cannot be used stops the service with one :class:`DatabaseError` naming it,
+and is not written to. tortoise 1.1 does not manage that alone: when its first connection fails
+(``PRAGMA journal_mode`` on a damaged file) it keeps its connection lock, and its migration
+recorder takes the failure for "no migrations applied", so the next statement waits for the
+lock forever. So a SQLite file is first checked byte by byte (:func:`check_sqlite_file`), and
+the connection is opened explicitly, outside tortoise's lock, before migrating.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from tortoise.context import TortoiseContext
+from tortoise.exceptions import BaseORMException
 from tortoise.migrations.executor import MigrationExecutor
 
+from schemas.errors import DatabaseError
+
 log = logging.getLogger(__name__)
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_SQLITE_HEADER = 100
+# What opening or migrating raises when the database is unusable; tortoise wraps the drivers'
+# errors in its own, except OSError (the server is unreachable) and SQLite's DatabaseError on
+# connecting.
+_UNUSABLE = (sqlite3.Error, BaseORMException, OSError)
 
 
 def connection_name(db_url: str, app: str) -> str:
@@ -37,10 +56,57 @@ def tortoise_config(db_url: str, app: str, models: str, migrations: str) -> dict
     }
 
 
-def _prepare_sqlite(db_url: str) -> None:
+def _sqlite_path(db_url: str) -> Path | None:
     if db_url.startswith("sqlite://") and ":memory:" not in db_url:
-        Path(db_url.removeprefix("sqlite://").split("?")[0]).parent.mkdir(
-            parents=True, exist_ok=True
+        return Path(db_url.removeprefix("sqlite://").split("?")[0])
+    return None
+
+
+def check_sqlite_file(path: Path) -> None:
+    """Refuse a file at ``path`` that is not a whole SQLite database, reading its header only.
+
+    No file is a new database. A 0-byte file is refused, not taken for a new one: a database
+    that was emptied would otherwise start without its data (a vision service with no faces)
+    and be written over. A header that is not SQLite's, a page size that is not a power of two
+    from 512 to 65536, or a file shorter than the pages its header counts is damage. (With a
+    non-empty ``-wal`` file beside it the size is not compared: SQLite completes an interrupted
+    checkpoint from it when it opens the file.)
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if not path.is_file():
+        raise DatabaseError(f"{path} is not a file")
+    if size == 0:
+        raise DatabaseError(
+            f"{path} is empty (0 bytes), not a database; if it held data, restore it from a "
+            "backup, else delete it to start with a new one"
+        )
+    with path.open("rb") as handle:
+        header = handle.read(_SQLITE_HEADER)
+    if not header.startswith(SQLITE_MAGIC):
+        raise DatabaseError(f"{path} is not an SQLite database (it starts {header[:16]!r})")
+    if len(header) < _SQLITE_HEADER:
+        raise DatabaseError(f"{path} is truncated: {size} bytes, shorter than its header")
+    (page_size,) = struct.unpack_from(">H", header, 16)
+    page_size = 65536 if page_size == 1 else page_size
+    if page_size < 512 or page_size & (page_size - 1):
+        raise DatabaseError(f"{path} has a damaged header (page size {page_size})")
+    wal = path.with_name(path.name + "-wal")
+    if wal.is_file() and wal.stat().st_size > 0:
+        return
+    changes, pages = struct.unpack_from(">II", header, 24)
+    (valid_for,) = struct.unpack_from(">I", header, 92)
+    counted = pages * page_size if pages and changes == valid_for else None
+    if counted is not None and size < counted:
+        raise DatabaseError(
+            f"{path} is truncated: its header counts {pages} pages of {page_size} bytes "
+            f"({counted} bytes), the file has {size}"
+        )
+    if size % page_size:
+        raise DatabaseError(
+            f"{path} is truncated: {size} bytes is not a whole number of {page_size}-byte pages"
         )
 
 
@@ -53,11 +119,20 @@ async def open_database(
     Tasks started inside the ``async with`` see this context (it is a context variable), so one
     process can hold several services, each on its own database.
     """
-    _prepare_sqlite(db_url)
+    where = db_url.split("@")[-1]  # no credentials in logs and errors
+    path = _sqlite_path(db_url)
+    if path is not None:
+        check_sqlite_file(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
     config = tortoise_config(db_url, app, models, migrations)
     async with TortoiseContext() as ctx:
-        await ctx.init(config=config)
-        executor = MigrationExecutor(ctx.db(connection_name(db_url, app)), config["apps"])
-        await executor.migrate()
-        log.info("%s database ready at %s", app, db_url.split("@")[-1])
+        try:
+            await ctx.init(config=config)
+            client = ctx.db(connection_name(db_url, app))
+            await client.create_connection(with_db=True)
+            await MigrationExecutor(client, config["apps"]).migrate()
+        except _UNUSABLE as exc:
+            log.debug("opening %s failed", where, exc_info=exc)
+            raise DatabaseError(f"the {app} database {where} cannot be used: {exc}") from exc
+        log.info("%s database ready at %s", app, where)
         yield ctx

@@ -9,6 +9,7 @@ import uuid
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -80,3 +81,30 @@ async def overhear(bus: Bus, topic_filter: str) -> asyncio.Queue[Message]:
     await bus.subscribe_raw(topic_filter, collect, qos=0)
     await asyncio.sleep(0.2)  # let the subscription land before anyone publishes
     return heard
+
+
+def process_tree(root: int) -> set[int]:
+    """``root`` and every process below it, read from ``/proc`` (Linux)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        parent = int(text.rsplit(")", 1)[1].split()[1])  # the name in (...) may hold spaces
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    tree, pending = set(), [root]
+    while pending:
+        pid = pending.pop()
+        tree.add(pid)
+        pending.extend(children.get(pid, []))
+    return tree
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")

@@ -94,10 +94,10 @@ async def test_a_taken_port_is_reported_plainly(tmp_path: Path) -> None:
     assert "MIRRORHUB_BROKER_PORT" in message and "Traceback" not in message
 
 
-async def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+async def run(env: dict[str, str], *args: str, cwd: Path | None = None) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         MIRRORHUB, *args, env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, cwd=cwd,
     )
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode is not None
@@ -142,10 +142,13 @@ async def test_device_accounts_are_managed_by_command(tmp_path: Path) -> None:
     for bad, reason in refused.items():
         code, out, err = await run(env, "device", "add", bad)
         assert (code, out) == (2, ""), err
-        assert err.startswith("mirrorhub: mirror id") and reason in err and "Traceback" not in err
+        last = err.splitlines()[-1]
+        assert last.startswith("mirrorhub: mirror id") and reason in last, err
+        assert "Traceback" not in err
     code, out, _ = await run(env, "device", "list")
     assert (code, out) == (0, "hall\n")  # none of them got an account
-    assert await run(env, "device", "remove", "hall") == (0, "", "")
+    said = f"mirrorhub: data dir {tmp_path}\n"  # on stderr, as every device command does
+    assert await run(env, "device", "remove", "hall") == (0, "", said)
     code, _, err = await run(env, "device", "remove", "hall")
     assert code == 2 and "has no account" in err
 
@@ -197,3 +200,28 @@ async def test_a_bad_tls_setting_is_one_plain_line(tmp_path: Path, variables: di
     code, _, err = await run(env, "broker")
     assert code == 2 and says in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("credentials",), ("device", "add", "hall"), ("device", "list"),
+     ("mirror", "--id", "hall", "--model-code", "MX-1", "--count", "1")],
+)
+async def test_commands_name_their_data_dir_and_never_make_one(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    env = env_for(tmp_path / "elsewhere", free_port(), free_port())
+    code, out, err = await run(env, *command)
+    assert (code, out) == (2, ""), err
+    assert err.startswith(f"mirrorhub: data dir {tmp_path / 'elsewhere'}\n"), err
+    assert "start `mirrorhub up` first, or set MIRRORHUB_DATA_DIR" in err
+    del env["MIRRORHUB_DATA_DIR"]  # the default, ./data, from where the command runs
+    code, _, err = await run(env, *command, cwd=tmp_path)
+    assert code == 2 and f"data dir {tmp_path / 'data'}" in err, err
+    assert list(tmp_path.iterdir()) == []  # no data dir made, no secrets in it
+
+
+async def test_credentials_of_a_data_dir_before_its_broker_ran(tmp_path: Path) -> None:
+    code, _, err = await run(env_for(tmp_path, free_port(), free_port()), "credentials")
+    assert code == 2 and f"{tmp_path / 'broker_accounts.json'} does not exist" in err, err
+    assert list(tmp_path.iterdir()) == []

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+import weakref
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
@@ -33,6 +35,11 @@ from services.auth.passwords import PasswordHasher
 from services.auth.tokens import TokenIssuer
 
 RESET_SENT = "A password reset code was sent to the account's email address"
+RESET_HELD = (
+    "Reset codes were sent to the account's email address within the last hour; no more are "
+    "sent for now: use the latest one, or ask again later"
+)
+RESET_WINDOW = timedelta(hours=1)
 
 
 def _digest(token: str) -> str:
@@ -50,12 +57,17 @@ class Accounts:
         *,
         reset_ttl: int,
         mail_from: str,
+        reset_mails_per_hour: int = 3,
     ) -> None:
         self.hasher = hasher
         self.tokens = tokens
         self.mailer = mailer
         self.reset_ttl = timedelta(seconds=reset_ttl)
         self.mail_from = mail_from
+        self.reset_mails_per_hour = reset_mails_per_hour
+        # One reset at a time per user, so a burst of them counts the codes of the others.
+        self._resetting: weakref.WeakValueDictionary[int, asyncio.Lock] = (
+            weakref.WeakValueDictionary())
 
     async def register(self, req: RegisterRequest) -> RegisterReply:
         username = req.username
@@ -89,12 +101,24 @@ class Accounts:
         return LookupReply(found=sorted(str(name) for name in found))
 
     async def reset_password(self, req: ResetRequest) -> ResetReply:
+        """Mail a reset code, at most ``reset_mails_per_hour`` to one account: beyond that the
+        reply is :data:`RESET_HELD` and nothing is sent (so nobody can flood a mailbox). Codes
+        whose mail could not be sent do not count. Only the account's owner learns anything
+        new from the held reply: an unknown account is ``Not Found User`` either way."""
         user = await User.get_or_none(username=req.username)
         if user is None or user.email.casefold() != req.email.casefold():
             raise ServiceError(AuthError.USER_NOT_FOUND, "Not Found User")
-        token = secrets.token_urlsafe(32)
-        expires = datetime.now(UTC) + self.reset_ttl
-        row = await ResetToken.create(user=user, token_hash=_digest(token), expires_at=expires)
+        lock = self._resetting.setdefault(user.id, asyncio.Lock())
+        async with lock:
+            now = datetime.now(UTC)
+            sent = await ResetToken.filter(user_id=user.id,
+                                           created_at__gt=now - RESET_WINDOW).count()
+            if sent >= self.reset_mails_per_hour:
+                return ResetReply(message=RESET_HELD)
+            token = secrets.token_urlsafe(32)
+            expires = now + self.reset_ttl
+            row = await ResetToken.create(user=user, token_hash=_digest(token),
+                                          expires_at=expires)
         try:
             await self.mailer.send(self._reset_mail(user, token, expires))
         except Exception as exc:

@@ -20,6 +20,7 @@ class AuthSettings:
     mail_from: str
     argon2_memory_kib: int
     argon2_time_cost: int
+    reset_mails_per_hour: int = 3  # reset mails one account may be sent in an hour
 
     @classmethod
     def from_env(cls, data_dir: Path) -> AuthSettings:
@@ -35,4 +36,5 @@ class AuthSettings:
             mail_from=env.get("MIRRORHUB_MAIL_FROM") or "mirrorhub@localhost",
             argon2_memory_kib=number("MIRRORHUB_ARGON2_MEMORY_KIB", 19456, 8, 4 * 1024 * 1024),
             argon2_time_cost=number("MIRRORHUB_ARGON2_TIME_COST", 2, 1, 100),
+            reset_mails_per_hour=number("MIRRORHUB_RESET_MAILS_PER_HOUR", 3, 1, 1000),
         )

@@ -30,6 +30,7 @@ async def run_auth(bus_settings: BusSettings, settings: AuthSettings) -> AsyncIt
         make_mailer(settings.smtp_url, settings.data_dir / "outbox"),
         reset_ttl=settings.reset_ttl,
         mail_from=settings.mail_from,
+        reset_mails_per_hour=settings.reset_mails_per_hour,
     )
     async with (
         open_database(settings.database_url, "auth", "services.auth.models",

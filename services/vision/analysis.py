@@ -6,13 +6,28 @@ and messaging's too: beside one mirror sending 5 frames a second, a cheap endpoi
 from 3 ms to 78 ms. With ``VisionSettings.processes`` above 0 the work runs in that many spawned
 worker processes instead, each opening its own engine from the settings; the service's own
 engine then only names the model and answers in-process uses.
+
+A worker ends with the service's process, however that ends. On a clean stop the pool is shut
+down. When the process is killed (``kill -9``, the OOM killer) nothing of it runs, and a worker
+waiting on its call queue would wait forever, since it holds a write end of that queue itself;
+so each worker asks Linux for SIGKILL when its parent dies (``PR_SET_PDEATHSIG``), and watches
+its parent pid once a second where that is not available. multiprocessing's resource tracker,
+which "spawn" starts beside the pool, exits by itself once the last process holding its pipe is
+gone. "spawn" rather than "forkserver": the fork server would be one more process to outlive
+us, and forking from it still copies its state; "fork" copies the running event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -59,10 +74,36 @@ class Analysis:
 # -- in each worker process ----------------------------------------------------------------------
 
 _worker_engine: FaceEngine | None = None
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_PARENT_POLL = 1.0  # seconds
 
 
-def _open_worker(kind: str, insightface_dir: Path | None) -> None:
+def _end_with(parent: int) -> None:
+    """Exit when process ``parent`` does (see the module docstring).
+
+    Linux sends the signal when the *thread* that started this process ends, not the process:
+    the pool starts its workers from the thread that first submits work (the event loop's) or
+    from its manager thread, both of which live as long as the pool.
+    """
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # it died before we asked
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch",
+                     daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL)
+    os._exit(1)  # no clean-up to do: the engine holds nothing outside this process
+
+
+def _open_worker(kind: str, insightface_dir: Path | None, parent: int) -> None:
     global _worker_engine
+    _end_with(parent)
     engine = make_engine(kind, insightface_dir)
     engine.__enter__()  # closed when the process ends
     _worker_engine = engine
@@ -90,7 +131,8 @@ async def worker_pool(settings: VisionSettings) -> AsyncIterator[ProcessPoolExec
     executor = ProcessPoolExecutor(settings.processes,
                                    mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_open_worker,
-                                   initargs=(settings.engine, settings.insightface_dir))
+                                   initargs=(settings.engine, settings.insightface_dir,
+                                             os.getpid()))
     try:
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(executor, _ready)

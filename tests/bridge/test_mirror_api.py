@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
+from services.auth.accounts import RESET_HELD, RESET_SENT
 from tests.support import MailSink, unique
 
 pytestmark = pytest.mark.usefixtures("bridge_url")
@@ -190,6 +193,26 @@ async def test_reset_for_unknown_user_or_wrong_email(http: httpx.AsyncClient) ->
     wrong_mail = await http.post("/reset_password",
                                  data={"username": name, "email": "other@example.com"})
     assert unknown.json() == expected and wrong_mail.json() == expected
+
+
+async def test_a_burst_of_resets_mails_one_account_three_codes(
+    http: httpx.AsyncClient, smtp: MailSink
+) -> None:
+    name = unique()
+    email = f"{name}@example.com"
+    await register(http, name, email=email)
+    form = {"username": name, "email": email}
+    replies = await asyncio.gather(*(http.post("/reset_password", data=form) for _ in range(50)))
+    bodies = [reply.json() for reply in replies]
+    assert {reply.status_code for reply in replies} == {200}
+    assert {(b["result"], b["type"]) for b in bodies} == {("success", "reset_password")}
+    messages = [b["message"] for b in bodies]
+    assert (messages.count(RESET_SENT), messages.count(RESET_HELD)) == (3, 47)
+    await asyncio.sleep(0.2)  # a fourth mail, were one sent, would have arrived by now
+    assert sum(mail["To"] == email for mail in smtp.messages) == 3
+    # Nothing new for somebody who does not know the address: still "Not Found User".
+    wrong = await http.post("/reset_password", data={"username": name, "email": "x@example.com"})
+    assert wrong.json()["message"] == "Not Found User"
 
 
 async def test_unknown_path_and_method_are_json(http: httpx.AsyncClient) -> None:

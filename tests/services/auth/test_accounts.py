@@ -21,8 +21,9 @@ from schemas.auth import (
     ResetConfirmRequest,
     ResetRequest,
 )
-from schemas.errors import ServiceError
-from services.auth.accounts import Accounts
+from schemas.errors import ConfigError, ServiceError
+from services.auth.accounts import RESET_HELD, RESET_SENT, Accounts
+from services.auth.config import AuthSettings
 from services.auth.service import run_auth
 from tests.conftest import Backend, auth_settings, create_database, drop_database, isolated
 from tests.support import MailSink, free_port, overhear, unique
@@ -148,3 +149,25 @@ async def test_without_smtp_the_code_goes_to_the_outbox(
         login = await bus.request(AUTH_LOGIN,
                                   LoginRequest(username=user.username, password="new"))
         assert login.username == user.username
+
+
+async def test_reset_mails_per_hour_is_configurable(
+    scratch_auth: tuple[Backend, str, Path], smtp: MailSink, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MIRRORHUB_RESET_MAILS_PER_HOUR", "1")
+    assert AuthSettings.from_env(Path("data")).reset_mails_per_hour == 1
+    monkeypatch.setenv("MIRRORHUB_RESET_MAILS_PER_HOUR", "0")
+    with pytest.raises(ConfigError, match="MIRRORHUB_RESET_MAILS_PER_HOUR"):
+        AuthSettings.from_env(Path("data"))
+    backend, database, data = scratch_auth
+    settings = replace(auth_settings(data, database, smtp.port), reset_mails_per_hour=1)
+    async with run_auth(backend.bus("auth"), settings), Bus(backend.bus("bridge")) as bus:
+        user, other = new_user(), new_user()
+        for each in (user, other):
+            await bus.request(AUTH_REGISTER, each)
+        ask = ResetRequest(username=user.username, email=user.email)
+        assert (await bus.request(AUTH_RESET, ask)).message == RESET_SENT
+        assert (await bus.request(AUTH_RESET, ask)).message == RESET_HELD
+        # The limit is per account.
+        ask_other = ResetRequest(username=other.username, email=other.email)
+        assert (await bus.request(AUTH_RESET, ask_other)).message == RESET_SENT

@@ -1,9 +1,10 @@
-"""Helpers the vision tests share: the photo cache and a JPEG EXIF writer."""
+"""Helpers the vision tests share: the photo cache, a JPEG EXIF writer, handmade PNGs."""
 
 from __future__ import annotations
 
 import math
 import struct
+import zlib
 from functools import cache
 from pathlib import Path
 
@@ -53,3 +54,35 @@ def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
     tiff = b"MM\x00\x2a" + struct.pack(">I", 8) + ifd + struct.pack(">I", 0)
     body = b"Exif\x00\x00" + tiff
     return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + jpeg[2:]
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def handmade_png(width: int, height: int, bit_depth: int, colour_type: int, idat: bytes,
+                 interlace: int = 0) -> bytes:
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, interlace)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def zeros_stream(inflated_mb: int) -> bytes:
+    """A zlib stream of ``inflated_mb`` MB of zeros, built from one flushed 1 MB piece repeated
+    (compressing gigabytes would take the test longer than the attack). Its checksum is wrong;
+    a decoder finds that out only after inflating it all."""
+    compressor = zlib.compressobj(9)
+    megabyte = bytes(1 << 20)
+    first = compressor.compress(megabyte) + compressor.flush(zlib.Z_FULL_FLUSH)
+    piece = compressor.compress(megabyte) + compressor.flush(zlib.Z_FULL_FLUSH)
+    assert compressor.compress(megabyte) + compressor.flush(zlib.Z_FULL_FLUSH) == piece
+    return first + piece * (inflated_mb - 1) + compressor.flush()
+
+
+def inflate_bomb(width: int, height: int, inflated_mb: int) -> bytes:
+    """An 8-bit RGB PNG of ``width`` x ``height`` whose pixel data inflates to far more."""
+    return handmade_png(width, height, 8, 2, zeros_stream(inflated_mb))

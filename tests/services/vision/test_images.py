@@ -3,7 +3,6 @@ a photo."""
 
 from __future__ import annotations
 
-import struct
 import time
 import zlib
 from pathlib import Path
@@ -14,27 +13,13 @@ import pytest
 
 from schemas.errors import ServiceError
 from services.vision.images import ImageError, ImageErrorCode, ImageLimits, decode_image
-from tests.services.vision.support import with_exif_orientation
+from tests.services.vision.support import handmade_png, inflate_bomb, with_exif_orientation
 
 
 def encode(extension: str, pixels: np.ndarray, *params: int) -> bytes:
     ok, buffer = cv2.imencode(extension, pixels, list(params))
     assert ok
     return buffer.tobytes()
-
-
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-def handmade_png(width: int, height: int, bit_depth: int, colour_type: int, idat: bytes) -> bytes:
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", header)
-        + png_chunk(b"IDAT", idat)
-        + png_chunk(b"IEND", b"")
-    )
 
 
 def refused(data: bytes, limits: ImageLimits | None = None) -> ImageErrorCode:
@@ -139,6 +124,73 @@ def test_truncated_png_is_refused() -> None:
 def test_png_with_corrupt_pixel_data_is_not_an_image() -> None:
     garbage = bytes(range(256)) * 4  # not a zlib stream, but every chunk CRC is right
     assert refused(handmade_png(16, 16, 8, 2, garbage)) is ImageErrorCode.NOT_AN_IMAGE
+
+
+def test_a_png_whose_data_inflates_past_its_rows_is_refused_at_once() -> None:
+    for bomb in (inflate_bomb(100, 100, 300), inflate_bomb(2000, 2000, 300)):
+        started = time.perf_counter()
+        with pytest.raises(ImageError) as caught:
+            decode_image(bomb)
+        assert time.perf_counter() - started < 0.1  # OpenCV alone takes seconds
+        assert caught.value.code == ImageErrorCode.NOT_AN_IMAGE
+        assert "more than" in caught.value.message
+
+
+def test_opencv_alone_spends_itself_on_the_bomb() -> None:
+    """Why the check exists: OpenCV inflates the whole stream, past the rows it declares."""
+    bomb = inflate_bomb(100, 100, 300)
+    started = time.perf_counter()
+    decoded = cv2.imdecode(np.frombuffer(bomb, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert time.perf_counter() - started > 0.5
+    assert decoded is not None and decoded.shape == (100, 100, 3)
+
+
+def test_png_data_must_match_the_rows_it_declares() -> None:
+    rows = (b"\x00" + b"\x7f" * 48) * 16  # 16 rows of 16 RGB pixels, each after a filter byte
+    assert decode_image(handmade_png(16, 16, 8, 2, zlib.compress(rows))).shape == (16, 16, 3)
+    assert refused(handmade_png(16, 16, 8, 2, zlib.compress(rows[:-1]))) is (
+        ImageErrorCode.TRUNCATED)
+    assert refused(handmade_png(16, 16, 8, 2, zlib.compress(rows + b"\x00"))) is (
+        ImageErrorCode.NOT_AN_IMAGE)
+    stored = handmade_png(16, 16, 8, 2, zlib.compress(rows, 0))  # deflate's stored blocks
+    assert decode_image(stored).shape == (16, 16, 3)
+    padded = handmade_png(16, 16, 8, 2, zlib.compress(rows) + bytes(5000))
+    assert refused(padded) is ImageErrorCode.NOT_AN_IMAGE  # data out of proportion
+
+
+def test_an_interlaced_png_is_measured_pass_by_pass() -> None:
+    # 3x3 grey, Adam7: passes 1, 4, 5, 6 and 7 hold 1, 1, 2, 2 and 3 pixels in 1, 1, 1, 2 and 1
+    # rows, each row with its filter byte: 2 + 2 + 3 + 4 + 4 = 15 bytes.
+    data = handmade_png(3, 3, 8, 0, zlib.compress(bytes(15)), interlace=1)
+    assert (decode_image(data) == 0).all()
+    assert refused(handmade_png(3, 3, 8, 0, zlib.compress(bytes(14)), interlace=1)) is (
+        ImageErrorCode.TRUNCATED)
+
+
+def test_a_png_of_an_impossible_format_is_not_an_image() -> None:
+    assert refused(handmade_png(4, 4, 3, 2, zlib.compress(bytes(52)))) is (
+        ImageErrorCode.NOT_AN_IMAGE)
+
+
+def test_a_jpeg_with_too_many_scans_is_refused_at_once() -> None:
+    pixels = np.zeros((1000, 1000, 3), np.uint8)
+    data = encode(".jpg", pixels, cv2.IMWRITE_JPEG_PROGRESSIVE, 1)
+    starts = [index for index in range(len(data) - 1) if data[index:index + 2] == b"\xff\xda"]
+    later_scans = data[starts[1]:data.rindex(b"\xff\xd9")]
+    repeated = data[:starts[1]] + later_scans * 40 + b"\xff\xd9"  # ~360 scans
+    assert cv2.imdecode(np.frombuffer(repeated, np.uint8), cv2.IMREAD_COLOR) is not None
+    started = time.perf_counter()
+    with pytest.raises(ImageError) as caught:
+        decode_image(repeated)
+    assert time.perf_counter() - started < 0.1
+    assert caught.value.code == ImageErrorCode.NOT_AN_IMAGE and "scans" in caught.value.message
+    assert decode_image(data).shape == (1000, 1000, 3)  # its ~10 scans are fine
+
+
+def test_a_tiny_jpeg_with_megabytes_of_scan_data_is_refused() -> None:
+    data = encode(".jpg", two_colours())
+    padded = data[:-2] + b"\x00" * 1_000_000 + data[-2:]  # inside the scan: no marker in it
+    assert refused(padded) is ImageErrorCode.NOT_AN_IMAGE
 
 
 @pytest.mark.parametrize("extension", [".jpg", ".png"])
