@@ -121,18 +121,22 @@ class Service:
         loops = [bind(task, parts) for task in self.tasks]
         for listener, func in listeners:
             await bus.subscribe(listener.topic, func, qos=listener.qos, shared=listener.shared)
-        async with (
-            ServiceRunner(bus, self.name, answers, max_payload=max_payload),
-            asyncio.TaskGroup() as group,
-            bus,
-        ):
-            running = [group.create_task(loop(), name=f"{self.name}:{loop.__name__}")
-                       for loop in loops]
-            try:
-                yield
-            finally:
-                for task in running:
-                    task.cancel()
+        async with ServiceRunner(bus, self.name, answers, max_payload=max_payload), bus:
+            failure: BaseException | None = None
+            async with asyncio.TaskGroup() as group:
+                running = [group.create_task(loop(), name=f"{self.name}:{loop.__name__}")
+                           for loop in loops]
+                try:
+                    yield
+                except BaseException as exc:
+                    # The caller's error, raised again as it is once the tasks have stopped:
+                    # through the TaskGroup it would come out wrapped in an ExceptionGroup.
+                    failure = exc
+                finally:
+                    for task in running:
+                        task.cancel()
+            if failure is not None:
+                raise failure
 
 
 def bind(func: Callable[..., Any], parts: tuple[object, ...]) -> Callable[..., Any]:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from broker.client import Bus, Message
 from broker.server import EmbeddedBroker
-from broker.service import Handler, Service, service_bus
+from broker.service import Handler, Service, bind, service_bus
 from broker.settings import BrokerURL, BusSettings
 from schemas.envelope import ErrorCode
 from schemas.errors import BusUnavailable, RequestTimeout, ServiceError
@@ -268,3 +268,43 @@ async def test_service_status_online_then_offline_on_clean_close(backend: Backen
             assert (online.client_id, online.state) == (bus.client_id, "online")
         offline = await asyncio.wait_for(statuses.get(), 5)
         assert (offline.client_id, offline.state) == (bus.client_id, "offline")
+
+
+class Looping:
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.stopped = asyncio.Event()
+
+    async def run(self) -> None:
+        try:
+            await asyncio.sleep(0.05)
+            if self.fail:
+                raise RuntimeError("the loop broke")
+            await asyncio.Event().wait()
+        finally:
+            self.stopped.set()
+
+
+LOOPING = Service(f"{SERVICE}-loop", tasks=(Looping.run,))
+
+
+async def test_an_error_in_a_served_block_comes_out_as_itself(backend: Backend) -> None:
+    part = Looping(fail=False)
+    with pytest.raises(ValueError, match="the caller's"):
+        async with LOOPING.serve(Bus(backend.bus("auth"), role="auth"), part):
+            await asyncio.sleep(0.01)  # the task has started
+            raise ValueError("the caller's")
+    assert part.stopped.is_set()  # the service's tasks stopped with it
+
+
+async def test_a_task_that_dies_takes_its_service_down_with_its_error(backend: Backend) -> None:
+    part = Looping(fail=True)
+    with pytest.raises(ExceptionGroup) as caught:
+        async with LOOPING.serve(Bus(backend.bus("auth"), role="auth"), part):
+            await asyncio.sleep(5)
+    assert caught.group_contains(RuntimeError, match="the loop broke")
+
+
+def test_a_method_no_part_has_is_found_at_start_up() -> None:
+    with pytest.raises(ValueError, match="exactly one part"):
+        bind(Looping.run, (object(),))
