@@ -15,6 +15,7 @@ process (``PR_SET_PDEATHSIG``), so nothing outlives a killed test run.
 from __future__ import annotations
 
 import ctypes
+import getpass
 import shutil
 import signal
 import subprocess
@@ -56,8 +57,11 @@ class PrivateMosquitto:
         self.port = free_port()
         self.tls_port = free_port() if tls is not None else None
         self.log = directory / "mosquitto.log"
-        lines = ["per_listener_settings false", "persistence false", "log_dest stderr",
-                 "log_type all", "set_tcp_nodelay true", f"listener {self.port} 127.0.0.1"]
+        # Started as root, mosquitto becomes user "mosquitto", who cannot read the test's
+        # private temporary files (certificates, passwords): it stays who started it instead.
+        lines = [f"user {getpass.getuser()}", "per_listener_settings false", "persistence false",
+                 "log_dest stderr", "log_type all", "set_tcp_nodelay true",
+                 f"listener {self.port} 127.0.0.1"]
         if tls is not None:
             lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {tls.ca}",
                       f"certfile {tls.server_cert}", f"keyfile {tls.server_key}",
