@@ -5,7 +5,20 @@
     async with EmbeddedBroker(port=0, accounts={"auth": "s3cret"}) as broker:
         print(broker.port)  # the port actually bound; port=0 picks a free one
 
+    async with EmbeddedBroker(port=0, accounts=..., tls_cert=cert, tls_key=key,
+                              tls_port=0, ws_port=0, wss_port=0) as broker:
+        broker.tls_port, broker.ws_port, broker.wss_port  # MQTT over TLS, WebSockets, both
+
 A port that is taken raises :class:`~schemas.errors.BrokerError` saying so and how to pick another.
+
+**TLS.** The TLS listeners (``tls_port``, and WebSockets over TLS on ``wss_port``) present
+``tls_cert`` (the chain, leaf first) and ``tls_key``; clients authenticate with username and
+password as on the plain listener. amqtt's own TLS context asks every client for a certificate
+(``CERT_OPTIONAL``) and checks one it is sent against the system's CAs: clients would be asked
+for a certificate that nothing uses (a browser on ``wss://`` offers its user a certificate
+picker), and a client holding a certificate of a private CA would fail the handshake. So here
+the server asks for none (``CERT_NONE``), with Python's defaults otherwise (TLS 1.2 or later).
+Client certificates are Mosquitto's (``require_certificate``, docs/operations.md).
 """
 
 from __future__ import annotations
@@ -14,6 +27,8 @@ import asyncio
 import errno
 import logging
 import socket
+import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -22,13 +37,34 @@ from amqtt.errors import BrokerError as AmqttBrokerError
 from amqtt.session import Session
 
 from broker.access import SHARED_DEVICE
-from schemas.errors import BrokerError
+from schemas.errors import BrokerError, ConfigError
 
 log = logging.getLogger(__name__)
 
 
+class _Subscriptions(dict[str, list[tuple[Session, int]]]):
+    """amqtt's subscription table (topic filter -> [(session, qos)]), walked over a snapshot.
+
+    amqtt 0.12.1 walks the table while it awaits: ``_run_broadcast`` asks the topic plugins
+    about each subscriber, and a client connecting replays retained messages filter by filter.
+    A subscription made meanwhile (a new filter) broke the walk with "dictionary changed size
+    during iteration", and the message being broadcast reached only the subscribers visited
+    before; an unsubscription meanwhile shifted a filter's list under the walk and skipped the
+    next subscriber. Iterating here hands out copies (of the filters, and of each filter's
+    list), so a walk sees the table as it was when the walk began. Costs one copy of the table
+    per message; amqtt matches every filter against every message anyway.
+    """
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().__iter__()))
+
+    def items(self) -> list[tuple[str, list[tuple[Session, int]]]]:  # type: ignore[override]
+        return [(topic_filter, list(holders)) for topic_filter, holders in super().items()]
+
+
 class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
-    """amqtt 0.12.1 with its retained-message leak closed.
+    """amqtt 0.12.1 with its retained-message leak closed and its subscription table safe to
+    change while a message is broadcast (:class:`_Subscriptions`).
 
     When a client connects, amqtt replays retained messages for every filter in its global
     subscription table, not only the connecting session's, so any client (a mirror, even a
@@ -51,6 +87,17 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
             if not writer.is_closing():
                 writer.transport.abort()
 
+    def __init__(self, config: dict[str, Any], tls_context: ssl.SSLContext | None) -> None:
+        super().__init__(config)
+        self._subscriptions = _Subscriptions()
+        self.tls_context = tls_context
+
+    def _create_ssl_context(self, listener: object) -> ssl.SSLContext:
+        # amqtt calls this for every listener with ``ssl: on``: ours instead of amqtt's.
+        if self.tls_context is None:
+            raise BrokerError("a TLS listener without a TLS context")
+        return self.tls_context
+
     def close_streams(self) -> None:
         for writer in self.__dict__.get("open_streams", ()):
             writer.transport.abort()
@@ -63,15 +110,32 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
             await super()._publish_retained_messages_for_subscription(subscription, session)
 
 
-def ensure_port_free(host: str, port: int, variable: str) -> None:
-    """Raise :class:`BrokerError` saying plainly that ``host:port`` is taken, and by what
-    setting to move."""
+def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """The TLS context of the embedded broker's TLS listeners (see the module docstring); a
+    missing, unreadable or mismatched certificate or key is a one-line :class:`BrokerError`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:  # not PEM, or the key is not the certificate's
+        reason = exc.reason.lower().replace("_", " ") if exc.reason else "not PEM"
+        raise BrokerError(f"cannot use the TLS certificate {cert} with key {key}: "
+                          f"{reason}") from exc
+    except OSError as exc:
+        raise BrokerError(f"cannot read the TLS certificate {cert} or key {key}: "
+                          f"{exc.strerror or exc}") from exc
+    return context
+
+
+def ensure_port_free(host: str, port: int, variable: str, in_use: str | None = None) -> None:
+    """Raise :class:`BrokerError` saying plainly that ``host:port`` is taken (``in_use``, or
+    by default which setting moves it)."""
     try:
         probe = socket.create_server((host, port))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise BrokerError(
-                f"{host}:{port} is already in use; pick another port with {variable}=..."
+                in_use or f"{host}:{port} is already in use; pick another port with {variable}=..."
             ) from exc
         raise BrokerError(f"cannot listen on {host}:{port}: {exc}") from exc
     probe.close()
@@ -89,7 +153,12 @@ def port_in_use_message(host: str, port: int) -> str:
 class EmbeddedBroker:
     """amqtt listening on ``host:port`` with username/password authentication on, and mirror
     accounts (the shared ``device`` one, and those in ``devices_file``) kept to their own topics
-    below ``namespace`` (:mod:`broker.access`)."""
+    below ``namespace`` (:mod:`broker.access`).
+
+    ``tls_port`` (MQTT over TLS), ``ws_port`` (WebSockets) and ``wss_port`` (WebSockets over TLS)
+    add listeners on ``host``; None leaves one off, 0 picks a free port. The TLS ones need
+    ``tls_cert`` and ``tls_key``. After entering, the ``*port`` attributes hold the bound ports.
+    """
 
     def __init__(
         self,
@@ -100,19 +169,46 @@ class EmbeddedBroker:
         allow_anonymous: bool = False,
         devices_file: Path | None = None,
         namespace: str = "",
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+        tls_port: int | None = None,
+        ws_port: int | None = None,
+        wss_port: int | None = None,
     ) -> None:
+        if (tls_port is not None or wss_port is not None) and (tls_cert is None
+                                                               or tls_key is None):
+            raise ConfigError("the embedded broker's TLS listeners (tls_port, wss_port) need "
+                              "both a certificate (tls_cert) and its key (tls_key)")
         self.host = host
         self.requested_port = port
         self.port = port
+        # Listener name -> requested port, for the listeners beyond the plain one.
+        self._extra = {name: value for name, value in
+                       (("tls", tls_port), ("ws", ws_port), ("wss", wss_port))
+                       if value is not None}
+        self.tls_port, self.ws_port, self.wss_port = tls_port, ws_port, wss_port
+        self._tls = (tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
         self._accounts = dict(accounts or {})
         self._allow_anonymous = allow_anonymous
         self._devices_file = str(devices_file) if devices_file else None
         self._namespace = namespace
         self._broker: _Broker | None = None
 
+    def _listeners(self) -> dict[str, dict[str, Any]]:
+        listeners: dict[str, dict[str, Any]] = {
+            "default": {"type": "tcp", "bind": f"{self.host}:{self.requested_port}"}}
+        for name, port in self._extra.items():
+            listener: dict[str, Any] = {"type": "tcp" if name == "tls" else "ws",
+                                        "bind": f"{self.host}:{port}"}
+            if name != "ws" and self._tls is not None:
+                # amqtt wants the files named (and present); the context is server_tls_context's.
+                listener.update(ssl=True, certfile=self._tls[0], keyfile=self._tls[1])
+            listeners[name] = listener
+        return listeners
+
     def _config(self) -> dict[str, Any]:
         return {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.requested_port}"}},
+            "listeners": self._listeners(),
             "plugins": {
                 "broker.plugins.CredentialsAuthPlugin": {
                     "accounts": self._accounts,
@@ -127,21 +223,26 @@ class EmbeddedBroker:
             },
         }
 
-    def _check_port(self) -> None:
+    def _check_ports(self) -> None:
         # amqtt logs a traceback for a taken port; say it plainly before it tries.
-        if self.requested_port == 0:
-            return
-        try:
-            probe = socket.create_server((self.host, self.requested_port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise BrokerError(port_in_use_message(self.host, self.requested_port)) from exc
-            raise BrokerError(f"cannot listen on {self.host}:{self.requested_port}: {exc}") from exc
-        probe.close()
+        if self.requested_port != 0:
+            ensure_port_free(self.host, self.requested_port, "MIRRORHUB_BROKER_PORT",
+                             port_in_use_message(self.host, self.requested_port))
+        for name, port in self._extra.items():
+            if port != 0:
+                ensure_port_free(self.host, port, f"MIRRORHUB_BROKER_{name.upper()}_PORT")
+
+    def _bound_port(self, broker: _Broker, listener: str) -> int | None:
+        if listener not in broker._servers:
+            return None
+        server = broker._servers[listener].instance  # amqtt exposes no public accessor
+        sockets: list[socket.socket] = list(getattr(server, "sockets", []) or [])
+        return int(sockets[0].getsockname()[1]) if sockets else None
 
     async def __aenter__(self) -> Self:
-        self._check_port()
-        broker = _Broker(self._config())
+        self._check_ports()
+        tls_context = server_tls_context(*self._tls) if self._tls else None
+        broker = _Broker(self._config(), tls_context)
         try:
             await broker.start()
         except AmqttBrokerError as exc:
@@ -150,11 +251,14 @@ class EmbeddedBroker:
                 raise BrokerError(port_in_use_message(self.host, self.requested_port)) from exc
             raise BrokerError(f"the embedded MQTT broker cannot start: {exc}") from exc
         self._broker = broker
-        server = broker._servers["default"].instance  # amqtt exposes no public accessor
-        sockets: list[socket.socket] = list(getattr(server, "sockets", []) or [])
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
-        log.info("embedded MQTT broker listening on %s:%d", self.host, self.port)
+        self.port = self._bound_port(broker, "default") or self.port
+        self.tls_port = self._bound_port(broker, "tls")
+        self.ws_port = self._bound_port(broker, "ws")
+        self.wss_port = self._bound_port(broker, "wss")
+        log.info("embedded MQTT broker listening on %s:%d%s", self.host, self.port,
+                 "".join(f", {name} on {port}" for name, port in
+                         (("TLS", self.tls_port), ("WebSockets", self.ws_port),
+                          ("WebSockets over TLS", self.wss_port)) if port is not None))
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -10,12 +10,48 @@ from broker.settings import DEFAULT_HOST, DEFAULT_PORT, BrokerURL, BusSettings
 from mirrorhub.credentials import device_password, load_or_create_accounts
 from schemas.errors import ConfigError
 
+DEFAULT_TLS_PORT = 8883
+
 
 def _port(name: str, default: int) -> int:
     raw = os.environ.get(name) or str(default)
     if not raw.isdigit() or not 0 <= int(raw) <= 65535:
         raise ConfigError(f"{name} must be a port number, got {raw!r}")
     return int(raw)
+
+
+def _optional_port(name: str) -> int | None:
+    return _port(name, 0) if os.environ.get(name) else None
+
+
+@dataclass(frozen=True)
+class BrokerListeners:
+    """The embedded broker's listeners beyond its plain one (for mirrors and browsers; the
+    services inside ``mirrorhub up`` keep to the plain 127.0.0.1 one). None is off."""
+
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_port: int | None = None
+    ws_port: int | None = None
+    wss_port: int | None = None
+
+    @classmethod
+    def from_env(cls) -> BrokerListeners:
+        env = os.environ
+        cert, key = env.get("MIRRORHUB_BROKER_TLS_CERT"), env.get("MIRRORHUB_BROKER_TLS_KEY")
+        if bool(cert) != bool(key):
+            raise ConfigError("MIRRORHUB_BROKER_TLS_CERT and MIRRORHUB_BROKER_TLS_KEY go "
+                              "together: the certificate (chain) and its private key")
+        tls_port, wss_port = (_optional_port("MIRRORHUB_BROKER_TLS_PORT"),
+                              _optional_port("MIRRORHUB_BROKER_WSS_PORT"))
+        if not cert and (tls_port is not None or wss_port is not None):
+            raise ConfigError("MIRRORHUB_BROKER_TLS_PORT and MIRRORHUB_BROKER_WSS_PORT need "
+                              "MIRRORHUB_BROKER_TLS_CERT and MIRRORHUB_BROKER_TLS_KEY")
+        if cert and tls_port is None:
+            tls_port = DEFAULT_TLS_PORT
+        return cls(tls_cert=Path(cert) if cert else None, tls_key=Path(key) if key else None,
+                   tls_port=tls_port, ws_port=_optional_port("MIRRORHUB_BROKER_WS_PORT"),
+                   wss_port=wss_port)
 
 
 @dataclass(frozen=True)
@@ -29,6 +65,7 @@ class Settings:
     bridge_port: int
     namespace: str = ""
     require_token: bool = False  # the bridge's messaging endpoints want a bearer token
+    listeners: BrokerListeners = BrokerListeners()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -45,6 +82,7 @@ class Settings:
             bridge_port=_port("MIRRORHUB_BRIDGE_PORT", 8000),
             namespace=env.get("MIRRORHUB_TOPIC_NAMESPACE", ""),
             require_token=env.get("MIRRORHUB_REQUIRE_TOKEN", "0").lower() in ("1", "true", "yes"),
+            listeners=BrokerListeners.from_env(),
         )
 
     def accounts(self) -> dict[str, str]:

@@ -27,6 +27,9 @@ async def embedded_broker(settings: Settings) -> AsyncIterator[EmbeddedBroker]:
         settings.broker_host, settings.broker_port,
         accounts=settings.accounts(), allow_anonymous=settings.allow_anonymous,
         devices_file=settings.devices_file, namespace=settings.namespace,
+        tls_cert=settings.listeners.tls_cert, tls_key=settings.listeners.tls_key,
+        tls_port=settings.listeners.tls_port, ws_port=settings.listeners.ws_port,
+        wss_port=settings.listeners.wss_port,
     ) as broker:
         yield broker
 

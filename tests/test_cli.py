@@ -7,17 +7,20 @@ import json
 import os
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiomqtt
 import httpx
 import pytest
 
 from broker.client import Bus
 from broker.settings import BrokerURL, BusSettings
 from schemas.auth import AUTH_LOGIN, LoginRequest
-from tests.support import free_port, unique
+from tests.certs import make_pki
+from tests.support import free_port, reachable, unique
 
 MIRRORHUB = str(Path(sys.executable).parent / "mirrorhub")
 
@@ -134,3 +137,52 @@ async def test_device_accounts_are_managed_by_command(tmp_path: Path) -> None:
     assert await run(env, "device", "remove", "hall") == (0, "", "")
     code, _, err = await run(env, "device", "remove", "hall")
     assert code == 2 and "has no account" in err
+
+
+async def test_the_broker_listens_on_tls_and_websockets_when_told(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    tls_port, ws_port, wss_port = free_port(), free_port(), free_port()
+    env = env_for(tmp_path, free_port(), free_port())
+    env.update(MIRRORHUB_BROKER_TLS_CERT=str(pki.server_cert),
+               MIRRORHUB_BROKER_TLS_KEY=str(pki.server_key),
+               MIRRORHUB_BROKER_TLS_PORT=str(tls_port), MIRRORHUB_BROKER_WS_PORT=str(ws_port),
+               MIRRORHUB_BROKER_WSS_PORT=str(wss_port))
+    process = await asyncio.create_subprocess_exec(MIRRORHUB, "broker", env=env,
+                                                   stderr=asyncio.subprocess.PIPE)
+    try:
+        for _ in range(200):
+            if all(reachable(("127.0.0.1", port)) for port in (tls_port, ws_port, wss_port)):
+                break
+            assert process.returncode is None, "mirrorhub broker exited early"
+            await asyncio.sleep(0.05)
+        password = json.loads((tmp_path / "broker_accounts.json").read_text())["operator"]
+        tls = ssl.create_default_context(cafile=str(pki.ca))
+        for connect in ({"port": tls_port, "tls_context": tls},
+                        {"port": ws_port, "transport": "websockets"},
+                        {"port": wss_port, "transport": "websockets", "tls_context": tls}):
+            async with aiomqtt.Client("127.0.0.1", username="operator", password=password,
+                                      timeout=5, **connect) as client:
+                await client.subscribe("mirrors/hall/display")
+                await client.publish("mirrors/hall/display", b"hi")
+                async for message in client.messages:
+                    assert message.payload == b"hi"
+                    break
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(process.communicate(), 15)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+
+
+@pytest.mark.parametrize(("variables", "says"), [
+    ({"MIRRORHUB_BROKER_TLS_PORT": "8883"}, "need MIRRORHUB_BROKER_TLS_CERT"),
+    ({"MIRRORHUB_BROKER_TLS_CERT": "/nowhere/cert.pem"}, "go together"),
+    ({"MIRRORHUB_BROKER_TLS_CERT": "/nowhere/cert.pem",
+      "MIRRORHUB_BROKER_TLS_KEY": "/nowhere/key.pem"}, "cannot read the TLS certificate"),
+])
+async def test_a_bad_tls_setting_is_one_plain_line(tmp_path: Path, variables: dict[str, str],
+                                                   says: str) -> None:
+    env = env_for(tmp_path, free_port(), free_port())
+    env.update(variables)
+    code, _, err = await run(env, "broker")
+    assert code == 2 and says in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
