@@ -99,6 +99,9 @@ class BrokerURL:
         return f"{self.scheme}://{auth}{host}:{self.port}{path}"
 
 
+TLS_FILES = ("MIRRORHUB_BROKER_CA", "MIRRORHUB_BROKER_CERT", "MIRRORHUB_BROKER_KEY")
+
+
 def _file(name: str) -> Path | None:
     raw = os.environ.get(name)
     if not raw:
@@ -143,21 +146,23 @@ class BusSettings:
                                or self.namespace.startswith(("/", "$"))):
             raise ConfigError(f"topic namespace must look like 'name/', got {self.namespace!r}")
         if (self.ca_file or self.cert_file) and not self.url.tls:
-            raise ConfigError(f"MIRRORHUB_BROKER_CA/CERT are for mqtts:// and wss:// brokers; "
+            raise ConfigError(f"a CA or client certificate is for mqtts:// and wss:// brokers; "
                               f"{self.url} is not TLS")
         if self.key_file and not self.cert_file:
             raise ConfigError("MIRRORHUB_BROKER_KEY needs MIRRORHUB_BROKER_CERT")
 
     @classmethod
     def from_env(cls, url: BrokerURL) -> BusSettings:
+        """The settings of a Bus to ``url``; the TLS files only apply to a TLS one (the
+        services inside ``mirrorhub up`` reach the embedded broker in plain TCP)."""
         env = os.environ
         return cls(url=url,
                    request_timeout=number("MIRRORHUB_REQUEST_TIMEOUT", 5.0, 0.001, 300.0),
                    shared_group=env.get("MIRRORHUB_SHARED_GROUP") or None,
                    namespace=env.get("MIRRORHUB_TOPIC_NAMESPACE", ""),
-                   ca_file=_file("MIRRORHUB_BROKER_CA"),
-                   cert_file=_file("MIRRORHUB_BROKER_CERT"),
-                   key_file=_file("MIRRORHUB_BROKER_KEY"),
+                   ca_file=_file("MIRRORHUB_BROKER_CA") if url.tls else None,
+                   cert_file=_file("MIRRORHUB_BROKER_CERT") if url.tls else None,
+                   key_file=_file("MIRRORHUB_BROKER_KEY") if url.tls else None,
                    mqtt5=_flag("MIRRORHUB_BROKER_MQTT5"),
                    session_expiry=number("MIRRORHUB_SESSION_EXPIRY", DEFAULT_SESSION_EXPIRY, 0,
                                          2**32 - 1))

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from broker.settings import BrokerURL, BusSettings
+from mirrorhub.settings import Settings
 from schemas.errors import ConfigError
 
 
@@ -58,8 +59,17 @@ def test_tls_files_and_mqtt5_from_the_environment(tmp_path: Path,
     settings = BusSettings.from_env(tls)
     assert (settings.ca_file, settings.cert_file, settings.key_file) == (ca, cert, None)
     assert settings.mqtt5 and settings.session_expiry == 3600
-    with pytest.raises(ConfigError, match="are for mqtts:// and wss:// brokers"):
-        BusSettings.from_env(BrokerURL.parse("mqtt://broker"))
+    # A plain URL (the embedded broker's, for the services of mirrorhub up) ignores them...
+    assert BusSettings.from_env(BrokerURL.parse("mqtt://broker")).ca_file is None
+    # ...but as the URL of the broker to use, it is a mistake said at start-up.
+    monkeypatch.setenv("MIRRORHUB_BROKER_URL", "mqtt://broker")
+    with pytest.raises(ConfigError, match="MIRRORHUB_BROKER_CA and MIRRORHUB_BROKER_CERT are "
+                       "for a TLS broker, but MIRRORHUB_BROKER_URL is mqtt://broker:1883"):
+        Settings.from_env()
+    monkeypatch.setenv("MIRRORHUB_BROKER_URL", "wss://broker/mqtt")
+    assert Settings.from_env().external_broker == BrokerURL.parse("wss://broker:443/mqtt")
+    with pytest.raises(ConfigError, match="is for mqtts:// and wss:// brokers"):
+        BusSettings(BrokerURL.parse("mqtt://broker"), ca_file=ca)
     monkeypatch.setenv("MIRRORHUB_BROKER_KEY", str(tmp_path / "missing.key"))
     with pytest.raises(ConfigError, match="MIRRORHUB_BROKER_KEY: no such file"):
         BusSettings.from_env(tls)
