@@ -392,9 +392,13 @@ class Connection:
 
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode,
                     _properties: Properties) -> None:
+        if self._writing:
+            # A QoS 0 publish, written out (PUBACKs arrive in loop_read, never in loop_write):
+            # its mid may equal that of a QoS 1 publish still waiting, 65535 publishes ago.
+            return
         future = self._acks.pop(mid, None)
         if future is None or future.done():
-            return  # a QoS 0 publish, written out; or one whose caller stopped waiting
+            return  # its caller stopped waiting
         if reason.is_failure:
             future.set_exception(MqttError(f"the broker refused it: {str(reason).lower()}"))
         else:
