@@ -52,6 +52,7 @@ _MISC_INTERVAL = 1.0  # seconds between loop_misc calls: keep-alive has a resolu
 MAX_INFLIGHT = 1000
 MAX_QUEUED = 100_000
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+_READ_BURST = 64  # messages read in one wake-up at most, so that other callbacks get their turn
 # CONNACK reasons that retrying will not change: protocol version, client id, credentials.
 FINAL_REFUSALS = {0x84, 0x85, 0x86, 0x87, 0x8C}
 
@@ -136,7 +137,10 @@ class Connection:
         url = settings.url
         self.mqtt5 = settings.mqtt5
         self._loop = asyncio.get_running_loop()
-        self._thread = threading.get_ident()
+        # While paho's blocking connect runs in a worker thread, its socket callbacks may come
+        # from there and must hop to the loop; at every other time they come from the loop.
+        self._in_thread = False
+        self._loop_thread = threading.get_ident()
         self._clean_session = clean_session
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -162,9 +166,10 @@ class Connection:
         client.on_socket_unregister_write = self._on_unregister_write
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_subscribe = self._on_subscribe
-        client.on_message = lambda _client, _userdata, message: on_message(message)
+        client.on_subscribe = self._on_subscribe  # on_publish is set while a QoS 1 one waits
+        self._on_message = on_message
+        self._received = 0  # messages so far: tells a loop_read that read one from one that did not
+        client.on_message = self._message
         self._client = client
         self._started = False  # connect() once, reconnect() after
         self._sock: mqtt.SocketLike | None = None
@@ -173,6 +178,7 @@ class Connection:
         self._pending: Callable[[], int] | None = None  # TLS bytes decrypted, not yet read
         self._reading = True  # False while paused: the reader is removed
         self._writing = False
+        self._watching_write = False  # a writer is added: the socket was full
         self._misc: asyncio.TimerHandle | None = None
         self._connack: asyncio.Future[ReasonCode] | None = None
         self.lost: asyncio.Future[None] = self._loop.create_future()
@@ -191,7 +197,9 @@ class Connection:
         loop = self._loop
         self.lost = loop.create_future()
         self._connack = connack = loop.create_future()
+        self._in_thread = True
         worker = asyncio.ensure_future(asyncio.to_thread(self._open))
+        worker.add_done_callback(self._thread_done)
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
                 try:
@@ -211,6 +219,10 @@ class Connection:
             self.close()
             raise ConnectRefused(reason, mqtt5=self.mqtt5)
         self._schedule_misc()
+
+    def _thread_done(self, _worker: asyncio.Future[None]) -> None:
+        # Runs in the loop after every callback the thread scheduled (call_soon is FIFO).
+        self._in_thread = False
 
     def _open(self) -> None:
         """paho's blocking connect (worker thread)."""
@@ -259,6 +271,7 @@ class Connection:
     def fail_publishes(self, error: Exception) -> None:
         """Stop waiting for the acknowledgements of earlier publishes (the Bus is closing)."""
         acks, self._acks = self._acks, {}
+        self._client.on_publish = None
         for future in acks.values():
             if not future.done():
                 future.set_exception(error)
@@ -286,11 +299,14 @@ class Connection:
 
     # -- paho's socket callbacks ---------------------------------------------------------------
 
+    def _from_thread(self) -> bool:
+        return self._in_thread and threading.get_ident() != self._loop_thread
+
     def _in_loop(self, callback: Callable[..., None], *args: Any) -> None:
-        if threading.get_ident() == self._thread:
-            callback(*args)
-        else:
+        if self._from_thread():
             self._loop.call_soon_threadsafe(callback, *args)
+        else:
+            callback(*args)
 
     def _on_socket_open(self, _client: mqtt.Client, _userdata: Any,
                         sock: mqtt.SocketLike) -> None:
@@ -314,13 +330,17 @@ class Connection:
             return
         self._loop.remove_reader(self._fd)
         self._loop.remove_writer(self._fd)
+        self._watching_write = False
         if self._options is not None and self._options is not sock:
             self._options.close()
         self._sock, self._fd, self._options, self._pending = None, -1, None, None
 
     def _on_register_write(self, _client: mqtt.Client, _userdata: Any,
                            _sock: mqtt.SocketLike) -> None:
-        self._in_loop(self._flush)
+        if self._from_thread():
+            self._loop.call_soon_threadsafe(self._flush)
+        else:
+            self._flush()  # every publish passes here: write it now, as a transport would
 
     def _flush(self) -> None:
         if self._writing or self._sock is None:
@@ -330,7 +350,9 @@ class Connection:
             self._client.loop_write()
         finally:
             self._writing = False
-        if self._sock is not None and self._client.want_write():
+        self._watching_write = False  # a writer is added: the socket was full
+        if self._sock is not None and not self._watching_write and self._client.want_write():
+            self._watching_write = True
             self._loop.add_writer(self._fd, self._writable)
 
     def _writable(self) -> None:
@@ -339,18 +361,27 @@ class Connection:
             self._client.loop_write()  # unregisters the writer once everything is out
         finally:
             self._writing = False
+        self._watching_write = False  # a writer is added: the socket was full
 
     def _on_unregister_write(self, _client: mqtt.Client, _userdata: Any,
                              _sock: mqtt.SocketLike) -> None:
-        self._in_loop(self._unwatch_write)
+        if self._watching_write:  # only ever set in the loop
+            self._in_loop(self._unwatch_write)
 
     def _unwatch_write(self) -> None:
-        if self._sock is not None:
+        if self._sock is not None and self._watching_write:
+            self._watching_write = False
             self._loop.remove_writer(self._fd)
 
     def _readable(self) -> None:
         client = self._client
-        client.loop_read()
+        # loop_read reads one packet when nothing of QoS 1 is in flight: go on while each call
+        # brought a message (one recv finds the socket empty), rather than one per wake-up.
+        for _ in range(_READ_BURST):
+            received = self._received
+            client.loop_read()
+            if self._received == received or not self._reading or self._sock is None:
+                break
         while self._reading and self._pending is not None and self._pending():
             client.loop_read()
         if _QUICKACK is not None and self._options is not None:
@@ -372,6 +403,10 @@ class Connection:
                     self._loop.call_soon(self._readable)  # select will not wake for these
 
     # -- paho's protocol callbacks ---------------------------------------------------------------
+
+    def _message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._received += 1
+        self._on_message(message)
 
     def _on_connect(self, _client: mqtt.Client, _userdata: Any, _flags: mqtt.ConnectFlags,
                     reason: ReasonCode, _properties: Properties | None) -> None:
@@ -397,6 +432,8 @@ class Connection:
             # its mid may equal that of a QoS 1 publish still waiting, 65535 publishes ago.
             return
         future = self._acks.pop(mid, None)
+        if not self._acks:
+            self._client.on_publish = None
         if future is None or future.done():
             return  # its caller stopped waiting
         if reason.is_failure:
@@ -430,6 +467,10 @@ class Connection:
             return None
         # Not connected (NO_CONN), paho keeps it and sends it on the next connection.
         future: asyncio.Future[None] = self._loop.create_future()
+        if not self._acks:
+            # Only now: paho makes a ReasonCode and Properties for every QoS 0 publish it
+            # reports, a tenth of the cost of a request when nothing waits for them.
+            self._client.on_publish = self._on_publish
         self._acks[info.mid] = future
         return future
 
@@ -438,6 +479,8 @@ class Connection:
         for mid, waiting in list(self._acks.items()):
             if waiting is future:
                 del self._acks[mid]
+        if not self._acks:
+            self._client.on_publish = None
 
     async def subscribe(self, topic_filter: str, qos: int) -> None:
         """Subscribe and wait for SUBACK; :class:`SubscriptionRefused` when refused."""
