@@ -47,8 +47,8 @@ from typing import Any, Self, TypeVar, cast
 from paho.mqtt.client import MQTTMessage
 from pydantic import BaseModel, ValidationError
 
-from broker.connection import (
-    Connection,
+from broker.connection import Connection
+from broker.protocol import (
     ConnectRefused,
     MqttError,
     SubscriptionRefused,

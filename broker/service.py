@@ -30,7 +30,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ValidationError
 
 from broker.client import Bus, Message, MessageCallback
-from broker.connection import Will
+from broker.protocol import Will
 from broker.settings import BusSettings
 from schemas.envelope import ErrorCode, RequestEnvelope
 from schemas.errors import BusUnavailable, ServiceError

@@ -31,7 +31,7 @@ from typing import Any, Self
 from pydantic import ValidationError
 
 from broker.client import Bus, Message
-from broker.connection import Will
+from broker.protocol import Will
 from broker.settings import BusSettings
 from devices.frames import FrameFolder, check_count, check_fps, play
 from schemas.errors import BusUnavailable, ConfigError

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -14,7 +15,7 @@ import pytest
 from paho.mqtt.client import topic_matches_sub
 
 from broker.client import Bus, Message
-from broker.connection import Will, topic_matches
+from broker.protocol import Will, topic_matches
 from broker.settings import BrokerURL, BusSettings
 from schemas.errors import BusUnavailable
 from tests.conftest import Backend, isolated
@@ -196,3 +197,22 @@ async def test_a_failed_websocket_handshake_leaves_no_socket_open() -> None:
         await server.wait_closed()
     assert answered >= 1
     gc.collect()
+
+
+async def test_a_burst_larger_than_the_socket_is_written_out_then_the_bus_idles(
+    own: Backend,
+) -> None:
+    """20 MB at once fill the socket: the rest waits for it to drain (a writer on the loop),
+    and once everything is out the writer is gone, not spinning on a writable socket."""
+    inbox = Inbox()
+    big = os.urandom(1_000_000)
+    async with Bus(own.bus("test"), role="listener") as listener, \
+            Bus(own.bus("test"), role="sender") as sender:
+        await listener.subscribe("raw/big", inbox.collect, qos=0)
+        await asyncio.gather(*(sender.publish("raw/big", big, qos=0) for _ in range(20)))
+        await inbox.wait_for(20, timeout=30)
+        assert all(message.payload == big for message in inbox.messages)
+        await asyncio.sleep(0.2)
+        cpu = time.process_time()
+        await asyncio.sleep(1.0)
+        assert time.process_time() - cpu < 0.2, "the loop is busy with nothing to do"
