@@ -1,8 +1,12 @@
 """The asyncio MQTT client every mirrorhub process uses: :class:`Bus`.
 
-A Bus owns one MQTT connection (:mod:`broker.mqtt`) and keeps it: when the broker goes away it
-reconnects with backoff and subscribes again to everything registered with
-:meth:`Bus.subscribe`. Requests look like function calls::
+A Bus owns one MQTT connection (:mod:`broker.connection`: paho-mqtt driven by the asyncio loop)
+and keeps it: when the broker goes away it reconnects with backoff, on the same paho client, and
+subscribes again to everything registered with :meth:`Bus.subscribe`. A QoS 1 publish waits for
+its PUBACK across reconnections (paho sends what was in flight again), up to a timeout; with a
+persistent session nothing handed to the broker is lost by a dropped connection. The broker is
+reached over TCP, TLS, WebSockets or WebSockets over TLS, with MQTT 3.1.1 or 5
+(:mod:`broker.settings`). Requests look like function calls::
 
     async with Bus(settings, role="bridge") as bus:
         reply = await bus.request(AUTH_LOGIN, LoginRequest(username="ann", password="..."))
@@ -27,7 +31,8 @@ the packets and let a redelivered request run twice (registering a user twice, s
 exception is an operation whose service holds a persistent session and deduplicates (sending a
 message): ``qos=1`` lets the broker keep the request while that service restarts. Every request
 carries a ``deadline``; a service drops what arrives after it, so a caller that gave up can say
-"not done" and be right.
+"not done" and be right. With MQTT 5 the broker drops it too: a request's message expiry
+interval is its deadline, so a QoS 1 request kept for an absent service does not outlive it.
 A request fails with :class:`~schemas.errors.BusUnavailable` when there is no connection (or it
 drops while waiting), :class:`~schemas.errors.RequestTimeout` after the deadline, and
 :class:`~schemas.errors.ServiceError` when the service answered with a typed error.
@@ -40,20 +45,22 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
+from paho.mqtt.client import MQTTMessage
 from pydantic import BaseModel, ValidationError
 
-from broker.mqtt import (
-    Connection,
+from broker.connection import Connection
+from broker.protocol import (
     ConnectRefused,
-    Incoming,
     MqttError,
     SubscriptionRefused,
+    TlsRefused,
     Will,
     topic_matches,
 )
@@ -84,7 +91,6 @@ MessageCallback = Callable[[Message], Awaitable[None]]
 _BACKOFF_MIN, _BACKOFF_MAX = 0.05, 5.0
 _CLOSE_TIMEOUT = 2.0
 _PUBLISH_TIMEOUT = 10.0  # longest wait for the broker to acknowledge a QoS 1 publish
-_KEEPALIVE = 30
 _REPLY_MARGIN = 1.0  # seconds of a request's deadline kept for the reply's way back
 
 
@@ -128,6 +134,7 @@ class Bus:
         self.client_id = client_id or f"{role}-{uuid.uuid4().hex[:12]}"
         self.namespace = settings.namespace
         self.reply_topic = REPLY.format(client_id=self.client_id)
+        self._reply_wire = self._wire(self.reply_topic)
         self._request_ids = itertools.count(1)
         # The Last Will's topic is namespaced like every other topic.
         self._will = (
@@ -140,17 +147,22 @@ class Bus:
         self._on_connect: list[Callable[[], Awaitable[None]]] = []
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._pending: dict[str, asyncio.Future[ReplyEnvelope]] = {}
-        self._client: Connection | None = None
+        self._connection: Connection | None = None  # made on entering, for the Bus's life
+        self._client: Connection | None = None  # the same while connected, else None
         self._connected = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
-        self._refused: str | None = None  # why the broker turned our credentials away
+        self._refused: str | None = None  # why the broker turned us away for good
+        self._last_error: str | None = None  # why the last attempt to connect failed
         self.connections = 0  # how many times a connection was made; tests watch reconnects
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        runner = asyncio.create_task(self._run(), name=f"bus:{self.client_id}")
+        connection = Connection(self.settings, self.client_id, will=self._will,
+                                clean_session=self._clean_session, on_message=self._dispatch)
+        self._connection = connection
+        runner = asyncio.create_task(self._run(connection), name=f"bus:{self.client_id}")
         self._runner = runner
         connected = asyncio.create_task(self._connected.wait())
         await asyncio.wait({runner, connected}, timeout=self.settings.connect_timeout,
@@ -159,10 +171,14 @@ class Bus:
         if self._connected.is_set():
             return self
         await self.__aexit__(None, None, None)
+        last = f": {self._last_error}" if self._last_error else ""
+        if not last and self.settings.mqtt5:
+            last = (": no answer to an MQTT 5 CONNECT (a broker that speaks only 3.1.1, as "
+                    "amqtt, wants MIRRORHUB_BROKER_MQTT5 unset)")
         raise BusUnavailable(
             self._refused
             or f"cannot connect to the MQTT broker at {self.settings.url} "
-               f"within {self.settings.connect_timeout:g} s"
+               f"within {self.settings.connect_timeout:g} s{last}"
         )
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -177,6 +193,8 @@ class Bus:
         if runner is not None:
             runner.cancel()  # says DISCONNECT and closes: no waiting on the broker
             await asyncio.gather(runner, return_exceptions=True)
+        if self._connection is not None:
+            self._connection.fail_publishes(MqttError("the Bus was closed"))
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -194,18 +212,13 @@ class Bus:
         """Run ``callback`` after every (re)connection, e.g. to publish an ``online`` status."""
         self._on_connect.append(callback)
 
-    async def _run(self) -> None:
+    async def _run(self, connection: Connection) -> None:
         backoff = _BACKOFF_MIN
         url = self.settings.url
         while True:
-            connection = Connection(self._dispatch)
             try:
-                await connection.open(
-                    url.host, url.port, client_id=self.client_id, username=url.username,
-                    password=url.password, will=self._will, clean_session=self._clean_session,
-                    keepalive=_KEEPALIVE, timeout=self.settings.connect_timeout,
-                )
-                await connection.subscribe(self._wire(self.reply_topic), 0)
+                await connection.connect()
+                await connection.subscribe(self._reply_wire, 0)
                 for sub in self._subs:
                     try:
                         await connection.subscribe(sub.filter, sub.qos)
@@ -218,16 +231,20 @@ class Bus:
                 log.info("%s connected to %s", self.client_id, url)
                 for callback in self._on_connect:
                     await callback()
-                await connection.closed
+                await connection.lost
                 log.warning("%s lost the broker at %s", self.client_id, url)
-            except ConnectRefused as exc:
-                if exc.code in (4, 5) and self.connections == 0:
-                    # Wrong credentials will not get better by retrying: give up at once.
-                    self._refused = f"the MQTT broker at {url} refused the credentials: {exc}"
+            except (ConnectRefused, TlsRefused) as exc:
+                final = isinstance(exc, TlsRefused) or exc.final
+                if final and self.connections == 0:
+                    # Wrong credentials or certificates will not get better by retrying.
+                    refused = "credentials" if getattr(exc, "credentials", False) else "connection"
+                    self._refused = (str(exc) if isinstance(exc, TlsRefused) else
+                                     f"the MQTT broker at {url} refused the {refused}: {exc}")
                     return
                 log.warning("%s: broker at %s refused the connection: %s", self.client_id, url,
                             exc)
             except (MqttError, OSError, TimeoutError, BusUnavailable) as exc:
+                self._last_error = str(exc) or type(exc).__name__
                 if self._client is not None:
                     log.warning("%s lost the broker at %s: %s", self.client_id, url, exc)
                 else:
@@ -290,28 +307,29 @@ class Bus:
             except MqttError:
                 log.warning("subscribe to %s deferred to the next connection", topic_filter)
 
-    def _dispatch(self, received: Incoming) -> None:
+    def _dispatch(self, received: MQTTMessage) -> None:
         """Called by the connection for each message, in the loop: replies resolve their call
         at once; other messages start one task per matching subscription."""
-        if received.topic == self._wire(self.reply_topic):
-            self._resolve(received.payload)
+        topic, payload = received.topic, cast(bytes, received.payload)  # bytes, from paho
+        if topic == self._reply_wire:
+            self._resolve(payload)
             return
-        topic = received.topic.removeprefix(self.namespace)
+        local = topic.removeprefix(self.namespace)
         for sub in self._subs:
-            if topic_matches(sub.filter, received.topic):
-                params = (sub.topic.parse(topic) if sub.topic is not None else None) or {}
-                message = Message(topic, received.payload, received.retain, params)
+            if topic_matches(sub.filter, topic):
+                params = (sub.topic.parse(local) if sub.topic is not None else None) or {}
+                message = Message(local, payload, received.retain, params)
                 task = asyncio.create_task(self._deliver(sub, message))
                 self._tasks.add(task)
                 task.add_done_callback(self._delivered)
-        if len(self._tasks) >= self._concurrency and self._client is not None:
+        if len(self._tasks) >= self._concurrency and self._connection is not None:
             # Push back on the broker rather than queue without bound.
-            self._client.pause_reading()
+            self._connection.pause_reading()
 
     def _delivered(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if len(self._tasks) < self._concurrency and self._client is not None:
-            self._client.resume_reading()
+        if len(self._tasks) < self._concurrency and self._connection is not None:
+            self._connection.resume_reading()
 
     async def _deliver(self, sub: _Subscription, message: Message) -> None:
         try:
@@ -355,7 +373,16 @@ class Bus:
         retain: bool = False,
         wait: float = 0.0,
     ) -> None:
-        """Like :meth:`publish`, on a topic string."""
+        """Like :meth:`publish`, on a topic string.
+
+        At QoS 1, returns once the broker has acknowledged the message, which may be on the next
+        connection if this one drops: :class:`~schemas.errors.BusUnavailable` only when there is
+        no connection to start with, or no acknowledgement within 10 s.
+        """
+        await self._publish(topic, encode(payload), qos, retain, wait)
+
+    async def _publish(self, topic: str, data: bytes, qos: int, retain: bool, wait: float,
+                       expiry: int | None = None) -> None:
         if not self._connected.is_set() and wait > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
@@ -364,12 +391,19 @@ class Bus:
         if client is None:
             raise BusUnavailable(f"not connected to the MQTT broker at {self.settings.url}")
         try:
-            if qos == 0:
-                client.publish_now(self._wire(topic), encode(payload), retain)
-            else:
+            acked = client.publish(self._wire(topic), data, qos, retain, expiry)
+            if acked is None:
+                return
+            try:
                 async with asyncio.timeout(_PUBLISH_TIMEOUT):
-                    await client.publish(self._wire(topic), encode(payload), qos, retain)
-        except (MqttError, TimeoutError) as exc:
+                    await acked
+            finally:
+                if acked.cancelled():
+                    client.forget(acked)
+        except TimeoutError as exc:
+            raise BusUnavailable(f"publish to {topic} was not acknowledged within "
+                                 f"{_PUBLISH_TIMEOUT:g} s") from exc
+        except MqttError as exc:
             raise BusUnavailable(f"publish to {topic} failed: {exc}") from exc
 
     async def request(
@@ -416,10 +450,12 @@ class Bus:
         # A RequestEnvelope, written out directly: this is the hot path of every call.
         envelope = {"id": request_id, "reply_to": self.reply_topic, "body": body,
                     "deadline": round(expires, 3)}
+        expiry = max(1, math.ceil(expires - time.time()))  # MQTT 5: the broker drops it then
         try:
             async with asyncio.timeout(deadline):
                 # A dropped connection may come back quickly; wait part of the deadline for it.
-                await self.publish_raw(topic, envelope, qos=qos, wait=min(deadline / 2, 2.0))
+                await self._publish(topic, encode(envelope), qos, False,
+                                    min(deadline / 2, 2.0), expiry)
                 reply = await future
         except TimeoutError as exc:
             raise RequestTimeout(topic, deadline) from exc

@@ -41,7 +41,7 @@ from pydantic import BaseModel
 
 from broker.access import namespaced_client_id
 from broker.client import Bus, Message
-from broker.mqtt import Will
+from broker.protocol import Will
 from broker.runner import DEFAULT_MAX_PAYLOAD, Answer, ServiceRunner
 from broker.settings import BusSettings
 from schemas.service import REJECTED, SERVICE_STATUS, ServiceStatus

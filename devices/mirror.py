@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from broker.access import namespaced_client_id
 from broker.client import Bus, Message
-from broker.mqtt import Will
+from broker.protocol import Will
 from broker.settings import BusSettings
 from devices.frames import FrameFolder, check_count, check_fps, play
 from schemas.errors import BusUnavailable, ConfigError

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.settings import DEFAULT_HOST, DEFAULT_PORT, BrokerURL, BusSettings
+from broker.settings import DEFAULT_HOST, DEFAULT_PORT, TLS_FILES, BrokerURL, BusSettings
 from mirrorhub.credentials import device_password, load_or_create_accounts
 from schemas.errors import ConfigError
 
@@ -71,9 +71,14 @@ class Settings:
     def from_env(cls) -> Settings:
         env = os.environ
         url = env.get("MIRRORHUB_BROKER_URL")
+        external = BrokerURL.parse(url) if url else None
+        given = [name for name in TLS_FILES if env.get(name)]
+        if external is not None and not external.tls and given:
+            raise ConfigError(f"{' and '.join(given)} are for a TLS broker, but "
+                              f"MIRRORHUB_BROKER_URL is {external}: use mqtts:// or wss://")
         return cls(
             data_dir=Path(env.get("MIRRORHUB_DATA_DIR") or "data").resolve(),
-            external_broker=BrokerURL.parse(url) if url else None,
+            external_broker=external,
             broker_host=env.get("MIRRORHUB_BROKER_HOST") or DEFAULT_HOST,
             broker_port=_port("MIRRORHUB_BROKER_PORT", DEFAULT_PORT),
             allow_anonymous=env.get("MIRRORHUB_BROKER_ANONYMOUS", "0").lower()

@@ -60,8 +60,9 @@ class PrivateMosquitto:
         self.port = free_port()
         self.tls_port = free_port() if tls is not None else None
         self.log = directory / "mosquitto.log"
-        lines = ["per_listener_settings false", "persistence false", "log_dest stderr",
-                 "log_type all", "set_tcp_nodelay true", f"listener {self.port} 127.0.0.1"]
+        lines = ["per_listener_settings false", "persistence false",
+                 "log_dest stderr", "log_type all", "set_tcp_nodelay true",
+                 f"listener {self.port} 127.0.0.1"]
         if tls is not None:
             lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {tls.ca}",
                       f"certfile {tls.server_cert}", f"keyfile {tls.server_key}",

@@ -218,7 +218,7 @@ async def test_reconnects_and_resubscribes_after_the_broker_restarts() -> None:
 WILL_CLIENT = """
 import asyncio, sys
 from broker.client import Bus
-from broker.mqtt import Will
+from broker.protocol import Will
 from broker.settings import BrokerURL, BusSettings
 host, port, user, password, topic = sys.argv[1:]
 async def main():

@@ -161,7 +161,10 @@ async def test_reset_mails_per_hour_is_configurable(
         AuthSettings.from_env(Path("data"))
     backend, database, data = scratch_auth
     settings = replace(auth_settings(data, database, smtp.port), reset_mails_per_hour=1)
-    async with run_auth(backend.bus("auth"), settings), Bus(backend.bus("bridge"), role="bridge") as bus:
+    async with (
+        run_auth(backend.bus("auth"), settings),
+        Bus(backend.bus("bridge"), role="bridge") as bus,
+    ):
         user, other = new_user(), new_user()
         for each in (user, other):
             await bus.request(AUTH_REGISTER, each)
