@@ -4,6 +4,7 @@ HTTP through the bridge to the auth service and back, and a simulated mirror's w
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,13 +23,22 @@ from tests.conftest import FACES, auth_settings
 from tests.support import free_port, unique
 
 
-async def check_register_and_login(settings: BusSettings, data_dir: Path) -> None:
+def as_role(settings: BusSettings, role: str, accounts: dict[str, str] | None) -> BusSettings:
+    """``settings`` with ``role``'s own account, where the broker keeps client ids to their
+    roles (the embedded one does); as they are otherwise."""
+    if accounts is None:
+        return settings
+    return replace(settings, url=settings.url.with_credentials(role, accounts[role]))
+
+
+async def check_register_and_login(settings: BusSettings, data_dir: Path,
+                                   accounts: dict[str, str] | None = None) -> None:
     """A user registers and logs in over HTTP: bridge -> broker -> auth -> broker -> bridge."""
     auth = auth_settings(data_dir, f"sqlite://{data_dir}/auth-{unique('db')}.sqlite3", None)
     port = free_port()
     async with (
-        run_auth(settings, auth),
-        serving(create_app(settings), "127.0.0.1", port),
+        run_auth(as_role(settings, "auth", accounts), auth),
+        serving(create_app(as_role(settings, "bridge", accounts)), "127.0.0.1", port),
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as http,
     ):
         name = unique()

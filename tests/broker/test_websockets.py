@@ -20,6 +20,8 @@ from tests.broker.checks import check_mirror, check_register_and_login
 from tests.certs import Pki, make_pki
 
 USER, PASSWORD = "svc", "svc-secret"
+# The embedded broker keeps client ids to their roles: auth and the bridge log in as themselves.
+ROLES = {"auth": "auth-secret", "bridge": "bridge-secret"}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture(scope="module")
 async def broker(pki: Pki) -> AsyncIterator[EmbeddedBroker]:
-    async with EmbeddedBroker(port=0, accounts={USER: PASSWORD}, tls_cert=pki.server_cert,
+    async with EmbeddedBroker(port=0, accounts={USER: PASSWORD, **ROLES}, tls_cert=pki.server_cert,
                               tls_key=pki.server_key, tls_port=0, ws_port=0,
                               wss_port=0) as running:
         yield running
@@ -47,7 +49,7 @@ def reach(broker: EmbeddedBroker, scheme: str, pki: Pki, **changes: Any) -> BusS
 async def test_http_to_auth_and_a_mirror(broker: EmbeddedBroker, pki: Pki, tmp_path: Path,
                                          scheme: str) -> None:
     settings = reach(broker, scheme, pki)
-    await check_register_and_login(settings, tmp_path)
+    await check_register_and_login(settings, tmp_path, ROLES)
     (tmp_path / "frames").mkdir()
     await check_mirror(settings, tmp_path / "frames")
 
