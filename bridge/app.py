@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bridge import messaging_api, mirror_api
+from bridge import messaging_api, mirror_api, session_api
 from bridge.replies import HttpFail
 from broker.client import Bus
 from broker.settings import BusSettings
@@ -20,14 +20,26 @@ log = logging.getLogger(__name__)
 
 
 async def _fail(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HttpFail)
+    assert isinstance(exc, HttpFail | session_api.SessionFail)
     return exc.response()
+
+
+def _session_family(request: Request) -> bool:
+    """Whether the request is for seed 004's paths, which answer in their own shape."""
+    path = request.url.path
+    return path in session_api.PATHS or path.rstrip("/") in session_api.PATHS
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail
     path = request.url.path
+    if _session_family(request):
+        if exc.status_code == 404:  # "/home/": the exact path exists
+            message = f"{exc.detail}: paths take no trailing slash ({path.rstrip('/') or '/'})"
+        response = session_api.answer(exc.status_code, message)
+        response.headers.update(exc.headers or {})
+        return response
     if exc.status_code == 404 and path.endswith("/") and path != "/":
         message = f"{exc.detail}: paths take no trailing slash ({path.rstrip('/')})"
     return JSONResponse({"result": "fail", "type": "http", "message": message},
@@ -36,26 +48,32 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _crash(request: Request, exc: Exception) -> Response:
     log.exception("bridge failed on %s %s", request.method, request.url.path, exc_info=exc)
+    if _session_family(request):
+        return session_api.answer(500, "internal error")
     return JSONResponse({"result": "fail", "type": "http", "message": "internal error"},
                         status_code=500)
 
 
-def create_app(bus_settings: BusSettings, *, require_token: bool = False) -> Starlette:
+def create_app(
+    bus_settings: BusSettings, *, require_token: bool = False, cookie_secure: bool = False
+) -> Starlette:
     """The bridge app; its MQTT connection opens and closes with the app's lifespan.
 
     ``require_token``: the messaging endpoints want a bearer token of the user they act for
     (without it, a token is checked when one is sent, as the documented API has none).
+    ``cookie_secure``: the session API's login cookie is ``Secure`` (behind HTTPS).
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         async with Bus(bus_settings, role="bridge") as bus:
-            yield {"bus": bus, "require_token": require_token}
+            yield {"bus": bus, "require_token": require_token, "cookie_secure": cookie_secure}
 
     app = Starlette(
-        routes=[*mirror_api.routes, *messaging_api.routes],
+        routes=[*mirror_api.routes, *messaging_api.routes, *session_api.routes],
         lifespan=lifespan,
-        exception_handlers={HttpFail: _fail, HTTPException: _http_error, Exception: _crash},
+        exception_handlers={HttpFail: _fail, session_api.SessionFail: _fail,
+                            HTTPException: _http_error, Exception: _crash},
     )
     # Starlette answers "/login/" with an empty 307 to "/login"; a JSON client wants JSON, and
     # a POST redirected is a POST that clients may drop. Paths are exact: a 404 that says so.

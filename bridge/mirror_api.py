@@ -114,7 +114,8 @@ async def personal_color(request: Request) -> JSONResponse:
 
 routes = [
     relay("/login", "login", AUTH_LOGIN, ACCOUNT_BODY_LIMIT, lambda r: {"token": r.token}),
-    relay("/register/user", "register_user", AUTH_REGISTER, ACCOUNT_BODY_LIMIT, lambda r: {}),
+    relay("/register/user", "register_user", AUTH_REGISTER, ACCOUNT_BODY_LIMIT, lambda r: {},
+          required=("email",)),
     relay("/reset_password", "reset_password", AUTH_RESET, ACCOUNT_BODY_LIMIT,
           lambda r: {"message": r.message}),
     relay("/reset_password/confirm", "reset_password_confirm", AUTH_RESET_CONFIRM,

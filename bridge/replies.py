@@ -148,13 +148,19 @@ def relay(
     operation: Operation[Any, Rep],
     limit: int,
     answer: Callable[[Rep], dict[str, Any]],
+    *,
+    required: tuple[str, ...] = (),
 ) -> Route:
     """A ``POST path`` route named ``type_`` that reads at most ``limit`` bytes of fields,
     relays them to ``operation`` and answers ``type_`` with the success fields ``answer`` picks
-    from the reply."""
+    from the reply. ``required`` names fields this family requires that the operation's
+    request leaves optional (the families share one user record)."""
 
     async def endpoint(request: Request) -> JSONResponse:
         fields = await fields_of(request, type_, limit)
+        for name in required:
+            if fields.get(name) is None:
+                raise HttpFail(type_, f"{name}: is required", 400, field=name)
         reply = await call(request, type_, operation, fields)
         return success(type_, **answer(reply))
 

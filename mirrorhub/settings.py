@@ -65,6 +65,7 @@ class Settings:
     bridge_port: int
     namespace: str = ""
     require_token: bool = False  # the bridge's messaging endpoints want a bearer token
+    cookie_secure: bool = False  # the session API's cookie is Secure (the bridge is behind HTTPS)
     listeners: BrokerListeners = BrokerListeners()
 
     @classmethod
@@ -87,6 +88,7 @@ class Settings:
             bridge_port=_port("MIRRORHUB_BRIDGE_PORT", 8000),
             namespace=env.get("MIRRORHUB_TOPIC_NAMESPACE", ""),
             require_token=env.get("MIRRORHUB_REQUIRE_TOKEN", "0").lower() in ("1", "true", "yes"),
+            cookie_secure=env.get("MIRRORHUB_COOKIE_SECURE", "0").lower() in ("1", "true", "yes"),
             listeners=BrokerListeners.from_env(),
         )
 

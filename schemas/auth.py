@@ -6,6 +6,10 @@ Error codes the auth service adds to :class:`schemas.envelope.ErrorCode`:
 - ``user_exists``: the username is taken;
 - ``user_not_found``: no user with that username and email;
 - ``token_invalid``: a bearer or reset token is malformed, forged, expired, revoked or used.
+
+One user record serves every API family: ``username`` and ``password`` always, and optional
+``email`` (seed 000's ``/register/user`` requires it: the bridge checks that), ``first_name``,
+``last_name`` and ``profile`` (seed 003) and ``fullname`` (seed 004).
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from schemas.names import Username
-from schemas.topics import Operation
+from schemas.names import Username, printable
+from schemas.topics import Operation, Topic
 
 PASSWORD_MAX = 1024
 EMAIL_MAX = 254
 TOKEN_MAX = 4096
+NAME_MAX = 128
+PROFILE_MAX = 255
 
 
 def _email(value: str) -> str:
@@ -38,6 +44,18 @@ Email = Annotated[
     AfterValidator(_email),
 ]
 Token = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TOKEN_MAX)]
+# A person's name as they write it (``fullname``, ``first_name``, ``last_name``).
+PersonName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX),
+    AfterValidator(printable),
+]
+# Seed 003's ``profile``: the key of an uploaded picture, never a path.
+ProfileKey = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=PROFILE_MAX),
+    AfterValidator(printable),
+]
 
 
 class AuthError(StrEnum):
@@ -62,7 +80,11 @@ class _Reply(BaseModel):
 class RegisterRequest(_Strict):
     username: Username
     password: Password
-    email: Email
+    email: Email | None = None
+    first_name: PersonName | None = None
+    last_name: PersonName | None = None
+    profile: ProfileKey | None = None
+    fullname: PersonName | None = None
 
 
 class RegisterReply(_Reply):
@@ -78,6 +100,7 @@ class LoginReply(_Reply):
     username: str
     token: str
     expires_at: datetime
+    expires_in: int  # the token's lifetime in seconds (a cookie's Max-Age)
 
 
 class ResetRequest(_Strict):
@@ -110,6 +133,36 @@ class VerifyReply(_Reply):
     username: str
     user_id: int
     expires_at: datetime
+    fullname: str | None = None  # as registered (seed 004); None for the other families
+
+
+class LogoutRequest(_Strict):
+    """Revoke one token (the one given) until it would have expired."""
+
+    token: Token
+
+
+class LogoutReply(_Reply):
+    username: str
+
+
+class DeleteUserRequest(_Strict):
+    """Delete the account a token belongs to; every token of it stops verifying."""
+
+    token: Token
+
+
+class DeleteUserReply(_Reply):
+    username: str
+
+
+class UserDeleted(BaseModel):
+    """An account is gone; services holding data of its user may remove it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    username: str
+    user_id: int
 
 
 class LookupRequest(_Strict):
@@ -148,4 +201,15 @@ AUTH_VERIFY = Operation(
 AUTH_LOOKUP = Operation(
     "svc/auth/lookup", LookupRequest, "Which usernames have an account; for other services.",
     reply=LookupReply,
+)
+
+AUTH_LOGOUT = Operation(
+    "svc/auth/logout", LogoutRequest, "Revoke one token (logging out).", reply=LogoutReply
+)
+AUTH_DELETE_USER = Operation(
+    "svc/auth/delete_user", DeleteUserRequest,
+    "Delete the account a token belongs to, revoking all its tokens.", reply=DeleteUserReply,
+)
+AUTH_USER_DELETED = Topic(
+    "events/auth/user_deleted", UserDeleted, "An account was deleted (svc/auth/delete_user)."
 )

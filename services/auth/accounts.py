@@ -1,4 +1,5 @@
-"""What the auth service does: accounts, logins, token checks and password resets."""
+"""What the auth service does: accounts, logins, token checks and password resets (logout and
+account deletion: services/auth/sessions.py)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from schemas.errors import ServiceError
 from services.auth.mailer import Mailer
 from services.auth.models import ResetToken, User
 from services.auth.passwords import PasswordHasher
+from services.auth.sessions import verified
 from services.auth.tokens import TokenIssuer
 
 RESET_SENT = "A password reset code was sent to the account's email address"
@@ -47,7 +49,8 @@ def _digest(token: str) -> str:
 
 
 class Accounts:
-    """The handlers of ``svc/auth/*``; each takes a request model and returns a reply model."""
+    """The handlers of ``svc/auth/register``, ``login``, ``verify``, ``lookup`` and
+    ``reset_password``; each takes a request model and returns a reply model."""
 
     def __init__(
         self,
@@ -75,7 +78,9 @@ class Accounts:
             raise ServiceError(AuthError.USER_EXISTS, "exist user", "username")
         password_hash = await self.hasher.hash(req.password)
         try:
-            await User.create(username=username, email=req.email, password_hash=password_hash)
+            await User.create(username=username, password_hash=password_hash, email=req.email,
+                              first_name=req.first_name, last_name=req.last_name,
+                              profile=req.profile, fullname=req.fullname)
         except IntegrityError as exc:  # a concurrent registration won the race
             raise ServiceError(AuthError.USER_EXISTS, "exist user", "username") from exc
         return RegisterReply(username=username)
@@ -86,14 +91,11 @@ class Accounts:
         if user is None or not ok:
             raise ServiceError(AuthError.LOGIN_FAILED, "Please check your username or password")
         token, expires = self.tokens.issue(user.id, user.username, user.token_version)
-        return LoginReply(username=user.username, token=token, expires_at=expires)
+        return LoginReply(username=user.username, token=token, expires_at=expires,
+                          expires_in=int(self.tokens.ttl.total_seconds()))
 
     async def verify(self, req: VerifyRequest) -> VerifyReply:
-        claims = self.tokens.decode(req.token)
-        user = await User.get_or_none(id=claims.user_id).only("id", "username", "token_version")
-        if user is None or user.token_version != claims.version:
-            raise ServiceError(AuthError.TOKEN_INVALID, "token was revoked")
-        return VerifyReply(username=user.username, user_id=user.id, expires_at=claims.expires_at)
+        return await verified(self.tokens, req)
 
     async def lookup(self, req: LookupRequest) -> LookupReply:
         wanted = set(req.usernames)
@@ -104,9 +106,10 @@ class Accounts:
         """Mail a reset code, at most ``reset_mails_per_hour`` to one account: beyond that the
         reply is :data:`RESET_HELD` and nothing is sent (so nobody can flood a mailbox). Codes
         whose mail could not be sent do not count. Only the account's owner learns anything
-        new from the held reply: an unknown account is ``Not Found User`` either way."""
+        new from the held reply: an unknown account is ``Not Found User`` either way, and so is
+        one registered without an email address (seed 004's)."""
         user = await User.get_or_none(username=req.username)
-        if user is None or user.email.casefold() != req.email.casefold():
+        if user is None or user.email is None or user.email.casefold() != req.email.casefold():
             raise ServiceError(AuthError.USER_NOT_FOUND, "Not Found User")
         lock = self._resetting.setdefault(user.id, asyncio.Lock())
         async with lock:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from broker.service import Handler, Service
 from schemas.auth import (
+    AUTH_DELETE_USER,
     AUTH_LOGIN,
+    AUTH_LOGOUT,
     AUTH_LOOKUP,
     AUTH_REGISTER,
     AUTH_RESET,
     AUTH_RESET_CONFIRM,
+    AUTH_USER_DELETED,
     AUTH_VERIFY,
 )
 from services.auth.accounts import Accounts
+from services.auth.sessions import Sessions
 
 AUTH = Service(
     "auth",
@@ -22,5 +26,8 @@ AUTH = Service(
         Handler(AUTH_LOOKUP, Accounts.lookup),
         Handler(AUTH_RESET, Accounts.reset_password),
         Handler(AUTH_RESET_CONFIRM, Accounts.confirm_reset),
+        Handler(AUTH_LOGOUT, Sessions.logout),
+        Handler(AUTH_DELETE_USER, Sessions.delete_user),
     ),
+    publishes=(AUTH_USER_DELETED,),
 )

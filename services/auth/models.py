@@ -6,14 +6,20 @@ from tortoise import fields
 from tortoise.models import Model
 
 
+# One user of every API family (seeds 000, 003 and 004): each family asks for some of the
+# optional fields. (No docstring: tortoise would put it into the DDL as a table comment.)
 class User(Model):
     id = fields.IntField(primary_key=True)
     username = fields.CharField(max_length=64, unique=True)
-    email = fields.CharField(max_length=254)
+    email = fields.CharField(max_length=254, null=True)  # 000 asks for it, 004 does not
     password_hash = fields.CharField(max_length=255)
     # Bumped on every password change; tokens carry it, so older tokens stop verifying.
     token_version = fields.IntField(default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
+    first_name = fields.CharField(max_length=128, null=True)  # seed 003
+    last_name = fields.CharField(max_length=128, null=True)  # seed 003
+    profile = fields.CharField(max_length=255, null=True)  # seed 003: a profile picture's key
+    fullname = fields.CharField(max_length=128, null=True)  # seed 004
 
     class Meta:
         table = "auth_user"
@@ -33,3 +39,13 @@ class ResetToken(Model):
 
     class Meta:
         table = "auth_reset_token"
+
+
+# A logged-out token, by its ``jti``, until it would have expired anyway: then the row is purged.
+class RevokedToken(Model):
+    id = fields.IntField(primary_key=True)
+    jti = fields.CharField(max_length=64, unique=True)
+    expires_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "auth_revoked_token"

@@ -12,6 +12,7 @@ from services.auth.config import AuthSettings
 from services.auth.handlers import AUTH
 from services.auth.mailer import make_mailer
 from services.auth.passwords import PasswordHasher
+from services.auth.sessions import Sessions
 from services.auth.tokens import Keyring, TokenIssuer
 from services.database import open_database
 
@@ -24,9 +25,11 @@ async def run_auth(bus_settings: BusSettings, settings: AuthSettings) -> AsyncIt
         if settings.jwt_keys
         else Keyring.load_or_create(settings.data_dir / "auth" / "jwt_keys.json")
     )
+    tokens = TokenIssuer(keyring, settings.token_ttl)
+    bus = service_bus(bus_settings, "auth")
     accounts = Accounts(
         PasswordHasher(settings.argon2_memory_kib, settings.argon2_time_cost),
-        TokenIssuer(keyring, settings.token_ttl),
+        tokens,
         make_mailer(settings.smtp_url, settings.data_dir / "outbox"),
         reset_ttl=settings.reset_ttl,
         mail_from=settings.mail_from,
@@ -35,6 +38,6 @@ async def run_auth(bus_settings: BusSettings, settings: AuthSettings) -> AsyncIt
     async with (
         open_database(settings.database_url, "auth", "services.auth.models",
                       "services.auth.migrations"),
-        AUTH.serve(service_bus(bus_settings, "auth"), accounts),
+        AUTH.serve(bus, accounts, Sessions(tokens, bus)),
     ):
         yield accounts

@@ -2,8 +2,9 @@
 
 The keyring comes from ``MIRRORHUB_JWT_KEYS`` (``kid:secret,kid:secret``; the first one signs,
 all of them verify) or, when unset, from ``{data}/auth/jwt_keys.json``, generated on first run.
-Every secret must be at least 32 bytes. Verification pins the algorithm, requires ``exp``, ``iat``
-and ``sub``, and refuses unknown key ids.
+Every secret must be at least 32 bytes. Verification pins the algorithm, requires ``exp``, ``iat``,
+``sub`` and ``jti``, and refuses unknown key ids. The ``jti`` (random, 128 bits) names one token,
+so that logging out can revoke it alone; tokens issued before it was added are refused.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from schemas.errors import ConfigError, ServiceError
 ALGORITHM = "HS256"
 MIN_KEY_BYTES = 32
 ISSUER = "mirrorhub-auth"
+JTI_MAX = 64  # the column that stores revoked ones
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class Claims:
     user_id: int
     username: str
     version: int
+    jti: str
+    issued_at: datetime
     expires_at: datetime
 
 
@@ -90,6 +94,7 @@ class TokenIssuer:
         expires = now + self.ttl
         token = self.keyring.sign({
             "sub": str(user_id), "name": username, "ver": version, "iss": ISSUER,
+            "jti": secrets.token_urlsafe(16),
             "iat": int(now.timestamp()), "exp": int(expires.timestamp()),
         })
         return token, expires.replace(microsecond=0)
@@ -103,12 +108,17 @@ class TokenIssuer:
                 raise ServiceError(AuthError.TOKEN_INVALID, "token signed with an unknown key")
             claims = jwt.decode(
                 token, key, algorithms=[ALGORITHM], issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "iss"]},
+                options={"require": ["exp", "iat", "sub", "iss", "jti"]},
             )
+            jti = claims["jti"]
+            if not isinstance(jti, str) or not 0 < len(jti) <= JTI_MAX:
+                raise ServiceError(AuthError.TOKEN_INVALID, "token is not valid")
             return Claims(
                 user_id=int(claims["sub"]),
                 username=str(claims["name"]),
                 version=int(claims["ver"]),
+                jti=jti,
+                issued_at=datetime.fromtimestamp(claims["iat"], UTC),
                 expires_at=datetime.fromtimestamp(claims["exp"], UTC),
             )
         except jwt.ExpiredSignatureError as exc:

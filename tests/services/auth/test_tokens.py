@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import jwt
@@ -22,6 +23,14 @@ def test_issued_tokens_decode_and_carry_kid() -> None:
     claims = issuer.decode(token)
     assert (claims.user_id, claims.username, claims.version) == (7, "ann", 3)
     assert claims.expires_at == expires
+    assert claims.expires_at - claims.issued_at == timedelta(seconds=60)
+
+
+def test_every_token_has_a_jti_of_its_own() -> None:
+    issuer = TokenIssuer(Keyring.parse(NEW), 60)
+    jtis = {issuer.decode(issuer.issue(7, "ann", 3)[0]).jti for _ in range(50)}
+    assert len(jtis) == 50
+    assert all(len(jti) >= 20 for jti in jtis)
 
 
 def test_rotation_old_tokens_verify_while_their_key_is_listed() -> None:
@@ -47,6 +56,12 @@ def forge(claims: dict[str, object], key: str = "n" * 64, alg: str = "HS256",
            "exp": int(time.time()) + 60}, key="x" * 64),  # wrong key
     forge({"sub": "1", "name": "a", "ver": 0, "iss": ISSUER, "iat": 1,
            "exp": int(time.time()) + 60}, key="n" * 64, alg="HS512"),  # other algorithm
+    forge({"sub": "1", "name": "a", "ver": 0, "iss": ISSUER, "iat": 1,
+           "exp": int(time.time()) + 60}),  # no jti: issued before revocation existed
+    forge({"sub": "1", "name": "a", "ver": 0, "iss": ISSUER, "iat": 1, "jti": 5,
+           "exp": int(time.time()) + 60}),
+    forge({"sub": "1", "name": "a", "ver": 0, "iss": ISSUER, "iat": 1, "jti": "j" * 65,
+           "exp": int(time.time()) + 60}),
     jwt.encode({"sub": "1", "exp": int(time.time()) + 60}, None, algorithm="none",
                headers={"kid": "new"}),
     "not-a-token",
