@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import signal
 import sys
@@ -114,18 +115,32 @@ def _asyncapi(path: Path, check: bool) -> int:
     return 0
 
 
-def _stop_as_on_ctrl_c(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM (``kill``, ``docker stop``, systemd) stops the process as Ctrl-C does: the
-    handler SIGINT has now (asyncio's, which cancels the main task so every ``async with``
-    closes, worker processes included), or KeyboardInterrupt where SIGINT is ignored (a
-    background job of a script). Left at its default, SIGTERM ended the process on the spot
-    and its vision worker lived on; uvicorn, which handles both while it serves, raises the
-    signal again once it has stopped, and so comes here too."""
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler):
-        handler(signal.SIGINT, frame)
-    else:
-        raise KeyboardInterrupt
+async def _stoppable(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` until it ends or SIGTERM (``kill``, ``docker stop``, systemd) cancels it,
+    which closes every ``async with`` in order, worker processes included, exactly as Ctrl-C
+    does. Left at its default, SIGTERM ended the process on the spot and its vision worker
+    lived on; raising KeyboardInterrupt from the handler instead (where SIGINT is ignored, as in
+    a script's background job) tore the loop down with a traceback. uvicorn, which takes both
+    signals while it serves, raises the signal again once it has stopped, so it comes here
+    too."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    asked = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal asked
+        asked = True
+        loop.call_soon_threadsafe(task.cancel)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        await work
+    except asyncio.CancelledError:
+        if not asked:
+            raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _in_data_dir(settings: Settings, needed: Path) -> None:
@@ -141,7 +156,6 @@ def _in_data_dir(settings: Settings, needed: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _stop_as_on_ctrl_c)
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -177,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             bus = settings.device_bus(simulation.mirror_id)
             runner["mirror"] = lambda: simulation.run(bus)
         # uvloop: the same asyncio API, a faster loop for sockets and callbacks.
-        uvloop.run(runner[args.command]())
+        uvloop.run(_stoppable(runner[args.command]()))
     except MirrorhubError as exc:
         print(f"mirrorhub: {exc}", file=sys.stderr)
         return 2
