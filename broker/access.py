@@ -68,12 +68,11 @@ def mirror_may(mirror_id: str, client_id: str, topic: str, access: Access,
 
 def mirror_will_may(mirror_id: str, topic: str, namespace: str = "") -> bool:
     """Whether the account of ``mirror_id`` (``+``: the shared device account) may leave a Last
-    Will on ``topic``: only its own ``mirrors/{id}/status``."""
-    if not topic.startswith(namespace):
-        return False
-    levels = topic[len(namespace):].split("/")
-    return (len(levels) == 3 and levels[0] == "mirrors" and levels[2] == "status"
-            and levels[1] not in ("", "+", "#") and mirror_id in ("+", levels[1]))
+    Will on ``topic``: a topic it may publish to (:func:`mirror_may`), its own
+    ``mirrors/{id}/status``, and a topic name, not a filter."""
+    levels = topic.split("/")
+    return (levels[-1] == "status" and "" not in levels and not set(topic) & set("+#")
+            and mirror_may(mirror_id, "", topic, Access.PUBLISH, namespace))
 
 
 def namespaced_client_id(namespace: str, name: str) -> str:

@@ -28,7 +28,6 @@ import contextlib
 import logging
 import os
 import socket
-import ssl
 import threading
 import traceback
 from collections.abc import Callable
@@ -193,15 +192,9 @@ class Connection:
                     rc = client.connect(url.host, url.port, self.settings.keepalive)
         except BaseException as exc:
             close_leaked_sockets(exc)
-            if self.tls is None:
-                raise
-            explained = self.tls.explain(exc)
-            if explained is not None:
-                raise TlsRefused(explained) from None
-            if isinstance(exc, (ConnectionResetError, ssl.SSLEOFError)):
-                # Not final: a broker that is starting may do the same.
-                raise MqttError(f"the TLS handshake was cut off (is {url.host}:{url.port} a TLS "
-                                "port? a plain one wants mqtt:// or ws://)") from None
+            refusal = self.tls.refusal(exc) if self.tls is not None else None
+            if refusal is not None:
+                raise refusal from None
             raise
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise MqttError(f"connect failed: {mqtt.error_string(rc)}")
@@ -285,10 +278,7 @@ class Connection:
 
     def _on_register_write(self, _client: mqtt.Client, _userdata: Any,
                            _sock: mqtt.SocketLike) -> None:
-        if self._from_thread():
-            self._loop.call_soon_threadsafe(self._flush)
-        else:
-            self._flush()  # every publish passes here: write it now, as a transport would
+        self._in_loop(self._flush)  # every publish passes here: write it now, as a transport would
 
     def _flush(self) -> None:
         if self._writing or self._sock is None:

@@ -27,7 +27,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ValidationError
 
 from broker.client import Bus, Message, MessageCallback
-from schemas.envelope import REPLY, REQUEST_ID_MAX, ErrorCode, RequestEnvelope
+from schemas.envelope import REPLY_TO_PATTERN, REQUEST_ID_MAX, ErrorCode, RequestEnvelope
 from schemas.errors import BusUnavailable, ServiceError
 from schemas.service import REJECTED, Rejected
 from schemas.topics import Operation
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PAYLOAD = 256 * 1024
 _HEAD = 2048  # bytes scanned for id and reply_to when the payload cannot be parsed
+_REPLY_TO = re.compile(REPLY_TO_PATTERN)  # the envelope's own rule, for payloads it refused
 _HEAD_FIELD = re.compile(rb'"(id|reply_to)"\s*:\s*"([^"\\#+]{1,256})"')
 
 
@@ -161,7 +162,7 @@ class ServiceRunner:
     async def _reply_or_reject(self, topic: str, data: Any, error: ServiceError) -> None:
         request_id, reply_to = data.get("id"), data.get("reply_to")
         if (isinstance(request_id, str) and request_id and isinstance(reply_to, str)
-                and REPLY.parse(reply_to) is not None and not set(reply_to) & set("#+\0")):
+                and _REPLY_TO.fullmatch(reply_to)):
             await self._send(reply_to, request_id[:REQUEST_ID_MAX], error)
         else:
             await self._reject(topic, error)

@@ -15,6 +15,7 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+from broker.protocol import MqttError, TlsRefused
 from broker.settings import BusSettings
 from schemas.errors import ConfigError
 
@@ -71,6 +72,20 @@ class TlsWatch:
                     raise
 
         return WatchedSocket
+
+    def refusal(self, exc: BaseException) -> MqttError | None:
+        """What a failed ``connect`` means, as the error to raise instead of ``exc``: a final
+        :class:`TlsRefused` saying why, a passing :class:`MqttError` for a handshake cut off,
+        or None when ``exc`` has nothing to do with TLS."""
+        explained = self.explain(exc)
+        if explained is not None:
+            return TlsRefused(explained)
+        if isinstance(exc, (ConnectionResetError, ssl.SSLEOFError)):
+            # Not final: a broker that is starting may do the same.
+            url = self.settings.url
+            return MqttError(f"the TLS handshake was cut off (is {url.host}:{url.port} a TLS "
+                             "port? a plain one wants mqtt:// or ws://)")
+        return None
 
     def explain(self, exc: BaseException) -> str | None:
         """One line saying what went wrong with TLS, naming the setting that fixes it; None when
