@@ -165,8 +165,13 @@ class Bus:
         runner = asyncio.create_task(self._run(connection), name=f"bus:{self.client_id}")
         self._runner = runner
         connected = asyncio.create_task(self._connected.wait())
-        await asyncio.wait({runner, connected}, timeout=self.settings.connect_timeout,
-                           return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({runner, connected}, timeout=self.settings.connect_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled (SIGTERM while starting): stop trying, as on failure
+            connected.cancel()
+            await self.__aexit__(None, None, None)
+            raise
         connected.cancel()
         if self._connected.is_set():
             return self

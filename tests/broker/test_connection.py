@@ -216,3 +216,27 @@ async def test_a_burst_larger_than_the_socket_is_written_out_then_the_bus_idles(
         cpu = time.process_time()
         await asyncio.sleep(1.0)
         assert time.process_time() - cpu < 0.2, "the loop is busy with nothing to do"
+
+
+async def test_a_bus_cancelled_while_connecting_leaves_nothing_running() -> None:
+    """SIGTERM can arrive while a service is still connecting: entering is cancelled, and the
+    Bus must stop trying (it is never exited) instead of reconnecting on in the background."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes the CONNECT, never answers it
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    bus = Bus(BusSettings(BrokerURL("127.0.0.1", port), connect_timeout=5.0), role="test")
+    try:
+        entering = asyncio.create_task(bus.__aenter__())
+        await asyncio.sleep(0.3)
+        entering.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await entering
+        names = {task.get_name() for task in asyncio.all_tasks()}
+        assert f"bus:{bus.client_id}" not in names
+    finally:
+        server.close()
+        await server.wait_closed()
