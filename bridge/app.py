@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bridge import messaging_api, mirror_api, session_api
+from bridge import messaging_api, mirror_api, session_api, user_family
 from bridge.replies import HttpFail
 from broker.client import Bus
 from broker.settings import BusSettings
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 async def _fail(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HttpFail | session_api.SessionFail)
+    assert isinstance(exc, HttpFail | session_api.SessionFail | user_family.UserFail)
     return exc.response()
 
 
@@ -73,6 +73,7 @@ def create_app(
         routes=[*mirror_api.routes, *messaging_api.routes, *session_api.routes],
         lifespan=lifespan,
         exception_handlers={HttpFail: _fail, session_api.SessionFail: _fail,
+                            user_family.UserFail: _fail,
                             HTTPException: _http_error, Exception: _crash},
     )
     # Starlette answers "/login/" with an empty 307 to "/login"; a JSON client wants JSON, and
