@@ -165,6 +165,17 @@ class UserDeleted(BaseModel):
     user_id: int
 
 
+class UserRenamed(BaseModel):
+    """An account's username changed (seed 003's ``PUT /api/user``); services holding data
+    under ``old_username`` move it to ``new_username``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    user_id: int
+    old_username: str
+    new_username: str
+
+
 class LookupRequest(_Strict):
     """Which of ``usernames`` have an account; for services that take usernames from clients."""
 
@@ -212,4 +223,8 @@ AUTH_DELETE_USER = Operation(
 )
 AUTH_USER_DELETED = Topic(
     "events/auth/user_deleted", UserDeleted, "An account was deleted (svc/auth/delete_user)."
+)
+AUTH_USER_RENAMED = Topic(
+    "events/auth/user_renamed", UserRenamed,
+    "An account's username changed (PUT /api/user); its data moves to the new name.",
 )
