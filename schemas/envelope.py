@@ -36,16 +36,25 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large"  # the payload exceeds the service's limit
     INTERNAL = "internal"  # the service failed; details are in its log, not on the wire
     UNAVAILABLE = "unavailable"  # a dependency of the service is down
+    THROTTLED = "throttled"  # too many failed attempts: ``retry_after`` says when to try again
 
 
 class ErrorBody(BaseModel):
-    """A typed error: a stable ``code``, a human ``message`` and, for bad input, the ``field``."""
+    """A typed error: a stable ``code``, a human ``message`` and, for bad input, the ``field``.
+
+    Two optional parts say more where a caller acts on it: ``reason``, a stable word refining
+    ``code`` (why a token is ``token_invalid``: :class:`schemas.auth.TokenReason`), and
+    ``retry_after``, the seconds after which the same request may succeed (``throttled``).
+    Both are left out of the wire when absent, so errors without them look as they always did.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     code: str = Field(min_length=1, max_length=64)
     message: str = Field(max_length=1000)
     field: str | None = None
+    reason: str | None = Field(default=None, min_length=1, max_length=64)
+    retry_after: int | None = Field(default=None, ge=0)
 
 
 class RequestEnvelope(BaseModel):

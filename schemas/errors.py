@@ -10,7 +10,8 @@
     │   ├── BusUnavailable     not connected to the broker (bridge: 503)
     │   ├── RequestTimeout     no reply within the deadline (bridge: 504)
     │   └── AccessDenied       the broker refused a subscription to this account
-    └── ServiceError           a typed error reply: ``code``, ``message``, optional ``field``
+    └── ServiceError           a typed error reply: ``code``, ``message``, optional ``field``,
+                               ``reason`` and ``retry_after``
 
 Handlers raise :class:`ServiceError`; the service runner turns it into an error reply and the
 caller's :meth:`broker.client.Bus.request` raises it again on the other side.
@@ -20,6 +21,8 @@ depending on the MQTT side.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from schemas.envelope import ErrorBody
 
@@ -62,25 +65,39 @@ class RequestTimeout(BusError):
 
 
 class ServiceError(MirrorhubError):
-    """A typed failure that crosses the wire as ``{"code", "message", "field"}``."""
+    """A typed failure that crosses the wire as ``{"code", "message", "field", "reason",
+    "retry_after"}`` (:class:`schemas.envelope.ErrorBody` says what each means)."""
 
-    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        field: str | None = None,
+        *,
+        reason: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
+        self.reason = reason
+        self.retry_after = retry_after
 
-    def __reduce__(self) -> tuple[type[ServiceError], tuple[str, str, str | None]]:
+    def __reduce__(self) -> tuple[Any, ...]:
         # Crosses process boundaries (vision's worker processes raise it) as a plain
-        # ServiceError with its code, message and field.
-        return (ServiceError, (self.code, self.message, self.field))
+        # ServiceError with all its parts (the keyword-only ones through its __dict__).
+        return (ServiceError, (self.code, self.message, self.field), self.__dict__)
 
     def to_body(self) -> ErrorBody:
-        return ErrorBody(code=str(self.code), message=self.message, field=self.field)
+        return ErrorBody(code=str(self.code), message=self.message, field=self.field,
+                         reason=self.reason, retry_after=self.retry_after)
 
     @classmethod
     def from_body(cls, body: ErrorBody) -> ServiceError:
-        return cls(body.code, body.message, body.field)
+        return cls(body.code, body.message, body.field, reason=body.reason,
+                   retry_after=body.retry_after)
 
     def __repr__(self) -> str:
-        return f"ServiceError({self.code!r}, {self.message!r}, field={self.field!r})"
+        return (f"ServiceError({self.code!r}, {self.message!r}, field={self.field!r}, "
+                f"reason={self.reason!r}, retry_after={self.retry_after!r})")
