@@ -5,7 +5,9 @@ A token stops verifying when
 
 * it is revoked: its ``jti`` is in ``auth_revoked_token`` (logout). The row is kept until the
   token would have expired anyway; each logout purges the rows past that;
-* its user changed the password since (``token_version``, bumped by a password reset);
+* its user changed the password since (``token_version``, bumped by a password reset or a
+  change), unless it is the token that made the change (``kept_jti``: seed 003's
+  ``PUT /api/user`` keeps its own token working);
 * its user is gone (account deleted), or was created after the token was issued: ids are not
   reused (AUTOINCREMENT on SQLite, sequences on PostgreSQL), and this check keeps an old token
   from ever passing for a newer account should one be.
@@ -27,6 +29,7 @@ from schemas.auth import (
     DeleteUserRequest,
     LogoutReply,
     LogoutRequest,
+    TokenReason,
     UserDeleted,
     VerifyReply,
     VerifyRequest,
@@ -43,8 +46,9 @@ class Publisher(Protocol):
     async def publish(self, topic: Topic[Any], payload: BaseModel, *, qos: int = 1) -> None: ...
 
 
-def _revoked() -> ServiceError:
-    return ServiceError(AuthError.TOKEN_INVALID, "token was revoked")
+def revoked() -> ServiceError:
+    """``token_invalid``, reason ``revoked``: the token no longer holds."""
+    return ServiceError(AuthError.TOKEN_INVALID, "token was revoked", reason=TokenReason.REVOKED)
 
 
 async def holding(tokens: TokenIssuer, token: str) -> tuple[Claims, User | None]:
@@ -52,14 +56,14 @@ async def holding(tokens: TokenIssuer, token: str) -> tuple[Claims, User | None]
     when the token does not hold for any other reason (see the module docstring)."""
     claims = tokens.decode(token)
     if await RevokedToken.exists(jti=claims.jti):
-        raise _revoked()
+        raise revoked()
     user = await User.get_or_none(id=claims.user_id).only(
-        "id", "username", "token_version", "created_at", "fullname")
+        "id", "username", "token_version", "kept_jti", "created_at", "fullname")
     if user is not None and (
-        user.token_version != claims.version
+        (user.token_version != claims.version and user.kept_jti != claims.jti)
         or claims.issued_at < user.created_at.replace(microsecond=0)
     ):
-        raise _revoked()
+        raise revoked()
     return claims, user
 
 
@@ -67,7 +71,7 @@ async def verified(tokens: TokenIssuer, req: VerifyRequest) -> VerifyReply:
     """What ``svc/auth/verify`` answers (:meth:`services.auth.accounts.Accounts.verify`)."""
     claims, user = await holding(tokens, req.token)
     if user is None:
-        raise _revoked()
+        raise revoked()
     return VerifyReply(username=user.username, user_id=user.id,
                        expires_at=claims.expires_at, fullname=user.fullname)
 
@@ -83,7 +87,7 @@ class Sessions:
         """Revoke ``req.token``: it is ``token_invalid`` from now on, everywhere."""
         claims, user = await holding(self.tokens, req.token)
         if user is None:
-            raise _revoked()
+            raise revoked()
         await RevokedToken.filter(expires_at__lte=datetime.now(UTC)).delete()
         # A concurrent logout of the same token may insert first: revoked either way.
         with contextlib.suppress(IntegrityError):

@@ -5,6 +5,7 @@ all of them verify) or, when unset, from ``{data}/auth/jwt_keys.json``, generate
 Every secret must be at least 32 bytes. Verification pins the algorithm, requires ``exp``, ``iat``,
 ``sub`` and ``jti``, and refuses unknown key ids. The ``jti`` (random, 128 bits) names one token,
 so that logging out can revoke it alone; tokens issued before it was added are refused.
+A refusal says why in its ``reason`` (:class:`schemas.auth.TokenReason`), as PyJWT classifies it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import jwt
 
-from schemas.auth import AuthError
+from schemas.auth import AuthError, TokenReason
 from schemas.errors import ConfigError, ServiceError
 
 ALGORITHM = "HS256"
@@ -100,19 +101,21 @@ class TokenIssuer:
         return token, expires.replace(microsecond=0)
 
     def decode(self, token: str) -> Claims:
-        """The token's claims, or ``token_invalid`` for anything forged, expired or malformed."""
+        """The token's claims, or ``token_invalid`` with its :class:`TokenReason` for anything
+        forged, expired or malformed. PyJWT classifies: its exception says which reason, and
+        a malformed token's message is the exception's own text."""
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             key = self.keyring.key(kid) if isinstance(kid, str) else None
             if key is None:
-                raise ServiceError(AuthError.TOKEN_INVALID, "token signed with an unknown key")
+                raise _invalid(TokenReason.SIGNATURE, "token signed with an unknown key")
             claims = jwt.decode(
                 token, key, algorithms=[ALGORITHM], issuer=ISSUER,
                 options={"require": ["exp", "iat", "sub", "iss", "jti"]},
             )
             jti = claims["jti"]
             if not isinstance(jti, str) or not 0 < len(jti) <= JTI_MAX:
-                raise ServiceError(AuthError.TOKEN_INVALID, "token is not valid")
+                raise _invalid(TokenReason.MALFORMED, "token is not valid")
             return Claims(
                 user_id=int(claims["sub"]),
                 username=str(claims["name"]),
@@ -122,6 +125,14 @@ class TokenIssuer:
                 expires_at=datetime.fromtimestamp(claims["exp"], UTC),
             )
         except jwt.ExpiredSignatureError as exc:
-            raise ServiceError(AuthError.TOKEN_INVALID, "token expired") from exc
-        except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:
-            raise ServiceError(AuthError.TOKEN_INVALID, "token is not valid") from exc
+            raise _invalid(TokenReason.EXPIRED, "token expired") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise _invalid(TokenReason.SIGNATURE, str(exc)) from exc
+        except jwt.InvalidTokenError as exc:
+            raise _invalid(TokenReason.MALFORMED, str(exc)[:200] or "token is not valid") from exc
+        except (KeyError, ValueError, TypeError) as exc:  # a claim of ours missing or mistyped
+            raise _invalid(TokenReason.MALFORMED, "token is not valid") from exc
+
+
+def _invalid(reason: TokenReason, message: str) -> ServiceError:
+    return ServiceError(AuthError.TOKEN_INVALID, message, reason=reason)
