@@ -34,6 +34,7 @@ from services.auth.mailer import Mailer
 from services.auth.models import ResetToken, User
 from services.auth.passwords import PasswordHasher
 from services.auth.sessions import verified
+from services.auth.throttle import Throttle
 from services.auth.tokens import TokenIssuer
 
 RESET_SENT = "A password reset code was sent to the account's email address"
@@ -57,6 +58,7 @@ class Accounts:
         hasher: PasswordHasher,
         tokens: TokenIssuer,
         mailer: Mailer,
+        throttle: Throttle,
         *,
         reset_ttl: int,
         mail_from: str,
@@ -65,6 +67,7 @@ class Accounts:
         self.hasher = hasher
         self.tokens = tokens
         self.mailer = mailer
+        self.throttle = throttle
         self.reset_ttl = timedelta(seconds=reset_ttl)
         self.mail_from = mail_from
         self.reset_mails_per_hour = reset_mails_per_hour
@@ -86,10 +89,16 @@ class Accounts:
         return RegisterReply(username=username)
 
     async def login(self, req: LoginRequest) -> LoginReply:
-        user = await User.get_or_none(username=req.username)
-        ok = await self.hasher.verify(req.password, user.password_hash if user else None)
-        if user is None or not ok:
-            raise ServiceError(AuthError.LOGIN_FAILED, "Please check your username or password")
+        """Throttled (services/auth/throttle.py) before the user is looked up; an unknown user
+        costs a password check all the same (of a decoy hash), so no path tells by its time
+        whether an account exists."""
+        async with self.throttle.attempt("login", req.username, req.address) as attempt:
+            user = await User.get_or_none(username=req.username)
+            ok = await self.hasher.verify(req.password, user.password_hash if user else None)
+            if user is None or not ok:
+                raise ServiceError(AuthError.LOGIN_FAILED,
+                                   "Please check your username or password")
+            attempt.succeeded()
         token, expires = self.tokens.issue(user.id, user.username, user.token_version)
         return LoginReply(username=user.username, token=token, expires_at=expires,
                           expires_in=int(self.tokens.ttl.total_seconds()))
@@ -107,10 +116,14 @@ class Accounts:
         reply is :data:`RESET_HELD` and nothing is sent (so nobody can flood a mailbox). Codes
         whose mail could not be sent do not count. Only the account's owner learns anything
         new from the held reply: an unknown account is ``Not Found User`` either way, and so is
-        one registered without an email address (seed 004's)."""
-        user = await User.get_or_none(username=req.username)
-        if user is None or user.email is None or user.email.casefold() != req.email.casefold():
-            raise ServiceError(AuthError.USER_NOT_FOUND, "Not Found User")
+        one registered without an email address (seed 004's). Each ``Not Found User`` is a
+        failure for the throttle, as a wrong password is for :meth:`login`."""
+        async with self.throttle.attempt("reset", req.username, req.address) as attempt:
+            user = await User.get_or_none(username=req.username)
+            if (user is None or user.email is None
+                    or user.email.casefold() != req.email.casefold()):
+                raise ServiceError(AuthError.USER_NOT_FOUND, "Not Found User")
+            attempt.succeeded()
         lock = self._resetting.setdefault(user.id, asyncio.Lock())
         async with lock:
             now = datetime.now(UTC)
@@ -163,6 +176,7 @@ class Accounts:
             user = row.user
             user.password_hash = password_hash
             user.token_version += 1
-            await user.save(update_fields=["password_hash", "token_version"])
+            user.kept_jti = None  # a reset by mail keeps no token: it revokes them all
+            await user.save(update_fields=["password_hash", "token_version", "kept_jti"])
             await ResetToken.filter(user_id=user.id, used_at=None).update(used_at=now)
         return ResetConfirmReply(username=user.username)

@@ -21,6 +21,11 @@ class AuthSettings:
     argon2_memory_kib: int
     argon2_time_cost: int
     reset_mails_per_hour: int = 3  # reset mails one account may be sent in an hour
+    # Throttling (services/auth/throttle.py): failures of one username, and from one client
+    # address, within the window (seconds) before its logins (or resets) are refused.
+    login_max_failures: int = 5
+    login_max_failures_per_address: int = 50
+    login_window: float = 900.0
 
     @classmethod
     def from_env(cls, data_dir: Path) -> AuthSettings:
@@ -37,4 +42,8 @@ class AuthSettings:
             argon2_memory_kib=number("MIRRORHUB_ARGON2_MEMORY_KIB", 19456, 8, 4 * 1024 * 1024),
             argon2_time_cost=number("MIRRORHUB_ARGON2_TIME_COST", 2, 1, 100),
             reset_mails_per_hour=number("MIRRORHUB_RESET_MAILS_PER_HOUR", 3, 1, 1000),
+            login_max_failures=number("MIRRORHUB_LOGIN_MAX_FAILURES", 5, 1, 1000),
+            login_max_failures_per_address=number("MIRRORHUB_LOGIN_MAX_FAILURES_PER_ADDRESS",
+                                                  50, 1, 1_000_000),
+            login_window=number("MIRRORHUB_LOGIN_WINDOW", 900.0, 1.0, 7 * 86400.0),
         )
