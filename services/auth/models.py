@@ -13,8 +13,11 @@ class User(Model):
     username = fields.CharField(max_length=64, unique=True)
     email = fields.CharField(max_length=254, null=True)  # 000 asks for it, 004 does not
     password_hash = fields.CharField(max_length=255)
-    # Bumped on every password change; tokens carry it, so older tokens stop verifying.
+    # Bumped on every password change; tokens carry it, so older tokens stop verifying...
     token_version = fields.IntField(default=0)
+    # ...except this one: the token that changed the password through the account itself
+    # (seed 003's PUT /api/user), which goes on working. None after a reset by mail.
+    kept_jti = fields.CharField(max_length=64, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     first_name = fields.CharField(max_length=128, null=True)  # seed 003
     last_name = fields.CharField(max_length=128, null=True)  # seed 003
@@ -49,3 +52,21 @@ class RevokedToken(Model):
 
     class Meta:
         table = "auth_revoked_token"
+
+
+# One failed login or password reset (``pending`` while it still runs), kept for the
+# throttling window (services/auth/throttle.py) and purged after it. ``action`` is "login" or
+# "reset"; ``address`` is the client's, when the caller said it. Rows are the only state, so
+# every auth instance on the database agrees. (No docstring: tortoise would put it into the DDL
+# as a table comment.)
+class FailedAttempt(Model):
+    id = fields.IntField(primary_key=True)
+    action = fields.CharField(max_length=8)
+    username = fields.CharField(max_length=64)
+    address = fields.CharField(max_length=64, null=True)
+    at = fields.DatetimeField(db_index=True)
+    pending = fields.BooleanField(default=True)
+
+    class Meta:
+        table = "auth_failed_attempt"
+        indexes = (("action", "username", "at"), ("action", "address", "at"))
