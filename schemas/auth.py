@@ -5,7 +5,11 @@ Error codes the auth service adds to :class:`schemas.envelope.ErrorCode`:
 - ``login_failed``: unknown user or wrong password (never says which);
 - ``user_exists``: the username is taken;
 - ``user_not_found``: no user with that username and email;
-- ``token_invalid``: a bearer or reset token is malformed, forged, expired, revoked or used.
+- ``token_invalid``: a bearer or reset token is malformed, forged, expired, revoked or used;
+  for a bearer token the error's ``reason`` says which (:class:`TokenReason`);
+
+and answers the common ``throttled`` (with ``retry_after``) to a login or password reset of a
+username, or from a client address, with too many recent failures (services/auth/throttle.py).
 
 One user record serves every API family: ``username`` and ``password`` always, and optional
 ``email`` (seed 000's ``/register/user`` requires it: the bridge checks that), ``first_name``,
@@ -67,6 +71,24 @@ class AuthError(StrEnum):
     TOKEN_INVALID = "token_invalid"
 
 
+class TokenReason(StrEnum):
+    """Why a bearer token is ``token_invalid``: the ``reason`` of the error.
+
+    The message of a ``malformed`` one is PyJWT's own account of it (``Not enough segments``,
+    ``Invalid header padding``...), so that a caller may show the library's words.
+    """
+
+    MALFORMED = "malformed"  # not a JWT, or not one of ours (claims missing or wrong)
+    SIGNATURE = "signature"  # the signature does not verify, or its key is unknown
+    EXPIRED = "expired"  # past its ``exp``
+    REVOKED = "revoked"  # logged out, its password changed since, or its account is gone
+
+
+# The client address a login or reset came from (the bridge's peer, docs/operations.md), for
+# the per-address limit: an IPv6 address with a zone fits.
+Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
 class _Strict(BaseModel):
     """Requests: wrong JSON types are refused, not coerced; unknown fields are ignored."""
 
@@ -94,6 +116,7 @@ class RegisterReply(_Reply):
 class LoginRequest(_Strict):
     username: Username
     password: Password
+    address: Address | None = None  # the client's; None: only the per-username limit applies
 
 
 class LoginReply(_Reply):
@@ -108,6 +131,7 @@ class ResetRequest(_Strict):
 
     username: Username
     email: Email
+    address: Address | None = None  # as for LoginRequest
 
 
 class ResetReply(_Reply):
@@ -154,6 +178,45 @@ class DeleteUserRequest(_Strict):
 
 class DeleteUserReply(_Reply):
     username: str
+
+
+class UserRequest(_Strict):
+    """One account's record, for the holder of ``token``: their own (``id`` None or theirs) in
+    full, anybody else's public part only (:class:`UserRecord`)."""
+
+    token: Token
+    id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+
+class UserRecord(_Reply):
+    """An account as seed 003 shows it. For anybody but its owner the private fields
+    (``first_name``, ``last_name``) are None. No password nor hash, ever."""
+
+    id: int
+    username: str
+    first_name: str | None = None
+    last_name: str | None = None
+    profile: str | None = None
+
+
+class UpdateUserRequest(_Strict):
+    """Change the account ``token`` belongs to: each field given replaces the stored one.
+
+    A new ``password`` revokes every other token of the account; the one sent here keeps
+    working (auth remembers its ``jti``). A new ``username`` must be free and is announced on
+    ``events/auth/user_renamed``."""
+
+    token: Token
+    username: Username | None = None
+    password: Password | None = None
+    first_name: PersonName | None = None
+    last_name: PersonName | None = None
+    profile: ProfileKey | None = None
+
+
+class UpdateUserReply(_Reply):
+    username: str  # as it is now
+    changed: list[str]  # the fields whose value changed, sorted
 
 
 class UserDeleted(BaseModel):
@@ -220,6 +283,15 @@ AUTH_LOGOUT = Operation(
 AUTH_DELETE_USER = Operation(
     "svc/auth/delete_user", DeleteUserRequest,
     "Delete the account a token belongs to, revoking all its tokens.", reply=DeleteUserReply,
+)
+AUTH_USER = Operation(
+    "svc/auth/user", UserRequest,
+    "An account's record: the token's own in full, another's public fields.", reply=UserRecord,
+)
+AUTH_UPDATE_USER = Operation(
+    "svc/auth/update_user", UpdateUserRequest,
+    "Change the account a token belongs to (username, password, names, profile).",
+    reply=UpdateUserReply,
 )
 AUTH_USER_DELETED = Topic(
     "events/auth/user_deleted", UserDeleted, "An account was deleted (svc/auth/delete_user)."

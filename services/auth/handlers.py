@@ -11,10 +11,14 @@ from schemas.auth import (
     AUTH_REGISTER,
     AUTH_RESET,
     AUTH_RESET_CONFIRM,
+    AUTH_UPDATE_USER,
+    AUTH_USER,
     AUTH_USER_DELETED,
+    AUTH_USER_RENAMED,
     AUTH_VERIFY,
 )
 from services.auth.accounts import Accounts
+from services.auth.profiles import Profiles
 from services.auth.sessions import Sessions
 
 AUTH = Service(
@@ -28,6 +32,8 @@ AUTH = Service(
         Handler(AUTH_RESET_CONFIRM, Accounts.confirm_reset),
         Handler(AUTH_LOGOUT, Sessions.logout),
         Handler(AUTH_DELETE_USER, Sessions.delete_user),
+        Handler(AUTH_USER, Profiles.user),
+        Handler(AUTH_UPDATE_USER, Profiles.update_user),
     ),
-    publishes=(AUTH_USER_DELETED,),
+    publishes=(AUTH_USER_DELETED, AUTH_USER_RENAMED),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from broker.service import service_bus
 from broker.settings import BusSettings
@@ -12,7 +13,9 @@ from services.auth.config import AuthSettings
 from services.auth.handlers import AUTH
 from services.auth.mailer import make_mailer
 from services.auth.passwords import PasswordHasher
+from services.auth.profiles import Profiles
 from services.auth.sessions import Sessions
+from services.auth.throttle import Limits, Throttle
 from services.auth.tokens import Keyring, TokenIssuer
 from services.database import open_database
 
@@ -27,10 +30,13 @@ async def run_auth(bus_settings: BusSettings, settings: AuthSettings) -> AsyncIt
     )
     tokens = TokenIssuer(keyring, settings.token_ttl)
     bus = service_bus(bus_settings, "auth")
+    hasher = PasswordHasher(settings.argon2_memory_kib, settings.argon2_time_cost)
     accounts = Accounts(
-        PasswordHasher(settings.argon2_memory_kib, settings.argon2_time_cost),
+        hasher,
         tokens,
         make_mailer(settings.smtp_url, settings.data_dir / "outbox"),
+        Throttle(Limits(settings.login_max_failures, settings.login_max_failures_per_address,
+                        timedelta(seconds=settings.login_window))),
         reset_ttl=settings.reset_ttl,
         mail_from=settings.mail_from,
         reset_mails_per_hour=settings.reset_mails_per_hour,
@@ -38,6 +44,6 @@ async def run_auth(bus_settings: BusSettings, settings: AuthSettings) -> AsyncIt
     async with (
         open_database(settings.database_url, "auth", "services.auth.models",
                       "services.auth.migrations"),
-        AUTH.serve(bus, accounts, Sessions(tokens, bus)),
+        AUTH.serve(bus, accounts, Sessions(tokens, bus), Profiles(hasher, tokens, bus)),
     ):
         yield accounts
