@@ -113,11 +113,12 @@ async def personal_color(request: Request) -> JSONResponse:
 
 
 routes = [
-    relay("/login", "login", AUTH_LOGIN, ACCOUNT_BODY_LIMIT, lambda r: {"token": r.token}),
+    relay("/login", "login", AUTH_LOGIN, ACCOUNT_BODY_LIMIT, lambda r: {"token": r.token},
+          throttled=True),
     relay("/register/user", "register_user", AUTH_REGISTER, ACCOUNT_BODY_LIMIT, lambda r: {},
           required=("email",)),
     relay("/reset_password", "reset_password", AUTH_RESET, ACCOUNT_BODY_LIMIT,
-          lambda r: {"message": r.message}),
+          lambda r: {"message": r.message}, throttled=True),
     relay("/reset_password/confirm", "reset_password_confirm", AUTH_RESET_CONFIRM,
           ACCOUNT_BODY_LIMIT, lambda r: {"message": "Password changed"}),
     Route("/whoami", whoami, methods=["GET"]),

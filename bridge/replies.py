@@ -8,6 +8,7 @@ for bad input, ``field``. Status codes (docs/http-api.md):
 - 400 a missing or malformed field, 401 a missing or bad bearer token, 403 a token of another
   user than the one the request acts for, 413 a body over the limit, 415 an unsupported content
   type;
+- 429 too many failed logins or resets (``Retry-After`` says for how long);
 - 500 the service failed, 503 the broker or a service dependency is unavailable, 504 the service
   did not answer within ``MIRRORHUB_REQUEST_TIMEOUT``.
 """
@@ -37,27 +38,46 @@ _STATUS: dict[str, int] = {
     ErrorCode.BAD_REQUEST: 400,
     ErrorCode.INVALID: 400,
     ErrorCode.TOO_LARGE: 413,
+    ErrorCode.THROTTLED: 429,
     ErrorCode.INTERNAL: 500,
     ErrorCode.UNAVAILABLE: 503,
 }
 
 
 class HttpFail(Exception):
-    """Answer ``{"result": "fail", "type": ..., "message": ...}`` with ``status``."""
+    """Answer ``{"result": "fail", "type": ..., "message": ...}`` with ``status``.
+
+    ``code``, ``reason`` and ``retry_after`` are the service's error's, when a service answered
+    (for the other families to translate); ``retry_after`` is also sent as ``Retry-After``."""
 
     def __init__(
-        self, type_: str, message: str, status: int = 200, code: str | None = None, **extra: Any
+        self, type_: str, message: str, status: int = 200, code: str | None = None, *,
+        reason: str | None = None, retry_after: int | None = None, **extra: Any
     ) -> None:
         super().__init__(message)
         self.type = type_
-        self.code = code  # the service's error code, when a service answered
+        self.code = code
+        self.reason = reason
+        self.retry_after = retry_after
         self.message = message
         self.status = status
         self.extra = {k: v for k, v in extra.items() if v is not None}
 
     def response(self) -> JSONResponse:
         body = {"result": "fail", "type": self.type, "message": self.message, **self.extra}
-        return JSONResponse(body, status_code=self.status)
+        return JSONResponse(body, status_code=self.status, headers=retry_headers(self.retry_after))
+
+
+def retry_headers(retry_after: int | None) -> dict[str, str]:
+    """``Retry-After`` for a throttled request, in every family's replies."""
+    return {} if retry_after is None else {"Retry-After": str(retry_after)}
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address as the throttle counts it: the peer's, or, from a proxy the bridge
+    trusts (``MIRRORHUB_TRUSTED_PROXIES``), the one it forwarded (uvicorn has put it in the
+    ASGI scope already). None when there is no peer (a Unix socket)."""
+    return request.client.host if request.client else None
 
 
 def success(type_: str, **fields: Any) -> JSONResponse:
@@ -104,7 +124,8 @@ async def call(
         return await bus_of(request).request(operation, body, qos=qos)
     except ServiceError as exc:
         status = _STATUS.get(exc.code, (domain_status or {}).get(exc.code, 200))
-        raise HttpFail(type_, exc.message, status, exc.code, field=exc.field) from exc
+        raise HttpFail(type_, exc.message, status, exc.code, reason=exc.reason,
+                       retry_after=exc.retry_after, field=exc.field) from exc
     except RequestTimeout as exc:
         message = timeout_message or f"the service did not answer within {exc.timeout:g} s"
         raise HttpFail(type_, message, timeout_status) from exc
@@ -150,17 +171,21 @@ def relay(
     answer: Callable[[Rep], dict[str, Any]],
     *,
     required: tuple[str, ...] = (),
+    throttled: bool = False,
 ) -> Route:
     """A ``POST path`` route named ``type_`` that reads at most ``limit`` bytes of fields,
     relays them to ``operation`` and answers ``type_`` with the success fields ``answer`` picks
     from the reply. ``required`` names fields this family requires that the operation's
-    request leaves optional (the families share one user record)."""
+    request leaves optional (the families share one user record). A ``throttled`` operation
+    (a login, a reset) is told the client's address, never one the client sent."""
 
     async def endpoint(request: Request) -> JSONResponse:
         fields = await fields_of(request, type_, limit)
         for name in required:
             if fields.get(name) is None:
                 raise HttpFail(type_, f"{name}: is required", 400, field=name)
+        if throttled:
+            fields["address"] = client_address(request)
         reply = await call(request, type_, operation, fields)
         return success(type_, **answer(reply))
 

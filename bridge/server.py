@@ -12,10 +12,17 @@ from starlette.types import ASGIApp
 
 @contextlib.asynccontextmanager
 async def serving(
-    app: ASGIApp, host: str, port: int, *, log_level: str = "warning"
+    app: ASGIApp, host: str, port: int, *, log_level: str = "warning", trusted_proxies: str = ""
 ) -> AsyncIterator[uvicorn.Server]:
-    """Listen on ``host:port`` until the context exits; the app's lifespan runs inside."""
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on")
+    """Listen on ``host:port`` until the context exits; the app's lifespan runs inside.
+
+    ``trusted_proxies`` (``MIRRORHUB_TRUSTED_PROXIES``: addresses or networks, comma-separated,
+    ``*`` for any) are the peers whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` uvicorn
+    believes; with none, the client is always the TCP peer (uvicorn's own default would trust
+    127.0.0.1, so any local client could claim any address)."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
+                            proxy_headers=bool(trusted_proxies),
+                            forwarded_allow_ips=trusted_proxies or None)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

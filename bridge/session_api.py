@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge.forms import BadBody, read_fields
-from bridge.replies import HttpFail, call
+from bridge.replies import HttpFail, call, client_address, retry_headers
 from schemas.auth import (
     AUTH_DELETE_USER,
     AUTH_LOGIN,
@@ -49,16 +49,20 @@ DELETE_FAILED = "Failed to delete user!"
 
 class SessionFail(Exception):
     """Answer ``{"status_code": status, "message": message}``; ``code`` is the service's error
-    code when a service answered."""
+    code when a service answered, ``retry_after`` its ``Retry-After`` (throttled)."""
 
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(self, status: int, message: str, code: str | None = None,
+                 retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
+        self.retry_after = retry_after
 
     def response(self) -> JSONResponse:
-        return answer(self.status, self.message)
+        response = answer(self.status, self.message)
+        response.headers.update(retry_headers(self.retry_after))
+        return response
 
 
 def answer(status: int, message: str) -> JSONResponse:
@@ -85,7 +89,8 @@ async def _ask(
     except HttpFail as exc:
         status, message = (domain or {}).get(exc.code or "", (exc.status, exc.message))
         # A service code nobody mapped answers 200 in seed 000's table; here it is a failure.
-        raise SessionFail(status if status >= 400 else 500, message, exc.code) from exc
+        raise SessionFail(status if status >= 400 else 500, message, exc.code,
+                          exc.retry_after) from exc
 
 
 def _texts(fields: dict[str, Any], labels: dict[str, str], missing: str) -> dict[str, str]:
@@ -149,20 +154,25 @@ async def register(request: Request) -> JSONResponse:
 
 
 async def login(request: Request) -> JSONResponse:
-    """Says whether the username exists, as the seed documents: it asks auth which names
-    exist first, since auth's own login never tells."""
+    """Says whether the username exists, as the seed documents: when auth's login fails
+    (which never tells why) it asks auth which names exist. The login comes first, so every
+    attempt, on an unknown username too, is counted and throttled by auth."""
     given = _texts(await _fields(request), {"username": "Username", "password": "Password"},
                    LOGIN_REQUIRED)
     try:
         username = normal_username(given["username"])
     except ValueError:
         raise SessionFail(400, USERNAME_NOT_FOUND) from None
-    found = await _ask(request, AUTH_LOOKUP, {"usernames": [username]})
-    if username not in found.found:
-        raise SessionFail(400, USERNAME_NOT_FOUND)
-    reply = await _ask(request, AUTH_LOGIN,
-                       {"username": username, "password": given["password"]},
-                       {AuthError.LOGIN_FAILED: (400, PASSWORD_INCORRECT)})
+    try:
+        reply = await _ask(request, AUTH_LOGIN, {
+            "username": username, "password": given["password"],
+            "address": client_address(request)})
+    except SessionFail as exc:
+        if exc.code != AuthError.LOGIN_FAILED:
+            raise
+        found = await _ask(request, AUTH_LOOKUP, {"usernames": [username]})
+        message = PASSWORD_INCORRECT if username in found.found else USERNAME_NOT_FOUND
+        raise SessionFail(400, message, exc.code) from exc
     response = answer(200, "Login successfully!")
     _set_cookie(request, response, reply.token, reply.expires_in)
     return response

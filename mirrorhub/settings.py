@@ -66,6 +66,7 @@ class Settings:
     namespace: str = ""
     require_token: bool = False  # the bridge's messaging endpoints want a bearer token
     cookie_secure: bool = False  # the session API's cookie is Secure (the bridge is behind HTTPS)
+    trusted_proxies: str = ""  # peers whose X-Forwarded-For the bridge believes (throttling)
     listeners: BrokerListeners = BrokerListeners()
 
     @classmethod
@@ -89,6 +90,7 @@ class Settings:
             namespace=env.get("MIRRORHUB_TOPIC_NAMESPACE", ""),
             require_token=env.get("MIRRORHUB_REQUIRE_TOKEN", "0").lower() in ("1", "true", "yes"),
             cookie_secure=env.get("MIRRORHUB_COOKIE_SECURE", "0").lower() in ("1", "true", "yes"),
+            trusted_proxies=env.get("MIRRORHUB_TRUSTED_PROXIES", "").strip(),
             listeners=BrokerListeners.from_env(),
         )
 

@@ -126,11 +126,14 @@ async def smtp() -> AsyncIterator[MailSink]:
 
 
 def auth_settings(data_dir: Path, database_url: str, smtp_port: int | None) -> AuthSettings:
-    """Real settings with a cheap argon2 cost, so hundreds of logins stay fast."""
+    """Real settings with a cheap argon2 cost, so hundreds of logins stay fast, and a limit
+    of failures per client address that the whole suite, all from 127.0.0.1, stays under (the
+    per-username limit is the real one)."""
     return AuthSettings(
         data_dir=data_dir, database_url=database_url, jwt_keys=None, token_ttl=3600,
         reset_ttl=600, smtp_url=f"smtp://127.0.0.1:{smtp_port}" if smtp_port else None,
         mail_from="mirrorhub@test.invalid", argon2_memory_kib=1024, argon2_time_cost=1,
+        login_max_failures_per_address=1_000_000,
     )
 
 
