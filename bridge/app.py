@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bridge import messaging_api, mirror_api, session_api, user_family
+from bridge import messaging_api, mirror_api, session_api, user_accounts, user_family
 from bridge.replies import HttpFail
 from broker.client import Bus
 from broker.settings import BusSettings
@@ -30,18 +30,30 @@ def _session_family(request: Request) -> bool:
     return path in session_api.PATHS or path.rstrip("/") in session_api.PATHS
 
 
+def _user_family(request: Request) -> bool:
+    """Whether the request is for seed 003's paths (exactly: ``/api/face...`` is seed 002's),
+    which answer ``{"message": ...}``."""
+    path = request.url.path
+    return path in user_family.PATHS or path.rstrip("/") in user_family.PATHS
+
+
+def _slash(detail: str, path: str) -> str:
+    return f"{detail}: paths take no trailing slash ({path.rstrip('/') or '/'})"
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail
     path = request.url.path
-    if _session_family(request):
+    if _session_family(request) or _user_family(request):
         if exc.status_code == 404:  # "/home/": the exact path exists
-            message = f"{exc.detail}: paths take no trailing slash ({path.rstrip('/') or '/'})"
-        response = session_api.answer(exc.status_code, message)
+            message = _slash(exc.detail, path)
+        shape = session_api.answer if _session_family(request) else user_family.answer
+        response = shape(exc.status_code, message)
         response.headers.update(exc.headers or {})
         return response
     if exc.status_code == 404 and path.endswith("/") and path != "/":
-        message = f"{exc.detail}: paths take no trailing slash ({path.rstrip('/')})"
+        message = _slash(exc.detail, path)
     return JSONResponse({"result": "fail", "type": "http", "message": message},
                         status_code=exc.status_code, headers=exc.headers)
 
@@ -50,6 +62,8 @@ async def _crash(request: Request, exc: Exception) -> Response:
     log.exception("bridge failed on %s %s", request.method, request.url.path, exc_info=exc)
     if _session_family(request):
         return session_api.answer(500, "internal error")
+    if _user_family(request):
+        return user_family.answer(500, "internal error")
     return JSONResponse({"result": "fail", "type": "http", "message": "internal error"},
                         status_code=500)
 
@@ -70,7 +84,8 @@ def create_app(
             yield {"bus": bus, "require_token": require_token, "cookie_secure": cookie_secure}
 
     app = Starlette(
-        routes=[*mirror_api.routes, *messaging_api.routes, *session_api.routes],
+        routes=[*mirror_api.routes, *messaging_api.routes, *session_api.routes,
+                *user_accounts.routes],
         lifespan=lifespan,
         exception_handlers={HttpFail: _fail, session_api.SessionFail: _fail,
                             user_family.UserFail: _fail,
