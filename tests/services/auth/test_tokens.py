@@ -84,3 +84,29 @@ def test_generated_keyring_is_private_and_stable(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
     token = TokenIssuer(first, 60).issue(1, "a", 0)[0]
     assert TokenIssuer(Keyring.load_or_create(path), 60).decode(token).username == "a"
+
+
+def _claims(**changes: object) -> dict[str, object]:
+    now = int(time.time())
+    return {"sub": "1", "name": "a", "ver": 0, "iss": ISSUER, "iat": now, "jti": "j",
+            "exp": now + 60, **changes}
+
+
+@pytest.mark.parametrize(("token", "reason", "message"), [
+    ("abc", "malformed", "Not enough segments"),
+    ("a.b.c", "malformed", "Invalid header padding"),
+    (forge(_claims(exp=2, iat=1)), "expired", "token expired"),
+    (forge(_claims(), key="x" * 64), "signature", "Signature verification failed"),
+    (forge(_claims(), kid="gone"), "signature", "token signed with an unknown key"),
+    (forge(_claims(iss="evil")), "malformed", "Invalid issuer"),
+    (forge({k: v for k, v in _claims().items() if k != "jti"}), "malformed",
+     'Token is missing the "jti" claim'),
+    (forge(_claims(sub="one")), "malformed", "token is not valid"),
+])
+def test_a_refusal_says_why_in_pyjwts_words(token: str, reason: str, message: str) -> None:
+    with pytest.raises(ServiceError) as caught:
+        TokenIssuer(Keyring.parse(NEW), 60).decode(token)
+    error = caught.value
+    assert (error.code, error.reason, error.message) == ("token_invalid", reason, message)
+    assert error.to_body().model_dump(exclude_none=True) == {
+        "code": "token_invalid", "message": message, "reason": reason}
