@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from broker.access import Access, mirror_may
 from broker.client import Bus
 from schemas.auth import (
     AUTH_DELETE_USER,
@@ -169,3 +170,11 @@ async def test_a_gone_account_cannot_be_changed(client: Bus) -> None:
     assert gone.code == "user_not_found"
     read = await failure(client, AUTH_USER, UserRequest(token=token))
     assert (read.code, read.reason) == ("token_invalid", "revoked")
+
+
+@pytest.mark.parametrize("operation", [AUTH_USER, AUTH_UPDATE_USER])
+@pytest.mark.parametrize("mirror", ["hall", "+"])  # a mirror's own account, the shared one
+def test_mirror_accounts_may_not_ask(operation: Operation[Any, Any], mirror: str) -> None:
+    """Who may call these: the bridge, services and operators (any token's holder, through
+    the bridge); a mirror's account may not publish them at all."""
+    assert not mirror_may(mirror, "hall", operation.template, Access.PUBLISH)
