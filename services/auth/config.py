@@ -21,6 +21,8 @@ class AuthSettings:
     argon2_memory_kib: int
     argon2_time_cost: int
     reset_mails_per_hour: int = 3  # reset mails one account may be sent in an hour
+    # How long tombstones of deleted accounts are kept for services catching up (deletions.py).
+    deletion_retention_days: int = 30
 
     @classmethod
     def from_env(cls, data_dir: Path) -> AuthSettings:
@@ -37,4 +39,5 @@ class AuthSettings:
             argon2_memory_kib=number("MIRRORHUB_ARGON2_MEMORY_KIB", 19456, 8, 4 * 1024 * 1024),
             argon2_time_cost=number("MIRRORHUB_ARGON2_TIME_COST", 2, 1, 100),
             reset_mails_per_hour=number("MIRRORHUB_RESET_MAILS_PER_HOUR", 3, 1, 1000),
+            deletion_retention_days=number("MIRRORHUB_DELETION_RETENTION_DAYS", 30, 1, 3650),
         )

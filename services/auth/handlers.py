@@ -5,6 +5,7 @@ from __future__ import annotations
 from broker.service import Handler, Service
 from schemas.auth import (
     AUTH_DELETE_USER,
+    AUTH_DELETIONS,
     AUTH_LOGIN,
     AUTH_LOGOUT,
     AUTH_LOOKUP,
@@ -15,6 +16,7 @@ from schemas.auth import (
     AUTH_VERIFY,
 )
 from services.auth.accounts import Accounts
+from services.auth.deletions import Deletions
 from services.auth.sessions import Sessions
 
 AUTH = Service(
@@ -28,6 +30,7 @@ AUTH = Service(
         Handler(AUTH_RESET_CONFIRM, Accounts.confirm_reset),
         Handler(AUTH_LOGOUT, Sessions.logout),
         Handler(AUTH_DELETE_USER, Sessions.delete_user),
+        Handler(AUTH_DELETIONS, Deletions.since),
     ),
     publishes=(AUTH_USER_DELETED,),
 )
