@@ -33,8 +33,11 @@ MODEL = {"time": [1, 1], "weather": [2, 2]}
 PERSONAL = {"calendar": [1, 1], "messages": [1, 2]}
 
 
-async def seen(bus: Bus, mirror_id: str, *names: str) -> None:
-    event = Recognized(mirror_id=mirror_id, names=list(names), unknown=0, at=datetime.now(UTC))
+async def seen(bus: Bus, mirror_id: str, *names: str, trusted: bool = True) -> None:
+    """Vision saw ``names`` at the mirror, their faces bound to their accounts (``trusted``)
+    or not."""
+    event = Recognized(mirror_id=mirror_id, names=list(names), unknown=0, at=datetime.now(UTC),
+                       trusted=list(names) if trusted else [])
     await bus.publish(VISION_RECOGNIZED, event)
 
 
