@@ -14,7 +14,9 @@ removes, not the whole matrix. Row order is therefore not enrolment order.
 
 Each row also says whether it is *bound*: enrolled with its user's token. A match is bound when
 the nearest row is (docs/http-api.md, "Trust at the mirror"): one subject may hold both kinds,
-and only a face nearer to a bound photo than to any other unlocks private content.
+and only a face nearer to a bound photo than to any other unlocks private content. Among rows
+exactly as near (the same photo enrolled twice, without and then with the token) a bound one
+wins.
 
 A gallery is not thread-safe: mutate and query it from one thread (the service's event loop;
 a match over 100,000 rows takes a few milliseconds).
@@ -147,6 +149,9 @@ class Gallery:
         # |q|^2 is the same for every row, so it is left out of the comparison.
         squared = self._squared_norms[: self._size] - 2.0 * (rows @ query)
         best = int(np.argmin(squared))
+        if not self._bound[best]:
+            tied = np.flatnonzero((squared == squared[best]) & self._bound[: self._size])
+            best = int(tied[0]) if tied.size else best
         distance = float(np.linalg.norm(rows[best] - query))
         if distance > self.threshold:
             return Match(None, distance)
