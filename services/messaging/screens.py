@@ -145,14 +145,31 @@ class Screens:
         return {m.id for m in visit.messages}
 
     async def forget(self, username: str) -> None:
-        """The account is gone: mirrors showing it go idle (its messages are deleted before
-        this, so no display of them goes out again)."""
+        """The account is gone: mirrors showing it go idle, and displays holding messages it
+        sent are sent again without them (they are deleted from the database before this)."""
         for mirror_id in self.presence.leave(username):
             await self.show(mirror_id, None)
+        await self._revise(username, None)
 
     async def rename(self, old: str, new: str) -> None:
-        """Mirrors showing ``old`` go idle; the next frame recognises the person as ``new``."""
-        await self.forget(old)
+        """Mirrors showing ``old`` go idle (the next frame recognises the person as ``new``);
+        displays holding messages from ``old`` are sent again with the new name."""
+        for mirror_id in self.presence.leave(old):
+            await self.show(mirror_id, None)
+        await self._revise(old, new)
+
+    async def _revise(self, sender: str, renamed: str | None) -> None:
+        """Drop (``renamed`` None) or rename the messages of ``sender`` on every visit, and
+        send those displays again."""
+        for mirror_id, visit in list(self._visits.items()):
+            if not any(m.sender == sender for m in visit.messages):
+                continue
+            async with self._lock(mirror_id):
+                visit.messages = [
+                    m.model_copy(update={"sender": renamed}) if m.sender == sender else m
+                    for m in visit.messages if renamed is not None or m.sender != sender]
+            if self.presence.user_at(mirror_id) == visit.user:
+                await self.show(mirror_id, visit.user)
 
     def _lock(self, mirror_id: str) -> asyncio.Lock:
         return self._locks.setdefault(mirror_id, asyncio.Lock())

@@ -97,17 +97,24 @@ async def test_a_deleted_users_messages_layouts_and_display_go_at_once(bus: Bus)
     ann, bob = await register(bus, "ann"), await register(bus, "bob")
     model = unique("model")  # no model layout: only ann's own
     await conversation(bus, ann, bob, model)
-    screen = await a_mirror(bus, model)
+    screen, bobs = await a_mirror(bus, model), await a_mirror(bus)
     await seen(bus, screen.mirror_id, ann)
+    await seen(bus, bobs.mirror_id, bob)
     shown = await screen.next(lambda d: d.user == ann and d.unlocked)
     assert [m.content for m in shown.messages] == ["hi ann"]
+    from_ann = await bobs.next(lambda d: d.user == bob and d.unlocked)
+    assert [(m.sender, m.content) for m in from_ann.messages] == [(ann, "hi bob")]
 
+    await seen(bus, bobs.mirror_id, bob)  # still there: no new display, no idling soon
     await delete(bus, ann)
 
     await eventually(lambda: _no_messages_of(bus, bob, ann))
     assert not await has_layout(bus, model, ann)
     idle = await screen.next(lambda d: d.at > shown.at, timeout=1.0)
     assert (idle.state, idle.user, idle.messages) == ("idle", None, [])
+    # bob still stands at his mirror: its display is sent again, without ann's message.
+    without = await bobs.next(lambda d: d.at > from_ann.at, timeout=1.0)
+    assert (without.user, without.unlocked, without.messages) == (bob, True, [])
     with pytest.raises(ServiceError) as caught:  # the name no longer passes for an account
         await send(bus, bob, ann, "are you there?")
     assert caught.value.code == MessagingError.RECEIVER_NOT_FOUND
@@ -124,10 +131,13 @@ async def test_a_renamed_users_messages_and_layouts_move(bus: Bus, backend: Back
     # A layout left under the new name (an earlier account of that name): ann's wins.
     await bus.request(MESSAGING_SET_LAYOUT, SetLayoutRequest(
         model_code=model, index={"time": [1, 1]}, username=anna))
-    screen = await a_mirror(bus, model)
+    screen, bobs = await a_mirror(bus, model), await a_mirror(bus)
     await seen(bus, screen.mirror_id, ann)
+    await seen(bus, bobs.mirror_id, bob)
     shown = await screen.next(lambda d: d.user == ann)
+    from_ann = await bobs.next(lambda d: d.user == bob and bool(d.messages))
 
+    await seen(bus, bobs.mirror_id, bob)
     async with Bus(backend.bus("auth"), role="auth") as auth:
         renamed = UserRenamed(user_id=1, old_username=ann, new_username=anna)
         for _ in range(2):  # a redelivery changes nothing
@@ -146,6 +156,9 @@ async def test_a_renamed_users_messages_and_layouts_move(bus: Bus, backend: Back
     # The mirror showing ann went idle: the next frame recognises her as anna.
     idle = await screen.next(lambda d: d.at > shown.at, timeout=1.0)
     assert (idle.state, idle.user) == ("idle", None)
+    # bob's mirror shows her message under her new name.
+    again = await bobs.next(lambda d: d.at > from_ann.at, timeout=1.0)
+    assert [(m.sender, m.content) for m in again.messages] == [(anna, "hi bob")]
 
 
 @contextlib.asynccontextmanager
