@@ -119,7 +119,7 @@ class Tombstones:
         self._due = asyncio.Event()
         self._applied: set[int] = set()  # seqs applied from live events, ahead of the cursor
         self._lock = asyncio.Lock()  # one change at a time, in the order they came
-        self.caught_up = asyncio.Event()  # set after each complete catch-up; tests wait on it
+        self.caught_up = asyncio.Event()  # set once a catch-up has completed; tests wait on it
         bus.on_connect(self._reconnected)
 
     async def _reconnected(self) -> None:
