@@ -35,13 +35,14 @@ from tests.support import overhear, unique
 
 
 @contextlib.asynccontextmanager
-async def auth(backend: Backend, tmp_path: Path, **changes: int) -> AsyncIterator[Bus]:
+async def auth(backend: Backend, tmp_path: Path, retention_days: int = 30) -> AsyncIterator[Bus]:
     """A fresh auth service (its database in this task's context) and a bus to call it."""
     url = await create_database(backend, "deletions")
     scoped = isolated(backend)
     try:
         async with (
-            run_auth(scoped.bus("auth"), replace(auth_settings(tmp_path, url, None), **changes)),
+            run_auth(scoped.bus("auth"), replace(auth_settings(tmp_path, url, None),
+                                                 deletion_retention_days=retention_days)),
             Bus(scoped.bus("bridge"), role="bridge") as bus,
         ):
             yield bus
@@ -126,7 +127,7 @@ async def test_one_tombstone_per_account_however_often_it_is_deleted(
 async def test_tombstones_older_than_the_retention_are_purged(
     backend: Backend, tmp_path: Path
 ) -> None:
-    async with auth(backend, tmp_path, deletion_retention_days=7) as bus:
+    async with auth(backend, tmp_path, retention_days=7) as bus:
         for _ in range(2):
             _, token = await registered(bus)
             await bus.request(AUTH_DELETE_USER, DeleteUserRequest(token=token))
