@@ -167,7 +167,8 @@ async def _session(load: Load) -> Sample:
         await bus.subscribe(MIRROR_DISPLAY, mirror.on_display, qos=1, mirror_id=MIRROR)
         # After the first round the retained display already shows the receiver; seeing them
         # again changes nothing, and keeps them present.
-        seen = Recognized(mirror_id=MIRROR, names=[RECEIVER], unknown=0, at=datetime.now(UTC))
+        seen = Recognized(mirror_id=MIRROR, names=[RECEIVER], unknown=0, at=datetime.now(UTC),
+                          trusted=[RECEIVER])
         await bus.publish(VISION_RECOGNIZED, seen, qos=1)
         await asyncio.wait_for(mirror.present.wait(), DISPLAY_WAIT)
         if load.warmup:

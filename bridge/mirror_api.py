@@ -15,12 +15,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge.forms import Upload
-from bridge.replies import HttpFail, bearer_user, call, fields_of, relay, success
+from bridge.replies import HttpFail, bearer_token, bearer_user, call, fields_of, relay, success
 from schemas.auth import (
     AUTH_LOGIN,
     AUTH_REGISTER,
     AUTH_RESET,
     AUTH_RESET_CONFIRM,
+    AuthError,
 )
 from schemas.topics import Operation
 from schemas.vision import (
@@ -49,10 +50,11 @@ async def _image_fields(request: Request, type_: str, name: str) -> tuple[dict[s
 
 
 async def _ask_vision(
-    request: Request, type_: str, operation: Operation[Any, Rep], body: dict[str, Any]
+    request: Request, type_: str, operation: Operation[Any, Rep], body: dict[str, Any],
+    domain_status: dict[str, int] | None = None,
 ) -> Rep:
     try:
-        return await call(request, type_, operation, body)
+        return await call(request, type_, operation, body, domain_status=domain_status)
     except HttpFail as exc:
         if exc.code in IMAGE_ERRORS:  # the file itself: seed 001's "save_image" failure
             exc.type = "save_image"
@@ -60,14 +62,28 @@ async def _ask_vision(
 
 
 async def register_face(request: Request) -> JSONResponse:
-    """Seed 000 names the person ``displayname``, seed 001 ``username``: either is accepted."""
+    """Seed 000 names the person ``displayname``, seed 001 ``username``: either is accepted.
+
+    With ``Authorization: Bearer <token>`` of that user the photo is bound to the account and
+    unlocks their messages at a mirror; the vision service checks the token with auth itself
+    (services/vision/trust.py). Another user's token is a 403, a bad one a 401."""
+    token = bearer_token(request, "register_face", required=False)
     fields, image = await _image_fields(request, "register_face", "face_image")
-    name = fields.get("displayname", fields.get("username"))
+    field = "displayname" if "displayname" in fields else "username"
+    name = fields.get(field)
     if not isinstance(name, str) or not name.strip():
         raise HttpFail("register_face", "displayname (or username): is required", 400,
                        field="displayname")
-    body = {"name": name.strip(), "image": image}
-    await _ask_vision(request, "register_face", VISION_ENROL, body)
+    body = {"name": name.strip(), "image": image, "token": token}
+    try:
+        await _ask_vision(request, "register_face", VISION_ENROL, body,
+                          {AuthError.TOKEN_INVALID: 401, VisionError.WRONG_USER: 403})
+    except HttpFail as exc:
+        if exc.code == VisionError.WRONG_USER:
+            exc.extra["field"] = field  # the form's own name for the person
+        elif exc.code == AuthError.TOKEN_INVALID:
+            exc.extra.pop("field", None)  # a header, as every other 401 says without a field
+        raise
     return success("register_face")
 
 

@@ -133,17 +133,27 @@ async def call(
         raise HttpFail(type_, f"service unavailable: {exc}", 503) from exc
 
 
-async def bearer_user(request: Request, type_: str, *, required: bool = True) -> str | None:
-    """The user a request's ``Authorization: Bearer`` token belongs to, checked by auth; None
-    when the request sends no token and none is ``required``. A bad token, or none where one is
-    required, is a 401."""
+def bearer_token(request: Request, type_: str, *, required: bool = True) -> str | None:
+    """A request's ``Authorization: Bearer`` token, unchecked; None when the request sends no
+    ``Authorization`` and none is ``required``. A header that is not a bearer token, or none
+    where one is required, is a 401."""
     header = request.headers.get("authorization")
     if header is None and not required:
         return None
     scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HttpFail(type_, "send Authorization: Bearer <token from /login>", 401)
-    reply = await call(request, type_, AUTH_VERIFY, {"token": token.strip()},
+    return token.strip()
+
+
+async def bearer_user(request: Request, type_: str, *, required: bool = True) -> str | None:
+    """The user a request's ``Authorization: Bearer`` token belongs to, checked by auth; None
+    when the request sends no token and none is ``required``. A bad token, or none where one is
+    required, is a 401."""
+    token = bearer_token(request, type_, required=required)
+    if token is None:
+        return None
+    reply = await call(request, type_, AUTH_VERIFY, {"token": token},
                        domain_status={AuthError.TOKEN_INVALID: 401})
     return reply.username
 

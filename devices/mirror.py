@@ -61,8 +61,13 @@ def describe(display: Display) -> str:
     """One human-readable line: time, mirror, state and user, layout by position, messages.
 
     ``12:00:03 hall: present ann | time(1,1) weather(1,2) | 1 message: bob: see you at 6``
+
+    A person whose face does not unlock their messages (not enrolled with their token) reads
+    ``present ann (greeted only) | ... | 0 messages``.
     """
     who = f"{display.state} {display.user}" if display.user else display.state
+    if display.user and not display.unlocked:
+        who += " (greeted only)"
     cells = sorted(display.layout.items(), key=lambda item: item[1])
     layout = " ".join(f"{name}({row},{column})" for name, (row, column) in cells) or "no widgets"
     count = len(display.messages)

@@ -219,13 +219,41 @@ class UpdateUserReply(_Reply):
     changed: list[str]  # the fields whose value changed, sorted
 
 
+SEQ_MAX = 2**31 - 1  # sequence numbers are 32-bit integer columns
+DELETIONS_PAGE_MAX = 1000
+
+
 class UserDeleted(BaseModel):
-    """An account is gone; services holding data of its user may remove it."""
+    """An account is gone; services holding data of its user remove it.
+
+    The same record is the account's tombstone, kept by auth for ``svc/auth/deletions``: ``seq``
+    numbers the deletions from 1, without gaps, in the order they were committed, so that a
+    service that missed the event (it was down) finds it by asking for what came after the last
+    ``seq`` it applied."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     username: str
     user_id: int
+    seq: int
+    deleted_at: datetime
+
+
+class DeletionsRequest(_Strict):
+    """The tombstones after ``after`` (0: from the first kept), oldest first."""
+
+    after: int = Field(default=0, ge=0, le=SEQ_MAX)
+    limit: int = Field(default=100, ge=1, le=DELETIONS_PAGE_MAX)
+
+
+class DeletionsReply(_Reply):
+    """``deletions`` in ``seq`` order; ``last_seq`` is the latest deletion's ``seq`` (0 before
+    the first). When the first one returned is not ``after + 1`` (or none is returned while
+    ``last_seq > after``) the tombstones between were purged, being older than auth keeps
+    them: the caller missed those deletions for good."""
+
+    deletions: list[UserDeleted]
+    last_seq: int
 
 
 class UserRenamed(BaseModel):
@@ -292,6 +320,11 @@ AUTH_UPDATE_USER = Operation(
     "svc/auth/update_user", UpdateUserRequest,
     "Change the account a token belongs to (username, password, names, profile).",
     reply=UpdateUserReply,
+)
+AUTH_DELETIONS = Operation(
+    "svc/auth/deletions", DeletionsRequest,
+    "Deleted accounts after a sequence number, oldest first; for services catching up.",
+    reply=DeletionsReply,
 )
 AUTH_USER_DELETED = Topic(
     "events/auth/user_deleted", UserDeleted, "An account was deleted (svc/auth/delete_user)."

@@ -248,11 +248,16 @@ class DisplayMessage(BaseModel):
 
 class Display(BaseModel):
     """What a mirror shows: ``present`` with the person standing there, their layout and their
-    unread messages, or ``idle`` with the model's layout."""
+    unread messages, or ``idle`` with the model's layout.
+
+    ``unlocked`` says whether the person's private content is shown: only a face enrolled with
+    the user's token unlocks it; any other recognised face is greeted by name, with no
+    messages."""
 
     mirror_id: str
     state: str  # "present" or "idle"
     user: str | None = None
+    unlocked: bool = False
     layout: dict[str, tuple[int, int]]
     messages: list[DisplayMessage] = Field(default_factory=list)
     at: datetime

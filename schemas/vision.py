@@ -15,6 +15,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from schemas.auth import Token
 from schemas.envelope import ErrorBody, ErrorCode
 from schemas.names import USERNAME_MAX
 from schemas.topics import Operation, Topic
@@ -34,6 +35,7 @@ class VisionError(StrEnum):
     FACE_TOO_SMALL = "face_too_small"  # enrolment quality checks
     FACE_BLURRED = "face_blurred"
     FACE_TOO_DARK = "face_too_dark"
+    WRONG_USER = "wrong_user"  # enrolment: the token belongs to another user than ``name``
 
 
 IMAGE_ERRORS = frozenset({
@@ -70,10 +72,17 @@ class _Request(BaseModel):
 
 class EnrolRequest(_Request):
     """Add one photo of ``name`` (a display name or a username); several photos per person
-    are all kept and all used."""
+    are all kept and all used.
+
+    With ``token`` (a login token of the user ``name`` names, checked with the auth service)
+    the photo is *bound* to that account: a face matching it unlocks the user's private content
+    at a mirror. Without one it only greets by name. A token of another user is ``wrong_user``,
+    a token that does not verify ``token_invalid``; unknown fields (an ``owner``, a ``bound``)
+    are ignored, so a binding cannot be claimed any other way."""
 
     name: SubjectName
     image: ImageBytes
+    token: Token | None = None
 
 
 class EnrolReply(BaseModel):
@@ -81,6 +90,7 @@ class EnrolReply(BaseModel):
     photos: int  # how many photos of this person are enrolled now
     engine: str
     model_version: str
+    bound: bool = False  # enrolled with the user's token
 
 
 class RecogniseRequest(_Request):
@@ -89,11 +99,13 @@ class RecogniseRequest(_Request):
 
 class FaceResult(BaseModel):
     """One face: ``name`` is None for somebody not enrolled; ``box`` is [left, top, right,
-    bottom] in pixels; ``distance`` to the nearest enrolled face (lower is surer)."""
+    bottom] in pixels; ``distance`` to the nearest enrolled face (lower is surer); ``bound``
+    when that nearest photo was enrolled with the user's token."""
 
     name: str | None
     box: tuple[int, int, int, int]
     distance: float | None
+    bound: bool = False
 
 
 class RecogniseReply(BaseModel):
@@ -129,12 +141,14 @@ class ColourReply(BaseModel):
 
 
 class Enrolled(BaseModel):
-    """A new embedding, so every worker adds it to its in-memory gallery."""
+    """A new embedding, so every worker adds it to its in-memory gallery. Workers share one
+    database and read the row ``embedding_id`` from it (vector, subject, binding): what the
+    event itself says about them is not taken on trust."""
 
     name: str
     engine: str
     model_version: str
-    embedding: list[float]
+    embedding_id: int
     worker: str
 
 
@@ -155,12 +169,17 @@ class FaceEvent(BaseModel):
 
 
 class Recognized(BaseModel):
-    """Domain event: enrolled people were seen at a mirror."""
+    """Domain event: enrolled people were seen at a mirror, largest face first.
+
+    ``trusted`` are the names among ``names`` whose face may unlock the person's private
+    content (messages): the nearest enrolled photo was enrolled with their token. (Liveness
+    will be the second condition: vision decides it, and this list stays the one answer.)"""
 
     mirror_id: str
     names: list[str]
     unknown: int  # faces seen that belong to nobody enrolled
     at: datetime
+    trusted: list[str] = Field(default_factory=list)
 
 
 VISION_ENROL = Operation(

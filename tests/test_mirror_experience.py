@@ -1,5 +1,6 @@
-"""End to end: a face enrolled over HTTP walks up to a simulated mirror, which switches to that
-person's layout and messages, shows a new message live, and goes back to idle when they leave.
+"""End to end: a face enrolled over HTTP (with its user's token) walks up to a simulated
+mirror, which switches to that person's layout and messages, shows a new message live, and goes
+back to idle when they leave.
 
 Everything is real and in its own namespace and databases: auth, vision (dlib, the shared
 photos), messaging, the bridge over HTTP and the mirror simulator over MQTT.
@@ -24,6 +25,7 @@ from devices.mirror import Mirror
 from services.auth.service import run_auth
 from services.messaging.service import run_messaging
 from services.vision.config import VisionSettings
+from services.vision.faces import Faces
 from services.vision.service import run_vision
 from tests.conftest import (
     FACES,
@@ -44,21 +46,40 @@ MODEL = "MX-200"
 @contextlib.asynccontextmanager
 async def system(backend: Backend, tmp_path: Path) -> AsyncIterator[tuple[str, Backend]]:
     """Every service and the bridge on a namespace of their own: the bridge URL, the backend."""
+    async with services(backend, tmp_path) as (url, own, _):
+        yield url, own
+
+
+@contextlib.asynccontextmanager
+async def services(
+    backend: Backend, tmp_path: Path, vision_workers: int = 1
+) -> AsyncIterator[tuple[str, Backend, list[Faces]]]:
+    """:func:`system` with ``vision_workers`` vision workers sharing one database (more than one
+    only where the broker has shared subscriptions), and the workers' parts."""
     own = isolated(backend)
     urls = [await create_database(own, name) for name in ("auth", "vision", "messaging")]
+    vision = VisionSettings(data_dir=tmp_path, database_url=urls[1], threshold=None)
     port = free_port()
     try:
-        async with (
-            run_auth(own.bus("auth"), auth_settings(tmp_path, urls[0], None)),
-            run_vision(own.bus("vision"), VisionSettings(data_dir=tmp_path, database_url=urls[1],
-                                                         threshold=None)),
-            run_messaging(own.bus("messaging"), messaging_settings(tmp_path, urls[2])),
-            serving(create_app(own.bus("bridge")), "127.0.0.1", port),
-        ):
-            yield f"http://127.0.0.1:{port}", own
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(
+                run_auth(own.bus("auth"), auth_settings(tmp_path, urls[0], None)))
+            workers = [await stack.enter_async_context(run_vision(own.bus("vision"), vision))
+                       for _ in range(vision_workers)]
+            await stack.enter_async_context(
+                run_messaging(own.bus("messaging"), messaging_settings(tmp_path, urls[2])))
+            await stack.enter_async_context(
+                serving(create_app(own.bus("bridge")), "127.0.0.1", port))
+            yield f"http://127.0.0.1:{port}", own, workers
     finally:
         for url in urls:
             await drop_database(url)
+
+
+async def login(http: httpx.AsyncClient, name: str) -> dict[str, str]:
+    """The headers that carry a fresh token of ``name`` (password ``pw``)."""
+    token = (await http.post("/login", data={"username": name, "password": "pw"})).json()
+    return {"Authorization": f"Bearer {token['token']}"}
 
 
 async def test_a_person_at_the_mirror_sees_their_layout_and_messages(
@@ -75,8 +96,9 @@ async def test_a_person_at_the_mirror_sees_their_layout_and_messages(
         for name in (ann, bob):
             form = {"username": name, "password": "pw", "email": f"{name}@example.com"}
             assert (await http.post("/register/user", data=form)).json()["result"] == "success"
+        headers = await login(http, ann)
         for photo in sorted((FACES / "train/obama").iterdir()):
-            enrolled = await http.post("/register/face", data={"username": ann},
+            enrolled = await http.post("/register/face", data={"username": ann}, headers=headers,
                                        files={"face_image": (photo.name, photo.read_bytes())})
             assert enrolled.json() == {"result": "success", "type": "register_face"}
         model_layout = "{'time' : [1, 1], 'weather' : [1, 2]}"
@@ -97,7 +119,7 @@ async def test_a_person_at_the_mirror_sees_their_layout_and_messages(
 
             camera = asyncio.create_task(mirror.stream_frames(FrameFolder.open(frames), fps=4))
             present = await mirror.wait_display(lambda d: d.user == ann, timeout=20)
-            assert present.state == "present"
+            assert present.state == "present" and present.unlocked
             assert present.layout == {"calendar": (1, 1), "messages": (2, 1), "time": (1, 2)}
             assert [(m.sender, m.content) for m in present.messages] == [
                 (bob, "Bring the wine"), (bob, "Dinner at 7?")]

@@ -26,6 +26,8 @@ class AuthSettings:
     login_max_failures: int = 5
     login_max_failures_per_address: int = 50
     login_window: float = 900.0
+    # How long tombstones of deleted accounts are kept for services catching up (deletions.py).
+    deletion_retention_days: int = 30
 
     @classmethod
     def from_env(cls, data_dir: Path) -> AuthSettings:
@@ -46,4 +48,5 @@ class AuthSettings:
             login_max_failures_per_address=number("MIRRORHUB_LOGIN_MAX_FAILURES_PER_ADDRESS",
                                                   50, 1, 1_000_000),
             login_window=number("MIRRORHUB_LOGIN_WINDOW", 900.0, 1.0, 7 * 86400.0),
+            deletion_retention_days=number("MIRRORHUB_DELETION_RETENTION_DAYS", 30, 1, 3650),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from broker.service import Handler, Service
 from schemas.auth import (
     AUTH_DELETE_USER,
+    AUTH_DELETIONS,
     AUTH_LOGIN,
     AUTH_LOGOUT,
     AUTH_LOOKUP,
@@ -18,6 +19,7 @@ from schemas.auth import (
     AUTH_VERIFY,
 )
 from services.auth.accounts import Accounts
+from services.auth.deletions import Deletions
 from services.auth.profiles import Profiles
 from services.auth.sessions import Sessions
 
@@ -34,6 +36,7 @@ AUTH = Service(
         Handler(AUTH_DELETE_USER, Sessions.delete_user),
         Handler(AUTH_USER, Profiles.user),
         Handler(AUTH_UPDATE_USER, Profiles.update_user),
+        Handler(AUTH_DELETIONS, Deletions.since),
     ),
     publishes=(AUTH_USER_DELETED, AUTH_USER_RENAMED),
 )

@@ -70,3 +70,26 @@ class FailedAttempt(Model):
     class Meta:
         table = "auth_failed_attempt"
         indexes = (("action", "username", "at"), ("action", "address", "at"))
+
+
+# A deleted account's tombstone, for services that missed the deletion (services/auth/
+# deletions.py): ``seq`` comes from DeletionCounter, so tombstones are numbered without gaps in
+# the order they committed. Purged once older than MIRRORHUB_DELETION_RETENTION_DAYS.
+class Deletion(Model):
+    seq = fields.IntField(primary_key=True, generated=False)
+    user_id = fields.IntField()
+    username = fields.CharField(max_length=64)
+    deleted_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "auth_deletion"
+
+
+# One row (id 1, made by the migration): the last tombstone's seq. Each deletion locks it, so
+# deletions commit one after the other and their seqs in order.
+class DeletionCounter(Model):
+    id = fields.IntField(primary_key=True, generated=False)
+    last_seq = fields.IntField(default=0)
+
+    class Meta:
+        table = "auth_deletion_counter"

@@ -10,6 +10,7 @@ from broker.service import service_bus
 from broker.settings import BusSettings
 from services.auth.accounts import Accounts
 from services.auth.config import AuthSettings
+from services.auth.deletions import Deletions
 from services.auth.handlers import AUTH
 from services.auth.mailer import make_mailer
 from services.auth.passwords import PasswordHasher
@@ -41,9 +42,11 @@ async def run_auth(bus_settings: BusSettings, settings: AuthSettings) -> AsyncIt
         mail_from=settings.mail_from,
         reset_mails_per_hour=settings.reset_mails_per_hour,
     )
+    tombstones = Deletions(timedelta(days=settings.deletion_retention_days))
     async with (
         open_database(settings.database_url, "auth", "services.auth.models",
                       "services.auth.migrations"),
-        AUTH.serve(bus, accounts, Sessions(tokens, bus), Profiles(hasher, tokens, bus)),
+        AUTH.serve(bus, accounts, Sessions(tokens, bus, tombstones),
+                   Profiles(hasher, tokens, bus), tombstones),
     ):
         yield accounts

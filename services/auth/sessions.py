@@ -16,11 +16,13 @@ A token stops verifying when
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from schemas.auth import (
     AUTH_USER_DELETED,
@@ -30,14 +32,17 @@ from schemas.auth import (
     LogoutReply,
     LogoutRequest,
     TokenReason,
-    UserDeleted,
     VerifyReply,
     VerifyRequest,
 )
-from schemas.errors import ServiceError
+from schemas.errors import BusUnavailable, ServiceError
 from schemas.topics import Topic
+from services.auth import deletions
+from services.auth.deletions import Deletions
 from services.auth.models import RevokedToken, User
 from services.auth.tokens import Claims, TokenIssuer
+
+log = logging.getLogger(__name__)
 
 
 class Publisher(Protocol):
@@ -79,9 +84,10 @@ async def verified(tokens: TokenIssuer, req: VerifyRequest) -> VerifyReply:
 class Sessions:
     """The handlers of ``svc/auth/logout`` and ``delete_user``."""
 
-    def __init__(self, tokens: TokenIssuer, events: Publisher) -> None:
+    def __init__(self, tokens: TokenIssuer, events: Publisher, tombstones: Deletions) -> None:
         self.tokens = tokens
         self.events = events
+        self.tombstones = tombstones
 
     async def logout(self, req: LogoutRequest) -> LogoutReply:
         """Revoke ``req.token``: it is ``token_invalid`` from now on, everywhere."""
@@ -95,11 +101,27 @@ class Sessions:
         return LogoutReply(username=user.username)
 
     async def delete_user(self, req: DeleteUserRequest) -> DeleteUserReply:
-        """Delete the token's account (its reset codes go with it) and announce it on
-        ``events/auth/user_deleted``. ``user_not_found`` when the account is already gone."""
+        """Delete the token's account (its reset codes go with it) and leave its tombstone in
+        the same transaction (services/auth/deletions.py), then announce it on
+        ``events/auth/user_deleted``. ``user_not_found`` when the account is already gone.
+
+        The deletion stands even if the announcement cannot be made (the broker is away):
+        services find it among the tombstones when they next catch up."""
         _, user = await holding(self.tokens, req.token)
-        if user is None or await User.filter(id=user.id).delete() != 1:
-            raise ServiceError(AuthError.USER_NOT_FOUND, "the token's account no longer exists")
-        await self.events.publish(AUTH_USER_DELETED,
-                                  UserDeleted(username=user.username, user_id=user.id))
+        if user is None:
+            raise _gone()
+        async with in_transaction():
+            if await User.filter(id=user.id).delete() != 1:
+                raise _gone()  # a concurrent deletion with another token of the account
+            event = await deletions.record(user.id, user.username)
+        await self.tombstones.purge()
+        try:
+            await self.events.publish(AUTH_USER_DELETED, event)
+        except BusUnavailable:
+            log.warning("auth: deletion %d of %s not announced (broker unreachable); services "
+                        "catch up from its tombstone", event.seq, user.username)
         return DeleteUserReply(username=user.username)
+
+
+def _gone() -> ServiceError:
+    return ServiceError(AuthError.USER_NOT_FOUND, "the token's account no longer exists")

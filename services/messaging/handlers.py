@@ -4,6 +4,7 @@ and vision topics it listens to, and what it tells mirrors."""
 from __future__ import annotations
 
 from broker.service import Handler, Listener, Service
+from schemas.auth import AUTH_USER_DELETED, AUTH_USER_RENAMED
 from schemas.messaging import (
     MESSAGING_GET_LAYOUT,
     MESSAGING_LIST,
@@ -21,6 +22,7 @@ from services.messaging.layouts import Layouts
 from services.messaging.messages import Messages
 from services.messaging.mirrors import Mirrors
 from services.messaging.screens import Screens
+from services.tombstones import Tombstones
 
 
 class Sender:
@@ -53,7 +55,10 @@ MESSAGING = Service(
         Listener(VISION_RECOGNIZED, Screens.on_recognized),
         Listener(MIRROR_STATUS, Screens.on_status),
         Listener(MIRROR_WIDGETS, Mirrors.on_widgets),
+        # A deleted account's messages and layouts go, a renamed one's move (every instance).
+        Listener(AUTH_USER_DELETED, Tombstones.on_deleted),
+        Listener(AUTH_USER_RENAMED, Tombstones.on_renamed),
     ),
-    tasks=(Screens.watch_idle,),
+    tasks=(Screens.watch_idle, Tombstones.catch_up),
     publishes=(MIRROR_DISPLAY,),
 )

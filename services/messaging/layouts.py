@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from schemas.errors import ServiceError
 from schemas.messaging import (
@@ -74,3 +75,18 @@ class Layouts:
         if found is not None:
             return found[0]
         return dict(PRESENT_LAYOUT if username else IDLE_LAYOUT)
+
+    async def forget(self, username: str) -> None:
+        """The account is gone: its own layouts go (the models' stay)."""
+        if username:  # "" names the models' layouts, never a user
+            await Layout.filter(username=username).delete()
+
+    async def rename(self, old: str, new: str) -> None:
+        """``old``'s layouts are ``new``'s now; where ``new`` already had one for a model (left
+        from an earlier account of that name), the renamed user's wins."""
+        if not old or not new:
+            return
+        async with in_transaction():
+            models = await Layout.filter(username=old).values_list("model_code", flat=True)
+            await Layout.filter(username=new, model_code__in=list(models)).delete()
+            await Layout.filter(username=old).update(username=new)

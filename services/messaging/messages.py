@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
 
 from schemas.errors import ServiceError
 from schemas.messaging import (
@@ -93,3 +95,13 @@ class Messages:
     async def mark_read(self, ids: Sequence[int]) -> None:
         if ids:
             await Message.filter(id__in=list(ids), read_at=None).update(read_at=datetime.now(UTC))
+
+    async def forget(self, username: str) -> None:
+        """The account is gone: every message it sent or received goes too."""
+        await Message.filter(Q(sender=username) | Q(receiver=username)).delete()
+
+    async def rename(self, old: str, new: str) -> None:
+        """Messages sent and received under ``old`` are ``new``'s now."""
+        async with in_transaction():
+            await Message.filter(sender=old).update(sender=new)
+            await Message.filter(receiver=old).update(receiver=new)

@@ -48,3 +48,13 @@ class Mirror(Model):
 
     class Meta:
         table = "messaging_mirror"
+
+
+# The last tombstone of auth's deleted accounts applied here (services/tombstones.py): one row,
+# id 1, made by the migration.
+class DeletionCursor(Model):
+    id = fields.IntField(primary_key=True, generated=False)
+    last_seq = fields.IntField(default=0)
+
+    class Meta:
+        table = "messaging_deletion_cursor"

@@ -5,6 +5,11 @@ whenever the person a mirror should show changes, or goes, the mirror gets a ret
 :class:`~schemas.messaging.Display` on ``mirrors/{mirror_id}/display``. A message for somebody
 standing at a mirror is pushed to that mirror the moment it is stored. Messages are marked read
 once a display holding them has reached the broker.
+
+Messages are private: a display holds them only while the presence is *unlocked*, i.e. vision
+counted the face among the event's ``trusted`` names (enrolled with the user's token; liveness
+will be the second condition, decided by vision too). Anybody else recognised is greeted by name
+with their layout, no messages, and nothing is marked read (``Display.unlocked`` is false).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -31,6 +37,15 @@ log = logging.getLogger(__name__)
 _TICK = 0.25  # longest sleep of the idle watch; idling is due within this of its time
 
 
+@dataclass
+class _Visit:
+    """One person's time at one mirror: the messages shown to them so far (read already), so a
+    display sent again in the same visit (locked, then unlocked) still holds them."""
+
+    user: str
+    messages: list[DisplayMessage] = field(default_factory=list)
+
+
 class Screens:
     def __init__(
         self,
@@ -47,7 +62,7 @@ class Screens:
         self.layouts = layouts
         self.messages = messages
         self.max_messages = max_messages
-        self._shown: dict[str, list[DisplayMessage]] = {}  # per mirror, this visit's messages
+        self._visits: dict[str, _Visit] = {}  # per mirror, who stands there now
         self._locks: dict[str, asyncio.Lock] = {}
         # Per mirror, messages stored but not yet on its display.
         self._fresh: dict[str, list[DisplayMessage]] = {}
@@ -59,7 +74,8 @@ class Screens:
         except ValidationError as exc:
             log.warning("ignored a recognized event: %s", exc.errors()[0]["msg"])
             return
-        user = self.presence.seen(event.mirror_id, event.names, time.monotonic())
+        user = self.presence.seen(event.mirror_id, event.names, time.monotonic(),
+                                  set(event.trusted))
         if user is not None:
             await self.show(event.mirror_id, user)
 
@@ -69,13 +85,15 @@ class Screens:
             await self.show(said[0], None)  # a mirror that just woke up: idle
 
     def on_stored(self, row: MessageRow) -> None:
-        """A new message: every mirror showing its receiver shows it too, at once.
+        """A new message: every mirror showing its receiver, unlocked, shows it too, at once.
 
         The display goes out from a task of its own, so the sender's reply does not wait for it;
         messages that arrive while a mirror's display is being sent go out together in the next
         one, so a burst costs a few displays rather than one each.
         """
         for mirror_id in self.presence.mirrors_of(row.receiver):
+            if not self.presence.unlocked(mirror_id):
+                continue  # greeted only: the message waits, unread, for a trusted visit
             self._fresh.setdefault(mirror_id, []).append(shown(row))
             if mirror_id not in self._flushing:
                 task = asyncio.create_task(self._flush(mirror_id, row.receiver))
@@ -86,33 +104,72 @@ class Screens:
             while self._fresh.get(mirror_id):
                 async with self._lock(mirror_id):
                     fresh = self._fresh.pop(mirror_id, [])
-                    if self.presence.user_at(mirror_id) != user or not fresh:
-                        return  # they left: the idle display has replaced theirs
-                    visit = self._shown.setdefault(mirror_id, [])
-                    seen = {m.id for m in visit}  # a new visit may have read them already
-                    visit.extend(m for m in fresh if m.id not in seen)
-                    visit.sort(key=lambda m: m.id, reverse=True)
-                    del visit[self.max_messages:]
-                    # A burst beyond the display's room shows its newest; the rest stay unread.
-                    on_display = {m.id for m in visit}
-                    await self._publish(mirror_id, user, visit,
-                                        [m.id for m in fresh if m.id in on_display])
+                    visit = self._visits.get(mirror_id)
+                    if (visit is None or visit.user != user or not fresh
+                            or not self.presence.unlocked(mirror_id)):
+                        return  # they left or are locked: another display replaced theirs
+                    shown_ids = self._merge(visit, fresh)
+                    await self._publish(mirror_id, user, visit.messages,
+                                        [m.id for m in fresh if m.id in shown_ids])
         except Exception:
             log.exception("could not show new messages on %s", mirror_id)
         finally:
             del self._flushing[mirror_id]
 
     async def show(self, mirror_id: str, user: str | None) -> None:
-        """Tell a mirror to show ``user`` (their layout and unread messages), or idle."""
+        """Tell a mirror to show ``user`` (their layout and, unlocked, their unread messages),
+        or idle."""
         async with self._lock(mirror_id):
             if user is None:
-                self._shown.pop(mirror_id, None)
+                self._visits.pop(mirror_id, None)
                 await self._publish(mirror_id, None, [], [])
                 return
-            unread = await self.messages.unread(user, self.max_messages)
-            visit = [shown(row) for row in unread]
-            self._shown[mirror_id] = visit
-            await self._publish(mirror_id, user, visit, [m.id for m in visit])
+            visit = self._visits.get(mirror_id)
+            if visit is None or visit.user != user:
+                visit = self._visits[mirror_id] = _Visit(user)
+            if not self.presence.unlocked(mirror_id):
+                await self._publish(mirror_id, user, [], [])
+                return
+            unread = [shown(row) for row in await self.messages.unread(user, self.max_messages)]
+            shown_ids = self._merge(visit, unread)
+            await self._publish(mirror_id, user, visit.messages,
+                                [m.id for m in unread if m.id in shown_ids])
+
+    def _merge(self, visit: _Visit, new: list[DisplayMessage]) -> set[int]:
+        """Add ``new`` to the visit's messages, newest first, as many as a display holds (a
+        burst beyond that shows its newest; the rest stay unread); the ids now on display."""
+        seen = {m.id for m in visit.messages}  # a new visit may have read them already
+        visit.messages.extend(m for m in new if m.id not in seen)
+        visit.messages.sort(key=lambda m: m.id, reverse=True)
+        del visit.messages[self.max_messages:]
+        return {m.id for m in visit.messages}
+
+    async def forget(self, username: str) -> None:
+        """The account is gone: mirrors showing it go idle, and displays holding messages it
+        sent are sent again without them (they are deleted from the database before this)."""
+        for mirror_id in self.presence.leave(username):
+            await self.show(mirror_id, None)
+        await self._revise(username, None)
+
+    async def rename(self, old: str, new: str) -> None:
+        """Mirrors showing ``old`` go idle (the next frame recognises the person as ``new``);
+        displays holding messages from ``old`` are sent again with the new name."""
+        for mirror_id in self.presence.leave(old):
+            await self.show(mirror_id, None)
+        await self._revise(old, new)
+
+    async def _revise(self, sender: str, renamed: str | None) -> None:
+        """Drop (``renamed`` None) or rename the messages of ``sender`` on every visit, and
+        send those displays again."""
+        for mirror_id, visit in list(self._visits.items()):
+            if not any(m.sender == sender for m in visit.messages):
+                continue
+            async with self._lock(mirror_id):
+                visit.messages = [
+                    m.model_copy(update={"sender": renamed}) if m.sender == sender else m
+                    for m in visit.messages if renamed is not None or m.sender != sender]
+            if self.presence.user_at(mirror_id) == visit.user:
+                await self.show(mirror_id, visit.user)
 
     def _lock(self, mirror_id: str) -> asyncio.Lock:
         return self._locks.setdefault(mirror_id, asyncio.Lock())
@@ -126,6 +183,7 @@ class Screens:
             mirror_id=mirror_id,
             state="present" if user else "idle",
             user=user,
+            unlocked=user is not None and self.presence.unlocked(mirror_id),
             layout=await self.layouts.for_display(model_code, user),
             messages=list(messages),
             at=datetime.now(UTC),

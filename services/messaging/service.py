@@ -14,9 +14,11 @@ from services.messaging.handlers import MESSAGING, Sender
 from services.messaging.layouts import Layouts
 from services.messaging.messages import Messages
 from services.messaging.mirrors import Mirrors
+from services.messaging.models import DeletionCursor
 from services.messaging.presence import Presence
 from services.messaging.screens import Screens
 from services.messaging.users import Users
+from services.tombstones import ByName, Cursor, Forgetter, Tombstones
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Messaging:
     layouts: Layouts
     mirrors: Mirrors
     screens: Screens
+    tombstones: Tombstones
 
 
 @contextlib.asynccontextmanager
@@ -43,9 +46,15 @@ async def run_messaging(
     messages, layouts, mirrors = Messages(users), Layouts(users), Mirrors()
     screens = Screens(bus, Presence(settings.hold, settings.idle_after), mirrors, layouts,
                       messages, settings.display_messages)
+    # What a deleted account leaves here, in this order: its name stops passing for an account
+    # at once, its stored data goes, and mirrors showing it go idle last (so no display of it
+    # can go out after). Uploaded files join this list.
+    forgetters: tuple[Forgetter, ...] = (users, messages, layouts, screens)
+    tombstones = Tombstones(bus, ByName(forgetters), Cursor(DeletionCursor))
     async with (
         open_database(settings.database_url, "messaging", "services.messaging.models",
                       "services.messaging.migrations"),
-        MESSAGING.serve(bus, Sender(messages, screens), messages, layouts, mirrors, screens),
+        MESSAGING.serve(bus, Sender(messages, screens), messages, layouts, mirrors, screens,
+                        tombstones),
     ):
-        yield Messaging(messages, layouts, mirrors, screens)
+        yield Messaging(messages, layouts, mirrors, screens, tombstones)

@@ -9,7 +9,9 @@ from schemas.auth import AUTH_LOOKUP, LookupRequest
 from schemas.envelope import ErrorCode
 from schemas.errors import BusUnavailable, RequestTimeout, ServiceError
 
-_KNOWN_TTL = 60.0  # accounts are never deleted today; a minute bounds the staleness if they are
+# How long a name auth confirmed is trusted to exist. A deletion or rename heard from auth ends
+# it at once (forget, rename); a minute bounds the staleness if that event is missed.
+_KNOWN_TTL = 60.0
 
 
 class Users:
@@ -33,3 +35,10 @@ class Users:
         for name in reply.found:
             self._known[name] = now + _KNOWN_TTL
         return unsure - set(reply.found)
+
+    async def forget(self, username: str) -> None:
+        """The account is gone: ask auth again before taking the name."""
+        self._known.pop(username, None)
+
+    async def rename(self, old: str, new: str) -> None:
+        self._known.pop(old, None)

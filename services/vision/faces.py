@@ -1,7 +1,10 @@
 """What the vision service does with faces: enrol photos and name the faces in a photo.
 
 Every worker keeps the embeddings in an in-memory :class:`Gallery`, loaded from the database
-at start and kept in step with the other workers through ``events/vision/enrolled``.
+at start and kept in step with the other workers through ``events/vision/enrolled``: the event
+names the new row, which each worker reads from the database they share, so that nobody who can
+publish the event can put a face (or a binding) into the galleries without it being stored.
+A photo enrolled with its user's token is bound to the account (services/vision/trust.py).
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ from services.vision.images import ImageLimits
 from services.vision.matcher import Gallery
 from services.vision.models import FaceEmbedding, Subject
 from services.vision.quality import check_face
+from services.vision.trust import account_of
 
 log = logging.getLogger(__name__)
+
+_Row = tuple[str, bytes, int | None]  # a stored embedding: subject name, vector, owner's id
 
 
 class Faces:
@@ -52,21 +58,43 @@ class Faces:
         self.bus = bus
         self.limits = limits
 
+    async def _stored(self, **filters: object) -> list[_Row]:
+        """The stored embeddings of this engine and model version that match ``filters``."""
+        rows: list[_Row] = await FaceEmbedding.filter(
+            engine=self.engine.name, model_version=self.engine.model_version, **filters,
+        ).values_list("subject__name", "vector", "owner_id")
+        return rows
+
+    def _add_rows(self, rows: list[_Row]) -> None:
+        if rows:
+            vectors = np.stack([np.frombuffer(vector, dtype=np.float32) for _, vector, _ in rows])
+            self.gallery.add_many([name for name, _, _ in rows], vectors,
+                                  [owner is not None for _, _, owner in rows])
+
     async def load(self) -> int:
         """Fill the gallery with the stored embeddings of this engine and model version."""
-        rows = await FaceEmbedding.filter(
-            engine=self.engine.name, model_version=self.engine.model_version
-        ).values_list("subject__name", "vector")
-        if rows:
-            names = [name for name, _ in rows]
-            vectors = np.stack([np.frombuffer(vector, dtype=np.float32) for _, vector in rows])
-            self.gallery.add_many(names, vectors)
+        rows = await self._stored()
+        self._add_rows(rows)
         return len(rows)
+
+    async def refresh(self, *names: str) -> None:
+        """Make the gallery's rows of the subjects ``names`` what the database holds (after
+        their photos were removed or moved)."""
+        rows = await self._stored(subject__name__in=names)
+        for name in names:  # no await from here on: matching never sees half a refresh
+            self.gallery.remove(name)
+        self._add_rows(rows)
 
     async def _analyse(self, data: bytes) -> tuple[RGBImage, list[DetectedFace]]:
         return await self.analysis(data)
 
     async def enrol(self, req: EnrolRequest) -> EnrolReply:
+        """Store one photo of ``req.name``; with ``req.token`` bound to the token's account,
+        which must be ``name``'s (services/vision/trust.py)."""
+        # The token first: refusing a stranger's token needs no face analysis.
+        token = req.token
+        account = await account_of(self.bus, token, req.name) if token else None
+        name = account.username if account else req.name
         image, faces = await self._analyse(req.image)
         if len(faces) != 1:
             raise ServiceError(
@@ -78,26 +106,44 @@ class Faces:
         if issues:
             raise ServiceError(issues[0].code, issues[0].message, "face_image")
         vector = np.asarray(faces[0].embedding, dtype=np.float32)
-        subject, _ = await Subject.get_or_create(name=req.name)
-        await FaceEmbedding.create(subject=subject, engine=self.engine.name,
-                                   model_version=self.engine.model_version,
-                                   vector=vector.tobytes())
-        self.gallery.add(req.name, vector)
-        event = Enrolled(name=req.name, engine=self.engine.name,
-                         model_version=self.engine.model_version,
-                         embedding=vector.tolist(), worker=self.bus.client_id)
+        subject, _ = await Subject.get_or_create(name=name)
+        row = await FaceEmbedding.create(subject=subject, engine=self.engine.name,
+                                         model_version=self.engine.model_version,
+                                         vector=vector.tobytes(),
+                                         owner_id=account.user_id if account else None)
+        if token and account:
+            await self._still_held(row, token, name)
+        self.gallery.add(name, vector, bound=account is not None)
+        event = Enrolled(name=name, engine=self.engine.name,
+                         model_version=self.engine.model_version, embedding_id=row.id,
+                         worker=self.bus.client_id)
         await self.bus.publish(VISION_ENROLLED, event)
         photos = await FaceEmbedding.filter(subject=subject, engine=self.engine.name).count()
-        return EnrolReply(name=req.name, photos=photos, engine=self.engine.name,
-                          model_version=self.engine.model_version)
+        return EnrolReply(name=name, photos=photos, engine=self.engine.name,
+                          model_version=self.engine.model_version, bound=account is not None)
+
+    async def _still_held(self, row: FaceEmbedding, token: str, name: str) -> None:
+        """Check the token again now that the bound row is stored: an account deleted while the
+        photo was analysed must not leave a face bound to it. Past this check, the deletion
+        commits after the row did, and its event finds the row (services/vision/accounts.py)."""
+        try:
+            await account_of(self.bus, token, name)
+        except ServiceError:
+            await row.delete()
+            raise
 
     async def on_enrolled(self, message: Message) -> None:
-        """Another worker enrolled a face: add it here too."""
+        """Another worker enrolled a face: add the row it stored here too."""
         event = Enrolled.model_validate_json(message.payload)
         if (event.worker == self.bus.client_id or event.engine != self.engine.name
                 or event.model_version != self.engine.model_version):
             return
-        self.gallery.add(event.name, np.asarray(event.embedding, dtype=np.float32))
+        rows = await self._stored(id=event.embedding_id)
+        if not rows:
+            log.warning("vision: enrolled embedding %d is not in this worker's database "
+                        "(vision workers must share one)", event.embedding_id)
+            return
+        self._add_rows(rows)
 
     async def recognise(self, req: RecogniseRequest) -> RecogniseReply:
         faces = await self.analysis.faces(req.image)
@@ -109,7 +155,8 @@ class Faces:
             box = face.box
             distance = None if not np.isfinite(match.distance) else round(match.distance, 4)
             results.append(FaceResult(name=match.name, box=(box.left, box.top, box.right,
-                                                            box.bottom), distance=distance))
+                                                            box.bottom), distance=distance,
+                                      bound=match.bound))
         return RecogniseReply(faces=results, distance=self._distance(faces[0]))
 
     def _distance(self, face: DetectedFace) -> float | None:

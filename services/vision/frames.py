@@ -25,6 +25,7 @@ from schemas.vision import (
     VisionError,
 )
 from services.vision.faces import Faces
+from services.vision.trust import trusted
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,8 @@ class FrameWorker:
             names = [face.name for face in event.faces if face.name is not None]
             if names:
                 seen = Recognized(mirror_id=event.mirror_id, names=names,
-                                  unknown=len(event.faces) - len(names), at=datetime.now(UTC))
+                                  unknown=len(event.faces) - len(names), at=datetime.now(UTC),
+                                  trusted=trusted(event.faces))
                 await self.bus.publish(VISION_RECOGNIZED, seen, qos=1)
         except BusUnavailable:
             log.warning("vision: event for mirror %s lost, broker unreachable", event.mirror_id)

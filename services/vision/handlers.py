@@ -4,6 +4,7 @@ gallery events it follows, and what it says about faces."""
 from __future__ import annotations
 
 from broker.service import Handler, Listener, Service
+from schemas.auth import AUTH_USER_DELETED, AUTH_USER_RENAMED
 from schemas.vision import (
     MIRROR_FACE_EVENT,
     MIRROR_FRAME,
@@ -14,6 +15,7 @@ from schemas.vision import (
     VISION_RECOGNISE,
     VISION_RECOGNIZED,
 )
+from services.tombstones import Tombstones
 from services.vision.faces import Faces
 from services.vision.frames import FrameWorker
 from services.vision.measures import Measures
@@ -31,7 +33,10 @@ VISION = Service(
         Listener(VISION_ENROLLED, Faces.on_enrolled),
         # Frames are split between workers; QoS 0, since the next frame replaces a lost one.
         Listener(MIRROR_FRAME, FrameWorker.on_frame, qos=0, shared=True),
+        # Every worker hears every deletion and rename too: each has a gallery to change.
+        Listener(AUTH_USER_DELETED, Tombstones.on_deleted),
+        Listener(AUTH_USER_RENAMED, Tombstones.on_renamed),
     ),
-    tasks=(FrameWorker.run,),
+    tasks=(FrameWorker.run, Tombstones.catch_up),
     publishes=(VISION_ENROLLED, MIRROR_FACE_EVENT, VISION_RECOGNIZED),
 )

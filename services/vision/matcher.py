@@ -12,6 +12,12 @@ also carries an integer code for its subject, so removing a subject finds its ro
 vectorised comparison and fills their slots with rows from the end: it moves as many rows as it
 removes, not the whole matrix. Row order is therefore not enrolment order.
 
+Each row also says whether it is *bound*: enrolled with its user's token. A match is bound when
+the nearest row is (docs/http-api.md, "Trust at the mirror"): one subject may hold both kinds,
+and only a face nearer to a bound photo than to any other unlocks private content. Among rows
+exactly as near (the same photo enrolled twice, without and then with the token) a bound one
+wins.
+
 A gallery is not thread-safe: mutate and query it from one thread (the service's event loop;
 a match over 100,000 rows takes a few milliseconds).
 """
@@ -33,10 +39,12 @@ _INITIAL_CAPACITY = 64
 class Match(NamedTuple):
     """The nearest enrolled face: ``name`` is None when the gallery is empty or the nearest
     embedding is farther than the threshold; ``distance`` is the nearest distance either way
-    (infinite for an empty gallery)."""
+    (infinite for an empty gallery); ``bound`` whether the nearest embedding is bound (never
+    for a face not recognised)."""
 
     name: str | None
     distance: float
+    bound: bool = False
 
 
 class Gallery:
@@ -56,6 +64,7 @@ class Gallery:
         self._rows = np.empty((_INITIAL_CAPACITY, dimension), dtype=np.float32)
         self._squared_norms = np.empty(_INITIAL_CAPACITY, dtype=np.float32)
         self._codes = np.empty(_INITIAL_CAPACITY, dtype=np.int64)
+        self._bound = np.empty(_INITIAL_CAPACITY, dtype=np.bool_)
         self._code_of: dict[str, int] = {}
         self._name_of: dict[int, str] = {}
         self._counts: dict[str, int] = {}
@@ -72,7 +81,7 @@ class Gallery:
         """How many embeddings ``name`` has."""
         return self._counts.get(name, 0)
 
-    def add(self, name: str, embedding: Embedding) -> None:
+    def add(self, name: str, embedding: Embedding, bound: bool = False) -> None:
         """Enrol one more embedding for ``name``; raises ``ValueError`` on a malformed vector."""
         row = np.asarray(embedding, dtype=np.float32)
         if row.shape != (self.dimension,):
@@ -86,15 +95,18 @@ class Gallery:
         self._rows[self._size] = row
         self._squared_norms[self._size] = row @ row
         self._codes[self._size] = self._code(name)
+        self._bound[self._size] = bound
         self._size += 1
 
-    def add_many(self, names: Sequence[str], embeddings: npt.ArrayLike) -> None:
-        """Enrol ``embeddings[i]`` for ``names[i]``: loading a stored gallery in one call is
-        far quicker than row by row. Nothing is added if any row is malformed."""
+    def add_many(self, names: Sequence[str], embeddings: npt.ArrayLike,
+                 bound: Sequence[bool] | None = None) -> None:
+        """Enrol ``embeddings[i]`` for ``names[i]`` (bound if ``bound[i]``; default none):
+        loading a stored gallery in one call is far quicker than row by row. Nothing is added
+        if any row is malformed."""
         rows = np.asarray(embeddings, dtype=np.float32)
         if rows.ndim != 2 or rows.shape[1] != self.dimension:
             raise ValueError(f"expected vectors of {self.dimension} values, got {rows.shape}")
-        if len(names) != len(rows):
+        if len(names) != len(rows) or (bound is not None and len(bound) != len(rows)):
             raise ValueError(f"{len(names)} names for {len(rows)} embeddings")
         if not all(names):
             raise ValueError("every subject needs a name")
@@ -106,6 +118,7 @@ class Gallery:
         self._rows[self._size : end] = rows
         self._squared_norms[self._size : end] = np.einsum("ij,ij->i", rows, rows)
         self._codes[self._size : end] = [self._code(name) for name in names]
+        self._bound[self._size : end] = False if bound is None else bound
         self._size = end
 
     def remove(self, name: str) -> int:
@@ -121,6 +134,7 @@ class Gallery:
         self._rows[holes] = self._rows[movers]
         self._squared_norms[holes] = self._squared_norms[movers]
         self._codes[holes] = self._codes[movers]
+        self._bound[holes] = self._bound[movers]
         self._size = new_size
         return removed
 
@@ -135,9 +149,13 @@ class Gallery:
         # |q|^2 is the same for every row, so it is left out of the comparison.
         squared = self._squared_norms[: self._size] - 2.0 * (rows @ query)
         best = int(np.argmin(squared))
+        if not self._bound[best]:
+            tied = np.flatnonzero((squared == squared[best]) & self._bound[: self._size])
+            best = int(tied[0]) if tied.size else best
         distance = float(np.linalg.norm(rows[best] - query))
-        name = self._name_of[int(self._codes[best])] if distance <= self.threshold else None
-        return Match(name, distance)
+        if distance > self.threshold:
+            return Match(None, distance)
+        return Match(self._name_of[int(self._codes[best])], distance, bool(self._bound[best]))
 
     def _code(self, name: str) -> int:
         code = self._code_of.get(name)
@@ -156,4 +174,6 @@ class Gallery:
         norms[:size] = self._squared_norms[:size]
         codes = np.empty(capacity, dtype=np.int64)
         codes[:size] = self._codes[:size]
-        self._rows, self._squared_norms, self._codes = rows, norms, codes
+        bound = np.empty(capacity, dtype=np.bool_)
+        bound[:size] = self._bound[:size]
+        self._rows, self._squared_norms, self._codes, self._bound = rows, norms, codes, bound

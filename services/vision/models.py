@@ -17,6 +17,8 @@ class Subject(Model):
 
 # One enrolled photo of a subject: its embedding (float32 bytes), tagged with the engine and
 # model version that made it, since embeddings of different models cannot be compared.
+# ``owner_id`` is the auth user id of the account whose token enrolled it (the photo is bound:
+# it unlocks that user's private content); NULL when enrolled without a token (it only greets).
 class FaceEmbedding(Model):
     id = fields.IntField(primary_key=True)
     subject: fields.ForeignKeyRelation[Subject] = fields.ForeignKeyField(
@@ -26,7 +28,18 @@ class FaceEmbedding(Model):
     model_version = fields.CharField(max_length=200)
     vector = fields.BinaryField()
     created_at = fields.DatetimeField(auto_now_add=True)
+    owner_id = fields.IntField(null=True)
 
     class Meta:
         table = "vision_face_embedding"
         indexes = (("engine", "model_version"),)
+
+
+# The last tombstone of auth's deleted accounts applied here (services/tombstones.py), shared by
+# the workers of one database: one row, id 1, made by the migration.
+class DeletionCursor(Model):
+    id = fields.IntField(primary_key=True, generated=False)
+    last_seq = fields.IntField(default=0)
+
+    class Meta:
+        table = "vision_deletion_cursor"

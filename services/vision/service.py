@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from broker.service import service_bus
 from broker.settings import BusSettings
 from services.database import open_database
+from services.tombstones import Cursor, Tombstones
+from services.vision.accounts import FaceAccounts
 from services.vision.analysis import Analysis, worker_pool
 from services.vision.config import VisionSettings
 from services.vision.engine import FaceEngine
@@ -19,6 +21,7 @@ from services.vision.handlers import VISION
 from services.vision.images import ImageLimits
 from services.vision.matcher import Gallery
 from services.vision.measures import Measures
+from services.vision.models import DeletionCursor
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +53,12 @@ async def run_vision(
             faces = Faces(engine, gallery, bus, limits, settings.cameras.default, analysis)
             measures = Measures(engine, settings.cameras, limits, analysis)
             frames = FrameWorker(faces, bus, settings.max_image_bytes)
+            tombstones = Tombstones(bus, FaceAccounts(faces), Cursor(DeletionCursor))
             loaded = await faces.load()
             log.info("vision: %d embeddings of %s loaded", loaded, engine.model_version)
             max_payload = settings.max_image_bytes * 4 // 3 + _ENVELOPE_SLACK
-            async with VISION.serve(bus, faces, measures, frames, max_payload=max_payload):
+            async with VISION.serve(bus, faces, measures, frames, tombstones,
+                                    max_payload=max_payload):
                 yield faces
     finally:
         engine.__exit__(None, None, None)

@@ -34,6 +34,9 @@ DEVICES = {"hall": "hall-secret", "bath": "bath-secret"}
     ("hall", "mirrors/bath/frame", Access.PUBLISH, False),
     ("hall", "events/vision/recognized", Access.PUBLISH, False),
     ("hall", "svc/auth/login", Access.PUBLISH, False),
+    ("hall", "svc/auth/deletions", Access.PUBLISH, False),  # who was deleted: not a mirror's
+    ("hall", "svc/vision/enrol", Access.PUBLISH, False),
+    ("+", "svc/vision/enrol", Access.PUBLISH, False),
     ("hall", "mirrors/hall/display", Access.SUBSCRIBE, True),
     ("hall", "mirrors/hall/events/#", Access.SUBSCRIBE, True),
     ("hall", "mirrors/+/display", Access.SUBSCRIBE, False),

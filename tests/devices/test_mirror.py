@@ -21,7 +21,7 @@ import pytest
 
 from broker.client import Bus, Message
 from devices.frames import FrameFolder
-from devices.mirror import Mirror, Simulation, as_json
+from devices.mirror import Mirror, Simulation, as_json, describe
 from schemas.errors import ConfigError
 from schemas.messaging import (
     MIRROR_DISPLAY,
@@ -93,7 +93,7 @@ def frames(tmp_path: Path) -> Path:
 
 def a_display(**changes: object) -> Display:
     fields: dict[str, object] = {
-        "mirror_id": MIRROR, "state": "present", "user": "ann",
+        "mirror_id": MIRROR, "state": "present", "user": "ann", "unlocked": True,
         "layout": {"weather": (1, 2), "time": (1, 1)},
         "messages": [DisplayMessage(id=1, sender="bob", content="see you\nat 6",
                                     timestamp="2025-01-02 10:00:00")],
@@ -168,13 +168,19 @@ async def test_a_display_is_printed_kept_and_awaitable(
 async def test_a_retained_display_is_there_when_the_mirror_connects(
     space: Backend, watcher: Watcher,
 ) -> None:
-    idle = a_display(state="idle", user=None, messages=[])
+    idle = a_display(state="idle", user=None, unlocked=False, messages=[])
     await watcher.bus.publish_raw(DISPLAY, idle, retain=True)
     lines: list[str] = []
     async with Mirror(space.bus("test"), MIRROR, "MX-200", output=lines.append,
                       render=as_json) as mirror:
         assert await mirror.wait_display(lambda d: d.state == "idle") == idle
     assert [Display.model_validate_json(line) for line in lines] == [idle]
+
+
+def test_a_person_greeted_only_is_described_so() -> None:
+    greeted = a_display(unlocked=False, messages=[])
+    assert describe(greeted) == "10:00:03 hall: present ann (greeted only) | " \
+        "time(1,1) weather(1,2) | 0 messages"
 
 
 @pytest.mark.parametrize(("changes", "error"), [

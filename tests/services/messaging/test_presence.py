@@ -48,3 +48,30 @@ def test_mirrors_are_independent() -> None:
     assert presence.next_expiry() == 10
     assert presence.expired(now=10) == ["hall"]
     assert presence.user_at("bath") == "ann"
+
+
+def test_only_a_trusted_face_unlocks_and_an_untrusted_one_locks_after_the_hold() -> None:
+    presence = Presence(hold=2, idle_after=10)
+    assert presence.seen("m", ["ann"], now=0) == "ann"
+    assert not presence.unlocked("m")  # greeted by name only
+    assert presence.seen("m", ["ann"], now=0.5, trusted={"ann"}) == "ann"  # unlocks at once
+    assert presence.unlocked("m")
+    # Untrusted sightings of "ann" (her unbound photo, or somebody enrolled under her name)
+    # between trusted ones change nothing...
+    for t in (1.0, 1.5, 2.0, 2.4):
+        assert presence.seen("m", ["ann"], now=t, trusted=() if t % 1 else {"ann"}) is None
+    assert presence.unlocked("m")
+    # ...and lock the display once no trusted one has come for the hold.
+    assert presence.seen("m", ["ann"], now=3.9) is None
+    assert presence.seen("m", ["ann"], now=4.0) == "ann"
+    assert not presence.unlocked("m") and presence.user_at("m") == "ann"
+
+
+def test_trust_belongs_to_the_person_shown() -> None:
+    presence = Presence(hold=2, idle_after=10)
+    presence.seen("m", ["ann", "bob"], now=0, trusted={"bob"})
+    assert presence.user_at("m") == "ann" and not presence.unlocked("m")
+    presence.seen("hall", ["bob"], now=0, trusted={"bob"})
+    assert presence.leave("bob") == ["hall"]
+    assert presence.user_at("hall") is None and not presence.unlocked("hall")
+    assert presence.user_at("m") == "ann"

@@ -33,8 +33,11 @@ MODEL = {"time": [1, 1], "weather": [2, 2]}
 PERSONAL = {"calendar": [1, 1], "messages": [1, 2]}
 
 
-async def seen(bus: Bus, mirror_id: str, *names: str) -> None:
-    event = Recognized(mirror_id=mirror_id, names=list(names), unknown=0, at=datetime.now(UTC))
+async def seen(bus: Bus, mirror_id: str, *names: str, trusted: bool = True) -> None:
+    """Vision saw ``names`` at the mirror, their faces bound to their accounts (``trusted``)
+    or not."""
+    event = Recognized(mirror_id=mirror_id, names=list(names), unknown=0, at=datetime.now(UTC),
+                       trusted=list(names) if trusted else [])
     await bus.publish(VISION_RECOGNIZED, event)
 
 
@@ -181,3 +184,33 @@ async def test_a_burst_shows_its_newest_and_what_never_showed_stays_unread(bus: 
     assert final.user == bob
     shown_ever = {m.id for d in screen.displays for m in d.messages}
     assert await all_read(bus, bob, shown_ever)
+
+
+async def test_a_face_not_bound_to_the_account_is_only_greeted(bus: Bus) -> None:
+    ann, bob = await register(bus, "ann"), await register(bus, "bob")
+    model = unique("model")
+    await bus.request(MESSAGING_SET_LAYOUT,
+                      SetLayoutRequest(model_code=model, index=PERSONAL, username=bob))
+    for text in ("first", "second"):
+        await bus.request(MESSAGING_SEND, SendRequest(sender_username=ann,
+                          receiver_username=bob, content=text), qos=1)
+    screen = await a_mirror(bus, model)
+
+    await seen(bus, screen.mirror_id, bob, trusted=False)
+    greeted = await screen.next(lambda d: d.user == bob)
+    assert (greeted.state, greeted.unlocked, greeted.messages) == ("present", False, [])
+    assert greeted.layout == {k: tuple(v) for k, v in PERSONAL.items()}
+    # A message arriving while bob is only greeted waits too.
+    await bus.request(MESSAGING_SEND, SendRequest(sender_username=ann, receiver_username=bob,
+                      content="while greeted"), qos=1)
+    await asyncio.sleep(0.3)
+    assert all(d.messages == [] for d in screen.displays)
+    listed = await bus.request(MESSAGING_LIST, MessagesRequest(receiver_username=bob))
+    assert [m.read for m in listed.messages] == [False, False, False], "none shown, none read"
+
+    # bob's bound photo is the nearest now: unlocked at once, everything unread shows.
+    await seen(bus, screen.mirror_id, bob)
+    unlocked = await screen.next(lambda d: d.unlocked)
+    assert unlocked.user == bob
+    assert [m.content for m in unlocked.messages] == ["while greeted", "second", "first"]
+    assert await all_read(bus, bob)

@@ -139,3 +139,36 @@ def test_malformed_input_is_refused() -> None:
     with pytest.raises(ValueError, match="128"):
         gallery.match(np.zeros(3, np.float32))
     assert len(gallery) == 0
+
+
+def test_a_match_is_bound_by_its_nearest_row_through_adds_and_removals(
+    rng: np.random.Generator,
+) -> None:
+    rows, names = random_people(rng, people=40, per_person=4)
+    bound = [index % 3 == 0 for index in range(len(rows))]
+    gallery = Gallery(DIMENSION, THRESHOLD)
+    gallery.add_many(names[:100], np.stack(rows[:100]), bound[:100])
+    for row, name, flag in zip(rows[100:], names[100:], bound[100:], strict=True):
+        gallery.add(name, row, bound=flag)  # grows the matrix past add_many's capacity
+    gone = {"person-3", "person-21"}
+    for name in gone:
+        gallery.remove(name)  # rows move into the holes: their flags must move with them
+    kept = [(row, name, flag) for row, name, flag in zip(rows, names, bound, strict=True)
+            if name not in gone]
+    assert [gallery.match(row) for row, _, _ in kept] == [
+        Match(name, 0.0, flag) for _, name, flag in kept]
+    stranger = rng.normal(scale=0.125, size=DIMENSION).astype(np.float32)
+    assert gallery.match(stranger) == Match(None, gallery.match(stranger).distance, False)
+
+
+def test_the_nearest_photo_decides_and_a_bound_twin_wins_a_tie() -> None:
+    gallery = Gallery(2, 0.5)
+    gallery.add("ann", np.array([0.0, 0.0], np.float32), bound=True)
+    gallery.add("ann", np.array([0.3, 0.0], np.float32))  # without the token
+    assert gallery.match(np.array([0.05, 0.0], np.float32)).bound
+    nearer_unbound = gallery.match(np.array([0.25, 0.0], np.float32))
+    assert (nearer_unbound.name, nearer_unbound.bound) == ("ann", False)
+    assert nearer_unbound.distance == pytest.approx(0.05)
+    # The unbound photo enrolled again, with the token: the two are exactly as near.
+    gallery.add("ann", np.array([0.3, 0.0], np.float32), bound=True)
+    assert gallery.match(np.array([0.25, 0.0], np.float32)).bound
