@@ -9,6 +9,8 @@ from pathlib import Path
 from broker.settings import DEFAULT_HOST, DEFAULT_PORT, TLS_FILES, BrokerURL, BusSettings
 from mirrorhub.credentials import device_password, load_or_create_accounts
 from schemas.errors import ConfigError
+from schemas.files import MAX_UPLOAD_DEFAULT
+from services.messaging.config import max_upload_bytes
 
 DEFAULT_TLS_PORT = 8883
 
@@ -66,6 +68,7 @@ class Settings:
     namespace: str = ""
     require_token: bool = False  # the bridge's messaging endpoints want a bearer token
     cookie_secure: bool = False  # the session API's cookie is Secure (the bridge is behind HTTPS)
+    max_upload: int = MAX_UPLOAD_DEFAULT  # the largest file /api/upload takes, in bytes
     listeners: BrokerListeners = BrokerListeners()
 
     @classmethod
@@ -90,6 +93,7 @@ class Settings:
             require_token=env.get("MIRRORHUB_REQUIRE_TOKEN", "0").lower() in ("1", "true", "yes"),
             cookie_secure=env.get("MIRRORHUB_COOKIE_SECURE", "0").lower() in ("1", "true", "yes"),
             listeners=BrokerListeners.from_env(),
+            max_upload=max_upload_bytes(),
         )
 
     @property

@@ -1,11 +1,21 @@
-"""The messaging service's declaration: one row per ``svc/messaging/*`` operation, the mirror
-and vision topics it listens to, and what it tells mirrors."""
+"""The messaging service's declaration: one row per ``svc/messaging/*`` operation (its file
+store's ``svc/messaging/files/*`` included), the mirror and vision topics it listens to, and what
+it tells mirrors."""
 
 from __future__ import annotations
 
 from broker.service import Handler, Listener, Service
+from schemas.files import (
+    FILES_ABORT,
+    FILES_BEGIN,
+    FILES_CHUNK,
+    FILES_COMMIT,
+    FILES_READ,
+    FILES_STAT,
+)
 from schemas.messaging import (
     MESSAGING_GET_LAYOUT,
+    MESSAGING_HISTORY,
     MESSAGING_LIST,
     MESSAGING_MIRROR,
     MESSAGING_SEND,
@@ -17,6 +27,7 @@ from schemas.messaging import (
     SendRequest,
 )
 from schemas.vision import VISION_RECOGNIZED
+from services.messaging.files import Files
 from services.messaging.layouts import Layouts
 from services.messaging.messages import Messages
 from services.messaging.mirrors import Mirrors
@@ -44,9 +55,17 @@ MESSAGING = Service(
         # is stored once (``message_id``).
         Handler(MESSAGING_SEND, Sender.send, qos=1),
         Handler(MESSAGING_LIST, Messages.list),
+        Handler(MESSAGING_HISTORY, Messages.history),
         Handler(MESSAGING_SET_LAYOUT, Layouts.set),
         Handler(MESSAGING_GET_LAYOUT, Layouts.get),
         Handler(MESSAGING_MIRROR, Mirrors.state),
+        # Files: ``owner`` is taken as given, since only role accounts may publish to svc/#.
+        Handler(FILES_BEGIN, Files.begin),
+        Handler(FILES_CHUNK, Files.chunk),
+        Handler(FILES_COMMIT, Files.commit),
+        Handler(FILES_ABORT, Files.abort),
+        Handler(FILES_STAT, Files.stat),
+        Handler(FILES_READ, Files.read),
     ),
     # QoS 1 and not shared: presence lives in one instance.
     listeners=(
@@ -54,6 +73,6 @@ MESSAGING = Service(
         Listener(MIRROR_STATUS, Screens.on_status),
         Listener(MIRROR_WIDGETS, Mirrors.on_widgets),
     ),
-    tasks=(Screens.watch_idle,),
+    tasks=(Screens.watch_idle, Files.sweep_uploads),
     publishes=(MIRROR_DISPLAY,),
 )

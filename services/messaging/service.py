@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from broker.service import service_bus
 from broker.settings import BusSettings
 from services.database import open_database
+from services.messaging.blobs import Blobs
 from services.messaging.config import MessagingSettings
+from services.messaging.files import Files
 from services.messaging.handlers import MESSAGING, Sender
 from services.messaging.layouts import Layouts
 from services.messaging.messages import Messages
@@ -27,6 +29,7 @@ class Messaging:
     layouts: Layouts
     mirrors: Mirrors
     screens: Screens
+    files: Files
 
 
 @contextlib.asynccontextmanager
@@ -40,12 +43,14 @@ async def run_messaging(
     """
     bus = service_bus(bus_settings, "messaging", instance=settings.instance)
     users = Users(bus)
-    messages, layouts, mirrors = Messages(users), Layouts(users), Mirrors()
+    files = Files(Blobs(settings.files_dir), max_upload=settings.max_upload,
+                  quota=settings.quota, upload_idle=settings.upload_idle)
+    messages, layouts, mirrors = Messages(users, files), Layouts(users), Mirrors()
     screens = Screens(bus, Presence(settings.hold, settings.idle_after), mirrors, layouts,
                       messages, settings.display_messages)
-    async with (
-        open_database(settings.database_url, "messaging", "services.messaging.models",
-                      "services.messaging.migrations"),
-        MESSAGING.serve(bus, Sender(messages, screens), messages, layouts, mirrors, screens),
-    ):
-        yield Messaging(messages, layouts, mirrors, screens)
+    async with open_database(settings.database_url, "messaging", "services.messaging.models",
+                             "services.messaging.migrations"):
+        await files.open()  # before any request can reach the store
+        async with MESSAGING.serve(bus, Sender(messages, screens), messages, layouts, mirrors,
+                                   screens, files):
+            yield Messaging(messages, layouts, mirrors, screens, files)
