@@ -119,8 +119,9 @@ class System:
 
 @contextlib.asynccontextmanager
 async def system(backend: Backend, tmp_path: Path, *, messaging: bool = True,
-                 **settings: Any) -> AsyncIterator[System]:
-    """Auth, messaging (with ``settings``, or none) and a bridge in a namespace of their own."""
+                 request_timeout: float = 5.0, **settings: Any) -> AsyncIterator[System]:
+    """Auth, messaging (with ``settings``, or none) and a bridge (waiting ``request_timeout``
+    for replies) in a namespace of their own."""
     own = isolated(backend)
     urls = [await create_database(own, "auth"), await create_database(own, "messaging")]
     port = free_port()
@@ -134,7 +135,8 @@ async def system(backend: Backend, tmp_path: Path, *, messaging: bool = True,
                     own.bus("messaging"), messaging_settings(tmp_path, urls[1], **settings)))
                 files = running.files
             await stack.enter_async_context(
-                serving(create_app(own.bus("bridge")), "127.0.0.1", port))
+                serving(create_app(own.bus("bridge", request_timeout=request_timeout)),
+                        "127.0.0.1", port))
             yield System(f"http://127.0.0.1:{port}", files)
     finally:
         for url in urls:
