@@ -201,6 +201,6 @@ async def has_file(request: Request, owner: str, type_: str, name: str) -> bool:
 
 
 routes = [
-    Route("/api/upload", upload, methods=["POST"]),
-    Route("/api/download", download, methods=["GET"]),
+    Route("/api/upload", upload, methods=["POST"], name="api_upload"),
+    Route("/api/download", download, methods=["GET"], name="api_download"),
 ]

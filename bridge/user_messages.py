@@ -100,6 +100,7 @@ async def list_messages(request: Request) -> JSONResponse:
 
 
 routes = [
-    Route("/api/message", send_message, methods=["POST"]),
-    Route("/api/message", list_messages, methods=["GET"]),
+    # One path, two routes: Starlette takes the one whose method matches.
+    Route("/api/message", send_message, methods=["POST"], name="api_message_send"),
+    Route("/api/message", list_messages, methods=["GET"], name="api_message_list"),
 ]

@@ -323,3 +323,33 @@ async def test_has_file_tells_whether_a_user_has_one(
                             ("profile", "../me.jpg"), ("Profile", "me.jpg")):
             assert await has_file(request, ann.name, type_, name) is False
         assert await has_file(request, f"{ann.name}-x", "profile", "me.jpg") is False
+
+
+async def test_a_client_gone_mid_upload_leaves_nothing_behind(
+    http: httpx.AsyncClient, bridge_url: str, messaging_service: Messaging
+) -> None:
+    ann = await account(http)
+    files = messaging_service.files
+    form = Form(field("type", "raw"), file("half.bin", b""))
+    end = b"\r\n--" + form.boundary.encode() + b"--\r\n"
+    assert form.body.endswith(end)
+    opening = form.body[:-len(end)]  # everything up to the file's bytes
+    url = httpx.URL(bridge_url)
+    assert url.port is not None
+    _, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        headers = {**ann.headers, **form.headers, "Content-Length": "5000000"}
+        writer.write(b"POST /api/upload HTTP/1.1\r\nHost: bridge\r\n"
+                     + "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
+                     + b"\r\n" + opening + os.urandom(600_000))
+        await writer.drain()
+        async with asyncio.timeout(5):
+            while not files.uploads_going():  # the bridge has begun sending it on
+                await asyncio.sleep(0.02)
+    finally:
+        writer.close()  # the client goes away with most of the file unsent
+    async with asyncio.timeout(5):  # long before the service would drop it as idle (60 s)
+        while files.uploads_going():
+            await asyncio.sleep(0.05)
+    assert list(files.blobs.uploads.iterdir()) == []
+    assert (await download(http, ann, "raw", "half.bin")).status_code == 404
