@@ -15,6 +15,7 @@ part is read and dropped. A part named ``file_field`` without a file name, or wi
 
 from __future__ import annotations
 
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 TEXT_MAX = 256
@@ -56,24 +57,25 @@ class FileForm:
         self._header_name = bytearray()
         self._header_value = bytearray()
         self._disposition = b""
-        self._parser = MultipartParser(boundary, {
-            "on_part_begin": self._part_begin,
-            "on_header_field": self._header_field,
-            "on_header_value": self._header_value_data,
-            "on_header_end": self._header_end,
-            "on_headers_finished": self._headers_finished,
-            "on_part_data": self._data,
-            "on_part_end": self._part_end,
-        })
+        try:
+            self._parser = MultipartParser(boundary, {
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_value_data,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._data,
+                "on_part_end": self._part_end,
+            })
+        except FormParserError as exc:  # a boundary longer than the parser takes
+            raise FormError(400, f"malformed form: {exc}") from exc
 
     def feed(self, data: bytes) -> None:
         """Parse the next piece of the body; :class:`FormError` for a malformed body,
         :class:`FileTooLarge` once the file exceeds ``max_file``."""
         try:
             self._parser.write(data)
-        except (FormError, FileTooLarge):
-            raise
-        except Exception as exc:  # python-multipart's parse errors have no common base
+        except FormParserError as exc:
             raise FormError(400, f"malformed form: {exc}") from exc
 
     def finish(self) -> None:

@@ -83,7 +83,7 @@ class _Outgoing:
         assert self.upload_id is not None
         body = {"upload_id": self.upload_id, "type": key.type, "name": key.name}
         info = await ask(self.request, FILES_COMMIT, body, self.domain)
-        self.upload_id = None  # committed (or refused, which ends it too): nothing to abort
+        self.upload_id = None  # committed: nothing to abort
         return info
 
     async def abort(self) -> None:
@@ -113,10 +113,10 @@ async def upload(request: Request) -> JSONResponse:
     boundary = boundary_of(request.headers.get("content-type"))
     if boundary is None:
         raise fail(404, MISSING)
-    form = FileForm(boundary, "file", frozenset({"type"}), limit)
     outgoing = _Outgoing(request, user.username)
     key: FileRef | None = None
     try:
+        form = FileForm(boundary, "file", frozenset({"type"}), limit)
         received = 0
         async for data in request.stream():
             received += len(data)

@@ -248,6 +248,8 @@ class Files:
     async def rename(self, old: str, new: str) -> None:
         """Give ``old``'s files to ``new`` (an account renamed); uploads going follow. Files
         ``new`` already has (a deleted account's, left behind) give way where keys clash."""
+        if old == new:
+            return
         for upload in self._uploads.values():
             if upload.owner == old:
                 upload.owner = new

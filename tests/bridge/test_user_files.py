@@ -176,6 +176,10 @@ async def test_a_malformed_form_and_two_files_are_400s(http: httpx.AsyncClient) 
     reply = await http.post("/api/upload", content=cut.body[:-200],
                             headers={**ann.headers, **cut.headers})
     assert reply.status_code == 400 and reply.json()["message"].startswith("malformed form")
+    long = Form(field("type", "profile"), file("a.jpg", JPEG))
+    long.boundary = "b" * 300  # more than python-multipart takes
+    reply = await post_form(http, ann, long)
+    assert reply.status_code == 400 and reply.json()["message"].startswith("malformed form")
 
 
 async def test_the_same_bytes_twice_are_stored_once(

@@ -317,4 +317,6 @@ async def test_a_rename_moves_the_files_and_keys_that_clash_give_way(
             upload_id=started.upload_id, type="docs", name="late"))
         assert done.owner == new
         await files.files.rename(old, new)  # again: nothing moves
+        await files.files.rename(new, new)  # to itself: nothing either
         assert await files.get(new, "docs", "late") == b"late"
+        assert files.blobs() == 4
