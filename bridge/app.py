@@ -11,10 +11,19 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bridge import messaging_api, mirror_api, session_api, user_accounts, user_family
+from bridge import (
+    messaging_api,
+    mirror_api,
+    session_api,
+    user_accounts,
+    user_family,
+    user_files,
+    user_messages,
+)
 from bridge.replies import HttpFail
 from broker.client import Bus
 from broker.settings import BusSettings
+from schemas.files import MAX_UPLOAD_DEFAULT
 
 log = logging.getLogger(__name__)
 
@@ -69,23 +78,26 @@ async def _crash(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    bus_settings: BusSettings, *, require_token: bool = False, cookie_secure: bool = False
+    bus_settings: BusSettings, *, require_token: bool = False, cookie_secure: bool = False,
+    max_upload: int = MAX_UPLOAD_DEFAULT,
 ) -> Starlette:
     """The bridge app; its MQTT connection opens and closes with the app's lifespan.
 
     ``require_token``: the messaging endpoints want a bearer token of the user they act for
     (without it, a token is checked when one is sent, as the documented API has none).
     ``cookie_secure``: the session API's login cookie is ``Secure`` (behind HTTPS).
+    ``max_upload``: the largest file ``/api/upload`` takes, in bytes.
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         async with Bus(bus_settings, role="bridge") as bus:
-            yield {"bus": bus, "require_token": require_token, "cookie_secure": cookie_secure}
+            yield {"bus": bus, "require_token": require_token, "cookie_secure": cookie_secure,
+                   "max_upload": max_upload}
 
     app = Starlette(
         routes=[*mirror_api.routes, *messaging_api.routes, *session_api.routes,
-                *user_accounts.routes],
+                 *user_accounts.routes, *user_files.routes, *user_messages.routes],
         lifespan=lifespan,
         exception_handlers={HttpFail: _fail, session_api.SessionFail: _fail,
                             user_family.UserFail: _fail,

@@ -41,6 +41,7 @@ async def send_message(request: Request) -> JSONResponse:
     the service drops it unstored, so a timeout means "not sent" (503), not "maybe" (504).
     """
     fields = await fields_of(request, "message_sent", MESSAGING_BODY_LIMIT)
+    fields.pop("attachment", None)  # seed 003's (bridge/user_messages.py), with a token
     await acting_user(request, "message_sent", fields.get("sender_username"), "sender_username")
     key = request.headers.get("idempotency-key", "").strip()
     if key:

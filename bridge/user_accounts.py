@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge.replies import client_address
-from bridge.user_family import answer, ask, bearer, fail, fields
+from bridge.user_family import answer, ask, bearer, fail, fields, token_user
+from bridge.user_files import NOT_FOUND as FILE_NOT_FOUND
+from bridge.user_files import has_file
 from schemas.auth import (
     AUTH_DELETE_USER,
     AUTH_LOGIN,
@@ -23,6 +26,7 @@ from schemas.auth import (
     AUTH_UPDATE_USER,
     AUTH_USER,
     AuthError,
+    ProfileKey,
     UserRecord,
 )
 from schemas.envelope import ErrorCode
@@ -69,10 +73,29 @@ def _shown(record: UserRecord) -> dict[str, Any]:
             "password": PASSWORD_SHOWN, "profile": record.profile, "username": record.username}
 
 
+_PROFILE_KEY: TypeAdapter[str] = TypeAdapter(ProfileKey)
+
+
+async def _check_profile(request: Request, owner: object, profile: object) -> None:
+    """A ``profile`` names a file of type ``profile`` that ``owner`` uploaded: 404
+    :data:`~bridge.user_files.NOT_FOUND` otherwise (at registration there is none yet, as the
+    seed says: register, upload, then set it)."""
+    try:
+        _PROFILE_KEY.validate_python(profile, strict=True)
+    except ValidationError:
+        return  # not a profile key at all: the request's validation answers 400 naming it
+    if not isinstance(owner, str) or not isinstance(profile, str):
+        return
+    if not await has_file(request, owner, "profile", profile):
+        raise fail(404, FILE_NOT_FOUND)
+
+
 async def register(request: Request) -> JSONResponse:
     given = await fields(request)
     _required(given, REGISTER_REQUIRED)
     body = {name: given.get(name) for name in (*REGISTER_REQUIRED, "profile")}
+    if body["profile"] is not None:
+        await _check_profile(request, given["username"], body["profile"])
     await ask(request, AUTH_REGISTER, body,
               {AuthError.USER_EXISTS: (409, IN_USE), **_SERVICE_FAILED})
     return answer(201, CREATED)
@@ -101,6 +124,8 @@ async def user(request: Request) -> JSONResponse:
         changes = {name: given[name] for name in CHANGEABLE if given.get(name) is not None}
         if not changes:
             raise fail(400, NOTHING_TO_CHANGE)
+        if "profile" in changes:
+            await _check_profile(request, (await token_user(request)).username, changes["profile"])
         await ask(request, AUTH_UPDATE_USER, {"token": token, **changes}, {
             AuthError.USER_NOT_FOUND: (404, NOT_EXISTS), AuthError.USER_EXISTS: (409, IN_USE),
             **_SERVICE_FAILED})

@@ -9,6 +9,8 @@ from pathlib import Path
 from broker.settings import DEFAULT_HOST, DEFAULT_PORT, TLS_FILES, BrokerURL, BusSettings
 from mirrorhub.credentials import device_password, load_or_create_accounts
 from schemas.errors import ConfigError
+from schemas.files import MAX_UPLOAD_DEFAULT
+from services.messaging.config import max_upload_bytes
 
 DEFAULT_TLS_PORT = 8883
 
@@ -67,6 +69,7 @@ class Settings:
     require_token: bool = False  # the bridge's messaging endpoints want a bearer token
     cookie_secure: bool = False  # the session API's cookie is Secure (the bridge is behind HTTPS)
     trusted_proxies: str = ""  # peers whose X-Forwarded-For the bridge believes (throttling)
+    max_upload: int = MAX_UPLOAD_DEFAULT  # the largest file /api/upload takes, in bytes
     listeners: BrokerListeners = BrokerListeners()
 
     @classmethod
@@ -92,6 +95,7 @@ class Settings:
             cookie_secure=env.get("MIRRORHUB_COOKIE_SECURE", "0").lower() in ("1", "true", "yes"),
             trusted_proxies=env.get("MIRRORHUB_TRUSTED_PROXIES", "").strip(),
             listeners=BrokerListeners.from_env(),
+            max_upload=max_upload_bytes(),
         )
 
     @property

@@ -51,7 +51,7 @@ async def services(settings: Settings, broker_port: int | None = None) -> AsyncI
 async def serve_bridge(settings: Settings, broker_port: int | None = None) -> None:
     ensure_port_free(settings.bridge_host, settings.bridge_port, "MIRRORHUB_BRIDGE_PORT")
     app = create_app(settings.bus("bridge", broker_port), require_token=settings.require_token,
-                     cookie_secure=settings.cookie_secure)
+                     cookie_secure=settings.cookie_secure, max_upload=settings.max_upload)
     async with serving(app, settings.bridge_host, settings.bridge_port, log_level="info",
                        trusted_proxies=settings.trusted_proxies) as srv:
         while not srv.should_exit:  # uvicorn sets it on SIGINT/SIGTERM

@@ -23,6 +23,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from schemas.files import FileRef
 from schemas.names import MirrorId, Username
 from schemas.topics import Operation, Topic
 
@@ -49,6 +50,12 @@ class MessagingError(StrEnum):
     LAYOUT_NOT_FOUND = "layout_not_found"
     DUPLICATE_ID = "duplicate_id"  # a message_id already used for a different message
     MIRROR_NOT_FOUND = "mirror_not_found"
+    # The file store (schemas/files.py) and messages' attachments.
+    FILE_NOT_FOUND = "file_not_found"  # no file with that key (of that owner)
+    QUOTA_EXCEEDED = "quota_exceeded"  # the owner's files would exceed their quota
+    UPLOAD_NOT_FOUND = "upload_not_found"  # no such upload: committed, aborted or swept
+    UPLOAD_OUT_OF_ORDER = "upload_out_of_order"  # a chunk's seq is not the next one
+    TOO_MANY_UPLOADS = "too_many_uploads"  # the owner has as many uploads going as allowed
 
 
 class LayoutError(ValueError):
@@ -166,13 +173,15 @@ class SendRequest(_Strict):
 
     ``message_id`` makes a send idempotent: a second send with the same id stores nothing and
     answers the first one's reply with ``duplicate`` set (the bridge fills it from the
-    ``Idempotency-Key`` header, or makes one up).
+    ``Idempotency-Key`` header, or makes one up). ``attachment`` names a file of the sender's
+    (schemas/files.py), which must exist when the message is stored.
     """
 
     sender_username: Username
     receiver_username: Username
     content: Annotated[Content, AfterValidator(_not_blank)]
     message_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    attachment: FileRef | None = None
 
 
 class SendReply(BaseModel):
@@ -194,12 +203,25 @@ class MessagesRequest(_Strict):
     before: int | None = Field(default=None, ge=1, le=MESSAGE_ID_MAX)
 
 
+class HistoryRequest(_Strict):
+    """What ``username`` sent and received, newest first, ``limit`` at a time; ``before`` (an
+    ``id`` from a previous page) pages back through both together."""
+
+    model_config = ConfigDict(extra="ignore", strict=False, frozen=True)
+
+    username: Username
+    limit: int = Field(default=50, ge=1, le=200)
+    before: int | None = Field(default=None, ge=1, le=MESSAGE_ID_MAX)
+
+
 class MessageOut(BaseModel):
     id: int
     sender: str
     content: str
     timestamp: str  # UTC, YYYY-MM-DD HH:MM:SS
     read: bool
+    receiver: str | None = None  # set in a history (svc/messaging/history), which has both ways
+    attachment: FileRef | None = None
 
 
 class MessagesReply(BaseModel):
@@ -244,6 +266,7 @@ class DisplayMessage(BaseModel):
     sender: str
     content: str
     timestamp: str
+    attachment: FileRef | None = None  # the name of the file the sender attached
 
 
 class Display(BaseModel):
@@ -292,6 +315,11 @@ MESSAGING_SEND = Operation(
 )
 MESSAGING_LIST = Operation(
     "svc/messaging/messages", MessagesRequest, "A user's messages, newest first, paged.",
+    reply=MessagesReply,
+)
+MESSAGING_HISTORY = Operation(
+    "svc/messaging/history", HistoryRequest,
+    "What a user sent and received, newest first, paged; with attachments' names.",
     reply=MessagesReply,
 )
 MESSAGING_SET_LAYOUT = Operation(

@@ -138,6 +138,13 @@ async def test_a_deleted_account_leaves_nothing_behind(backend: Backend, tmp_pat
             assert enrolled.json() == {"result": "success", "type": "register_face"}
         await send(http, bob, ann, "dinner?")
         await send(http, ann, bob, "yes, at 8")
+        # Her uploads (seed 003), one of them with the same bytes as one of bob's.
+        picture = (FACES / "train/obama/obama.jpg").read_bytes()
+        bob_bearer = await login(http, bob)
+        for who, name in ((bearer, "dinner.jpg"), (bob_bearer, "same.jpg")):
+            up = await http.post("/api/upload", data={"type": "photos"}, headers=who,
+                                 files={"file": (name, picture)})
+            assert up.json() == {"message": "uploaded file successfully"}
         layout = '{"calendar": [1, 1], "messages": [2, 1]}'
         saved = await http.post("/widgets_custom", data={"model_code": MODEL, "index": layout,
                                                          "username": ann}, headers=bearer)
@@ -178,3 +185,14 @@ async def test_a_deleted_account_leaves_nothing_behind(backend: Backend, tmp_pat
         assert widgets.json()["message"] == "Not Found Widget"
         assert (await http.get("/whoami", headers=bearer)).status_code == 401
         assert (await http.get("/home")).status_code == 401
+        # Her files are gone: a new account of the same name finds none of them, while bob's
+        # copy of the same bytes is still his.
+        again = {"username": ann, "password": "pw-2", "first_name": "New", "last_name": "Ann"}
+        assert (await http.post("/api/register", data=again)).status_code == 201
+        token = (await http.post("/api/login", data=again)).json()["access_token"]
+        mine = await http.get("/api/download", params={"type": "photos", "name": "dinner.jpg"},
+                              headers={"Authorization": f"Bearer {token}"})
+        assert (mine.status_code, mine.json()) == (404, {"message": "your file not found"})
+        his = await http.get("/api/download", params={"type": "photos", "name": "same.jpg"},
+                             headers=bob_bearer)
+        assert (his.status_code, his.content) == (200, picture)

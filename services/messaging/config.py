@@ -6,7 +6,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from schemas.files import MAX_UPLOAD_DEFAULT as DEFAULT_MAX_UPLOAD
 from services.environment import number
+
+DEFAULT_QUOTA = 100 * 1024 * 1024
+
+
+def max_upload_bytes() -> int:
+    """``MIRRORHUB_MAX_UPLOAD_BYTES``: the bridge refuses a larger file as it arrives, and the
+    service refuses one too (so a caller other than the bridge cannot store more)."""
+    return number("MIRRORHUB_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD, 1, 2**40)
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,15 @@ class MessagingSettings:
     # Names the persistent MQTT session: requests sent while the service restarts wait for it.
     instance: str = "main"
     display_messages: int = 10  # unread messages a mirror shows at most
+    max_upload: int = DEFAULT_MAX_UPLOAD  # bytes of one file at most
+    quota: int = DEFAULT_QUOTA  # bytes of all of one user's files at most
+    # An upload that has heard nothing for this long (its bridge died) is dropped.
+    upload_idle: float = 60.0
+
+    @property
+    def files_dir(self) -> Path:
+        """Where the file store keeps its blobs and uploads in progress."""
+        return self.data_dir / "messaging" / "files"
 
     @classmethod
     def from_env(cls, data_dir: Path) -> MessagingSettings:
@@ -32,4 +50,7 @@ class MessagingSettings:
             idle_after=number("MIRRORHUB_IDLE_AFTER", 30.0, 0.1, 86400),
             hold=number("MIRRORHUB_PRESENCE_HOLD", 3.0, 0.0, 3600),
             instance=env.get("MIRRORHUB_MESSAGING_INSTANCE") or "main",
+            max_upload=max_upload_bytes(),
+            quota=number("MIRRORHUB_FILES_QUOTA_BYTES", DEFAULT_QUOTA, 1, 2**62),
+            upload_idle=number("MIRRORHUB_UPLOAD_IDLE", 60.0, 1.0, 86400),
         )

@@ -1,12 +1,22 @@
-"""The messaging service's declaration: one row per ``svc/messaging/*`` operation, the mirror
-and vision topics it listens to, and what it tells mirrors."""
+"""The messaging service's declaration: one row per ``svc/messaging/*`` operation (its file
+store's ``svc/messaging/files/*`` included), the mirror and vision topics it listens to, and what
+it tells mirrors."""
 
 from __future__ import annotations
 
 from broker.service import Handler, Listener, Service
 from schemas.auth import AUTH_USER_DELETED, AUTH_USER_RENAMED
+from schemas.files import (
+    FILES_ABORT,
+    FILES_BEGIN,
+    FILES_CHUNK,
+    FILES_COMMIT,
+    FILES_READ,
+    FILES_STAT,
+)
 from schemas.messaging import (
     MESSAGING_GET_LAYOUT,
+    MESSAGING_HISTORY,
     MESSAGING_LIST,
     MESSAGING_MIRROR,
     MESSAGING_SEND,
@@ -18,6 +28,7 @@ from schemas.messaging import (
     SendRequest,
 )
 from schemas.vision import VISION_RECOGNIZED
+from services.messaging.files import Files
 from services.messaging.layouts import Layouts
 from services.messaging.messages import Messages
 from services.messaging.mirrors import Mirrors
@@ -46,9 +57,17 @@ MESSAGING = Service(
         # is stored once (``message_id``).
         Handler(MESSAGING_SEND, Sender.send, qos=1),
         Handler(MESSAGING_LIST, Messages.list),
+        Handler(MESSAGING_HISTORY, Messages.history),
         Handler(MESSAGING_SET_LAYOUT, Layouts.set),
         Handler(MESSAGING_GET_LAYOUT, Layouts.get),
         Handler(MESSAGING_MIRROR, Mirrors.state),
+        # Files: ``owner`` is taken as given, since only role accounts may publish to svc/#.
+        Handler(FILES_BEGIN, Files.begin),
+        Handler(FILES_CHUNK, Files.chunk),
+        Handler(FILES_COMMIT, Files.commit),
+        Handler(FILES_ABORT, Files.abort),
+        Handler(FILES_STAT, Files.stat),
+        Handler(FILES_READ, Files.read),
     ),
     # QoS 1 and not shared: presence lives in one instance.
     listeners=(
@@ -59,6 +78,6 @@ MESSAGING = Service(
         Listener(AUTH_USER_DELETED, Tombstones.on_deleted),
         Listener(AUTH_USER_RENAMED, Tombstones.on_renamed),
     ),
-    tasks=(Screens.watch_idle, Tombstones.catch_up),
+    tasks=(Screens.watch_idle, Tombstones.catch_up, Files.sweep_uploads),
     publishes=(MIRROR_DISPLAY,),
 )

@@ -14,14 +14,36 @@ from tortoise.models import Model
 class Message(Model):
     id = fields.IntField(primary_key=True)
     message_id = fields.CharField(max_length=64, unique=True)
-    sender = fields.CharField(max_length=64)
+    sender = fields.CharField(max_length=64, db_index=True)  # a history lists what one sent
     receiver = fields.CharField(max_length=64, db_index=True)
     content = fields.TextField()
     created_at = fields.DatetimeField(auto_now_add=True)
     read_at = fields.DatetimeField(null=True)  # set when a mirror showed it
+    # A file of the sender's the message names (both set, or neither).
+    attachment_type = fields.CharField(max_length=32, null=True)
+    attachment_name = fields.CharField(max_length=255, null=True)
 
     class Meta:
         table = "messaging_message"
+
+
+# A user's file: its key (owner, type, name) and the content it names, a blob stored under its
+# SHA-256 (services/messaging/blobs.py). Several files may name one blob; the blob goes when the
+# last of them does.
+class File(Model):
+    id = fields.IntField(primary_key=True)
+    owner = fields.CharField(max_length=64, db_index=True)
+    file_type = fields.CharField(max_length=32)
+    file_name = fields.CharField(max_length=255)
+    sha256 = fields.CharField(max_length=64, db_index=True)
+    size = fields.BigIntField()
+    content_type = fields.CharField(max_length=127)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "messaging_file"
+        unique_together = (("owner", "file_type", "file_name"),)
 
 
 # A widget layout for a mirror model; ``username`` is empty for the model's own layout and set

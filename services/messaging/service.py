@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from broker.service import service_bus
 from broker.settings import BusSettings
 from services.database import open_database
+from services.messaging.blobs import Blobs
 from services.messaging.config import MessagingSettings
+from services.messaging.files import Files
 from services.messaging.handlers import MESSAGING, Sender
 from services.messaging.layouts import Layouts
 from services.messaging.messages import Messages
@@ -30,6 +32,7 @@ class Messaging:
     mirrors: Mirrors
     screens: Screens
     tombstones: Tombstones
+    files: Files
 
 
 @contextlib.asynccontextmanager
@@ -43,18 +46,19 @@ async def run_messaging(
     """
     bus = service_bus(bus_settings, "messaging", instance=settings.instance)
     users = Users(bus)
-    messages, layouts, mirrors = Messages(users), Layouts(users), Mirrors()
+    files = Files(Blobs(settings.files_dir), max_upload=settings.max_upload,
+                  quota=settings.quota, upload_idle=settings.upload_idle)
+    messages, layouts, mirrors = Messages(users, files), Layouts(users), Mirrors()
     screens = Screens(bus, Presence(settings.hold, settings.idle_after), mirrors, layouts,
                       messages, settings.display_messages)
     # What a deleted account leaves here, in this order: its name stops passing for an account
-    # at once, its stored data goes, and mirrors showing it go idle last (so no display of it
-    # can go out after). Uploaded files join this list.
-    forgetters: tuple[Forgetter, ...] = (users, messages, layouts, screens)
+    # at once, its stored data goes (messages, layouts, uploaded files), and mirrors showing it
+    # go idle last (so no display of it can go out after).
+    forgetters: tuple[Forgetter, ...] = (users, messages, layouts, files, screens)
     tombstones = Tombstones(bus, ByName(forgetters), Cursor(DeletionCursor))
-    async with (
-        open_database(settings.database_url, "messaging", "services.messaging.models",
-                      "services.messaging.migrations"),
-        MESSAGING.serve(bus, Sender(messages, screens), messages, layouts, mirrors, screens,
-                        tombstones),
-    ):
-        yield Messaging(messages, layouts, mirrors, screens, tombstones)
+    async with open_database(settings.database_url, "messaging", "services.messaging.models",
+                             "services.messaging.migrations"):
+        await files.open()  # before any request can reach the store
+        async with MESSAGING.serve(bus, Sender(messages, screens), messages, layouts, mirrors,
+                                   screens, files, tombstones):
+            yield Messaging(messages, layouts, mirrors, screens, tombstones, files)

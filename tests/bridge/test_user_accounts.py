@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 
+import cv2
 import httpx
+import numpy as np
 import pytest
 
 from broker.client import Bus
@@ -47,6 +49,28 @@ async def login(http: httpx.AsyncClient, name: str, password: str = "pw-123") ->
     return token
 
 
+def png() -> bytes:
+    ok, data = cv2.imencode(".png", np.full((8, 8, 3), 200, np.uint8))
+    assert ok
+    return bytes(data)
+
+
+async def upload(
+    http: httpx.AsyncClient, token: str, filename: str, type_: str = "profile"
+) -> None:
+    reply = await http.post("/api/upload", data={"type": type_},
+                            files={"file": (filename, png())}, headers=bearer(token))
+    assert said(reply) == (200, {"message": "uploaded file successfully"})
+
+
+async def set_profile(http: httpx.AsyncClient, token: str, filename: str) -> None:
+    """Upload a picture as the token's profile and name it (as the seed says: register, upload,
+    then PUT)."""
+    await upload(http, token, filename)
+    reply = await http.put("/api/user", data={"profile": filename}, headers=bearer(token))
+    assert said(reply) == (201, {"message": "user info modyfied successfully"})
+
+
 async def record(http: httpx.AsyncClient, token: str, **query: str | int) -> dict[str, object]:
     reply = await http.get("/api/user", params=query, headers=bearer(token))
     assert reply.status_code == 200, reply.text
@@ -56,9 +80,10 @@ async def record(http: httpx.AsyncClient, token: str, **query: str | int) -> dic
 
 
 async def test_register_login_and_read_the_own_record(http: httpx.AsyncClient) -> None:
-    name = await register(http, profile="ann-face.png")
+    name = await register(http)
     token = await login(http, name)
     assert token.count(".") == 2
+    await set_profile(http, token, "ann-face.png")
     reply = await http.get("/api/user", headers=bearer(token))
     mine = reply.json()["message"][0]
     assert said(reply) == (200, {"message": [{
@@ -130,9 +155,11 @@ async def test_login_failures(http: httpx.AsyncClient) -> None:
 async def test_another_users_record_shows_its_public_fields_only(
     http: httpx.AsyncClient,
 ) -> None:
-    ann = await register(http, profile="ann.png")
-    bob = await register(http, first_name="Bob", last_name="Secret", profile="bob.png")
-    bob_id = (await record(http, await login(http, bob)))["ID"]
+    ann = await register(http)
+    bob = await register(http, first_name="Bob", last_name="Secret")
+    bob_token = await login(http, bob)
+    await set_profile(http, bob_token, "bob.png")
+    bob_id = (await record(http, bob_token))["ID"]
     seen = await record(http, await login(http, ann), id=str(bob_id))
     assert seen == {"ID": bob_id, "first_name": None, "last_name": None,
                     "password": PASSWORD_SHOWN, "profile": "bob.png", "username": bob}
@@ -155,6 +182,7 @@ async def test_ids_nobody_has_and_ids_that_are_not_ids(
 async def test_put_changes_what_is_given(http: httpx.AsyncClient) -> None:
     name = await register(http)
     token = await login(http, name)
+    await upload(http, token, "new.png")
     reply = await http.put("/api/user", data={"first_name": "Anna", "profile": "new.png"},
                            headers=bearer(token))
     assert said(reply) == (201, {"message": "user info modyfied successfully"})
@@ -164,6 +192,26 @@ async def test_put_changes_what_is_given(http: httpx.AsyncClient) -> None:
     json_put = await http.put("/api/user", json={"last_name": "Other"}, headers=bearer(token))
     assert json_put.status_code == 201
     assert (await record(http, token))["last_name"] == "Other"
+
+
+async def test_a_profile_names_a_profile_picture_its_user_uploaded(
+    http: httpx.AsyncClient,
+) -> None:
+    nothing = (404, {"message": "your file not found"})
+    # At registration there is no upload yet: the seed says to upload, then set it.
+    reply = await http.post("/api/register", data={
+        "username": unique(), "password": "pw-123", "first_name": "A", "last_name": "B",
+        "profile": "me.png"})
+    assert said(reply) == nothing
+    ann, bob = await login(http, await register(http)), await login(http, await register(http))
+    await upload(http, bob, "bob.png")
+    await upload(http, ann, "holiday.png", type_="photos")
+    for profile in ("never-uploaded.png", "bob.png", "holiday.png", "../bob.png"):
+        reply = await http.put("/api/user", data={"profile": profile, "first_name": "Zed"},
+                               headers=bearer(ann))
+        assert said(reply) == nothing, profile
+    mine = await record(http, ann)
+    assert (mine["profile"], mine["first_name"]) == (None, "Ann")  # nothing of it stored
 
 
 async def test_put_with_nothing_to_change_is_a_400(http: httpx.AsyncClient) -> None:

@@ -4,7 +4,7 @@ from tortoise import fields
 
 class Migration(migrations.Migration):
     # Numbered 0003 to follow the files migration (0002) once both are merged; depend on it then.
-    dependencies = [('messaging', '0001_initial')]
+    dependencies = [('messaging', '0002_files')]
 
     initial = False
 
