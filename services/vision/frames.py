@@ -20,11 +20,11 @@ from schemas.vision import (
     MIRROR_FACE_EVENT,
     VISION_RECOGNIZED,
     FaceEvent,
-    RecogniseRequest,
     Recognized,
     VisionError,
 )
 from services.vision.faces import Faces
+from services.vision.tracking import Tracking, TrackSettings
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +56,16 @@ class FrameQueue:
 
 
 class FrameWorker:
-    def __init__(self, faces: Faces, bus: Bus, max_bytes: int) -> None:
+    """Each mirror's newest frame, recognised with the faces this worker tracks at that mirror
+    (services/vision/tracking.py)."""
+
+    def __init__(self, faces: Faces, bus: Bus, max_bytes: int,
+                 tracks: TrackSettings | None = None) -> None:
         self.faces = faces
         self.bus = bus
         self.max_bytes = max_bytes
         self.queue = FrameQueue()
+        self.tracking = Tracking(faces, tracks or TrackSettings())
 
     async def on_frame(self, message: Message) -> None:
         mirror_id = message.params["mirror_id"]
@@ -84,7 +89,7 @@ class FrameWorker:
 
     async def _analyse(self, mirror_id: str, frame: bytes, dropped: int) -> FaceEvent:
         try:
-            reply = await self.faces.recognise(RecogniseRequest(image=frame))
+            reply = await self.tracking.recognise(mirror_id, frame)
         except ServiceError as exc:
             # Nobody in front of the mirror is news, not an error; a bad frame is an error.
             error = None if exc.code == VisionError.NO_FACE else exc.to_body()
