@@ -4,7 +4,8 @@ Each mirror has one slot. A frame that arrives while the previous one of the sam
 waits replaces it and is counted as dropped; the count goes out with the next event. One loop
 analyses the waiting frames, mirrors taking turns, and publishes what it saw to
 ``mirrors/{mirror_id}/events/face`` and, when enrolled people were among the faces, the domain
-event ``events/vision/recognized``. Memory is one frame per mirror at most.
+event ``events/vision/recognized``. Memory is one frame per mirror at most, besides the faces
+tracked at each mirror (services/vision/tracking.py).
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ class FrameWorker:
 
     def __init__(self, faces: Faces, bus: Bus, max_bytes: int,
                  tracks: TrackSettings | None = None) -> None:
-        self.faces = faces
         self.bus = bus
         self.max_bytes = max_bytes
         self.queue = FrameQueue()
