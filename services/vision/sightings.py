@@ -5,10 +5,13 @@ runs: in an analysis worker process, or in a thread. It takes a :class:`Plan`, w
 before left (each track's box, landmark shape and face chip), and returns a :class:`Sighting`
 of every face, with an embedding only where one is needed:
 
-1. **Where to look.** With tracks and no whole-frame scan due, the detector scans only a region
-   around each track's box (:attr:`FaceChecks.region` times its size; dlib: 3.5 ms against
-   15 ms for a 640x360 frame). If any track's face is not found there, the whole frame is
-   scanned after all: it may have moved fast, and somebody may have come in.
+1. **Where to look.** With faces tracked on the frame before and no whole-frame scan due, the
+   detector scans only a region around each of their boxes (:attr:`FaceChecks.region` times
+   its size; dlib: about 5 ms against 15 to 20 ms for a 640x360 frame). If one of them is not
+   found there, the whole frame is scanned after all: it may have moved fast. A track whose
+   face was missing from the frame before gets no region of its own (else every frame would
+   scan twice until it expires); a whole-frame scan, or a face found in another region, may
+   still find it again.
 2. **Which track a face continues.** Box overlap (intersection over union at least
    :attr:`FaceChecks.min_overlap`), each track and each face paired at most once, best
    overlap first.
@@ -73,12 +76,14 @@ class FaceChecks:
 
 @dataclass(frozen=True, eq=False)
 class Hint:
-    """What a track left from its last frame; ``due``: its embedding is to be renewed now."""
+    """What a track left from its last frame; ``due``: its embedding is to be renewed now;
+    ``present``: its face was on the mirror's frame before this one."""
 
     box: Box
     shape: Shape | None
     chip: Chip | None
     due: bool
+    present: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,12 +123,13 @@ def follow(engine: FaceEngine, image: RGBImage, plan: Plan) -> Followed:
     height, width = image.shape[:2]
     hints = plan.hints if plan.size == (width, height) else ()
     checks = plan.checks
-    whole = plan.scan_all or not hints
-    regions = None if whole else [region(hint.box, checks.region, width, height)
-                                  for hint in hints]
+    present = [index for index, hint in enumerate(hints) if hint.present]
+    whole = plan.scan_all or not present
+    regions = None if whole else [region(hints[index].box, checks.region, width, height)
+                                  for index in present]
     faces = _largest_first(engine.locate(image, regions))
     pairs = _pairs(hints, faces, checks.min_overlap)
-    if not whole and len(pairs) < len(hints):  # a tracked face is not where it was
+    if not whole and not set(present) <= set(pairs.values()):  # a face is not where it was
         faces, whole = _largest_first(engine.locate(image)), True
         pairs = _pairs(hints, faces, checks.min_overlap)
     seen = []

@@ -119,6 +119,7 @@ class _Track:
 @dataclass(eq=False)
 class _Mirror:
     tracks: list[_Track] = field(default_factory=list)
+    frame_at: float = -np.inf  # the last frame
     scanned_at: float = -np.inf  # the last whole-frame scan
     size: tuple[int, int] | None = None  # of the last frame
 
@@ -156,7 +157,8 @@ class Tracker:
         mirror.tracks = [track for track in mirror.tracks
                          if now - track.seen_at <= settings.expire]
         hints = tuple(Hint(track.face.box, track.shape, track.chip,
-                           due=now - track.embedded_at >= settings.refresh)
+                           due=now - track.embedded_at >= settings.refresh,
+                           present=track.seen_at >= mirror.frame_at)
                       for track in mirror.tracks)
         scan_all = not hints or now - mirror.scanned_at >= settings.scan
         return Planned(mirror_id, now, tuple(mirror.tracks),
@@ -192,6 +194,7 @@ class Tracker:
                 sighting.face, sighting.shape, sighting.chip, now)
             tracked.append(TrackedFace(sighting.face.embedded(track.embedding), track.id,
                                        embedding is not None))
+        mirror.frame_at = now
         if followed.scanned_all:
             mirror.scanned_at = now
         if len(mirror.tracks) > settings.max_tracks:

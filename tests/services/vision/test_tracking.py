@@ -214,6 +214,29 @@ def test_somebody_joining_is_found_at_the_next_whole_frame_scan(
             assert sorted(map(str, names)) == ["biden", "obama"]
 
 
+def test_somebody_leaving_costs_one_whole_frame_scan(
+    photos: Photos, engine: DlibEngine, enrolled: Gallery
+) -> None:
+    left = stand_in(photos, "test/obama1.jpg", width=320, face_px=90)
+    right = stand_in(photos, "train/biden/biden.jpg", width=320, face_px=90)
+    alone = as_sent(np.hstack([left, np.full_like(right, 128)]))
+    together = as_sent(np.hstack([left, right]))
+    camera = Camera()
+    tracker = Tracker(TrackSettings(scan=1.0), enrolled.threshold, camera)
+    for _ in range(3):
+        run(tracker, engine, enrolled, "hall", together, camera)
+    scans = []
+    for _ in range(10):  # biden has gone; his track lingers until it expires
+        planned = tracker.plan("hall")
+        followed = follow(engine, alone, planned.plan)
+        names = [enrolled.match(face.face.embedding).name
+                 for face in tracker.update(planned, followed)]
+        assert names == ["obama"]
+        scans.append(followed.scanned_all)
+        camera.tick()
+    assert scans[0] and not any(scans[1:]), scans  # the first frame looked for him everywhere
+
+
 def test_the_mirrors_of_one_worker_are_kept_apart(
     hamilton: list[RGBImage], photos: Photos, engine: DlibEngine, with_lin: Gallery
 ) -> None:
