@@ -25,7 +25,7 @@ track lives in another) is analysed as any frame was before tracking and starts 
 are bounded: at most :attr:`TrackSettings.max_tracks` per mirror (the least recently seen goes)
 and :attr:`TrackSettings.max_mirrors` mirrors (the least recently seen mirror goes); a track
 not seen for :attr:`TrackSettings.expire` seconds is forgotten, and so is a mirror without
-tracks. A track holds about 3 KB, so the bounds keep a worker's tracks under 25 MB.
+tracks. A track holds about 3.5 KB, so the bounds keep a worker's tracks under 30 MB.
 
 The tracker is not thread-safe, and expects one frame of a mirror at a time between
 :meth:`Tracker.plan` and :meth:`Tracker.update`, as :class:`~services.vision.frames.FrameWorker`
