@@ -1,16 +1,22 @@
 """What vision costs beyond the engine, how it scales over worker processes, and 1:N matching.
 
 1. Latency on the embedded amqtt broker: the ``test/`` photos one at a time, in alternating rounds,
-   a. bare: ``decode_image`` + ``engine.analyse`` + ``Gallery.match``, called directly;
+   a. bare: ``decode_image`` + ``engine.analyse`` in the service's own analysis (its worker
+      process, with the default ``--processes 1``), then ``Gallery.match``: what the service
+      does with a photo, without the bus;
    b. MQTT: the JPEG published to ``mirrors/{id}/frame``, until ``mirrors/{id}/events/face``;
    c. HTTP: ``POST /face`` (multipart ``face_image``) through the bridge, relayed over MQTT.
    Service, bridge and broker share this process and one CPU, as in ``mirrorhub up``; the
    clients run in a process of their own on another. All three must name the same faces.
-2. Throughput on Mosquitto at 127.0.0.1:1883: one, then two vision workers, each a process of
+2. A mirror's stream, same set-up: the 76 frames of ``video/hamilton`` one in flight to
+   ``mirrors/{id}/frame`` (the service tracks the face across them), against the bare pipeline
+   on every frame in the service's analysis, in alternating rounds; both must name the same
+   faces on every frame (a frame of the clip is enrolled for its man).
+3. Throughput on Mosquitto at 127.0.0.1:1883: one, then two vision workers, each a process of
    its own pinned to its own CPU (dlib's descriptor holds the GIL, so two in one process cannot
    scale), splitting frames through ``$share``; each of ``--mirrors`` mirrors keeps one frame
    in flight, so newest-wins drops nothing.
-3. 1:N matching: ``Gallery.match`` over 1k, 10k and 100k random embeddings against ``M @ q``.
+4. 1:N matching: ``Gallery.match`` over 1k, 10k and 100k random embeddings against ``M @ q``.
 
 ::
 
@@ -44,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import uvloop
 
+from bench.vision_stream import bench_stream, print_stream
 from bench.vision_workers import bench_workers, print_workers, vision_settings
 from bridge.app import create_app
 from bridge.server import serving
@@ -53,7 +60,6 @@ from broker.settings import BrokerURL, BusSettings
 from schemas.errors import ServiceError
 from schemas.vision import MIRROR_FACE_EVENT, MIRROR_FRAME, EnrolRequest, FaceEvent
 from services.vision.faces import Faces
-from services.vision.images import decode_image
 from services.vision.matcher import Gallery
 from services.vision.service import run_vision
 
@@ -143,13 +149,14 @@ def by_http(probe: Probe) -> Sample:
 
 # -- part 1, the servers, in this process --------------------------------------------------------
 
-def bare(faces: Faces, photos: tuple[tuple[str, bytes], ...]) -> Sample:
-    """What the service does with a frame, minus the service: on this thread, no MQTT."""
+async def bare(faces: Faces, photos: tuple[tuple[str, bytes], ...]) -> Sample:
+    """What the service does with a photo, minus the bus: decoded and analysed where the
+    service analyses (its worker process, or its thread with ``--processes 0``), so that only
+    the bus differs; matched here, as the service matches."""
     sample = Sample([], [])
     for _, data in photos:
         start = time.perf_counter()
-        found = faces.engine.analyse(decode_image(data, faces.limits))
-        found.sort(key=lambda face: face.box.width * face.box.height, reverse=True)
+        found = await faces.analysis.faces(data)  # largest first
         names = [faces.gallery.match(face.embedding).name for face in found]
         sample.latencies.append(time.perf_counter() - start)
         sample.names.append(names)
@@ -175,7 +182,8 @@ async def bench_latency(
     loop = asyncio.get_running_loop()
     pooled = [Sample([], []) for _ in range(3)]
     for round_ in range(rounds + 1):
-        samples = [bare(faces, probe.photos), await loop.run_in_executor(loader, by_mqtt, probe),
+        samples = [await bare(faces, probe.photos),
+                   await loop.run_in_executor(loader, by_mqtt, probe),
                    await loop.run_in_executor(loader, by_http, probe)]
         if any(sample.names != samples[0].names for sample in samples):
             raise RuntimeError(f"the paths name different faces: {[s.names for s in samples]}")
@@ -205,7 +213,24 @@ def print_latency(photos: tuple[tuple[str, bytes], ...], samples: list[Sample]) 
               f"{http_ms - bare_ms:>6.1f}")
 
 
-# -- part 3, 1:N matching ------------------------------------------------------------------------
+# -- part 2, a mirror's stream, in part 1's set-up ----------------------------------------------
+
+async def stream_part(faces: Faces, bus: BusSettings, args: argparse.Namespace,
+                      loader: ProcessPoolExecutor) -> None:
+    clip = sorted((args.faces / "video" / "hamilton").glob("*.jpg"))
+    print(f"\n2. A mirror's stream on the same broker and service: the {len(clip)} frames of "
+          f"video/hamilton, one in flight,\n   against the bare pipeline on every frame in the "
+          f"service's analysis; {args.rounds} rounds after a warm-up round.")
+    if len(clip) < 2:
+        print(f"   skipped: no frames under {args.faces / 'video' / 'hamilton'}")
+        return
+    # Its man, from one frame of the clip, so that the frames name somebody.
+    await faces.enrol(EnrolRequest(name="lin_manuel_miranda", image=clip[15].read_bytes()))
+    frames = tuple(path.read_bytes() for path in clip)
+    print_stream(*await bench_stream(faces, bus, frames, args.rounds, loader))
+
+
+# -- part 4, 1:N matching ------------------------------------------------------------------------
 
 def per_call(function: Callable[[], object], calls: int) -> float:
     start = time.perf_counter()
@@ -281,8 +306,9 @@ async def main(args: argparse.Namespace) -> None:
                     port = bridge.servers[0].sockets[0].getsockname()[1]
                     probe = Probe(bus, port, photos)
                     print_latency(photos, await bench_latency(faces, probe, args.rounds, loader))
+                    await stream_part(faces, bus, args, loader)
 
-        print(f"\n2. Throughput on Mosquitto {HOST}:{args.mosquitto_port}: {args.mirrors} mirrors "
+        print(f"\n3. Throughput on Mosquitto {HOST}:{args.mosquitto_port}: {args.mirrors} mirrors "
               f"with one frame in flight each, {args.seconds:g} s x {args.rounds} rounds;\n"
               f"   workers are processes pinned to CPUs {all_cpus[:2]}, the mirrors' client "
               f"is not pinned.")
@@ -297,9 +323,9 @@ async def main(args: argparse.Namespace) -> None:
             print_workers(await bench_workers(args, frames, data))
             os.sched_setaffinity(0, all_cpus[:1])
 
-    print(f"\n3. 1:N matching of one 128-d query in a fresh process on CPU {all_cpus[:1]}, "
+    print(f"\n4. 1:N matching of one 128-d query in a fresh process on CPU {all_cpus[:1]}, "
           f"BLAS on one thread; median of {args.rounds + 4} rounds.")
-    # A fresh process: in this one, thread pools left by parts 1 and 2 (OpenBLAS's, OpenCV's)
+    # A fresh process: in this one, thread pools left by parts 1 to 3 (OpenBLAS's, OpenCV's)
     # made a 10k product take milliseconds instead of a fifth of one.
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
     with ProcessPoolExecutor(1, spawn, os.sched_setaffinity, (0, all_cpus[:1])) as matcher:
@@ -313,14 +339,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="alternations of each comparison")
     parser.add_argument("--seconds", type=float, default=10.0,
                         help="timed seconds of frames per worker count and round")
-    parser.add_argument("--mirrors", type=int, default=8, help="mirrors sending frames (part 2)")
+    parser.add_argument("--mirrors", type=int, default=8, help="mirrors sending frames (part 3)")
     parser.add_argument("--processes", type=int, default=1,
-                        help="analysis worker processes in part 1 (MIRRORHUB_VISION_PROCESSES; "
-                             "0: a thread, as before session 2)")
+                        help="analysis worker processes in parts 1 and 2 "
+                             "(MIRRORHUB_VISION_PROCESSES; 0: a thread, as before session 2)")
     parser.add_argument("--mosquitto-port", type=int, default=1883,
                         help="Mosquitto on 127.0.0.1 that allows anonymous clients")
     parser.add_argument("--faces", type=Path, default=FACES,
-                        help="photos: train/<name>/* to enrol, test/*.jpg to recognise")
+                        help="photos: train/<name>/* to enrol, test/*.jpg to recognise, "
+                             "video/hamilton/*.jpg to stream")
     args = parser.parse_args()
     if args.rounds < 1 or args.seconds <= 0 or args.mirrors < 1:
         parser.error("need --rounds >= 1, --seconds > 0, --mirrors >= 1")

@@ -35,6 +35,7 @@ from pathlib import Path
 from services.vision.config import VisionSettings, make_engine
 from services.vision.engine import DetectedFace, FaceEngine, RGBImage
 from services.vision.images import ImageLimits, decode_image
+from services.vision.sightings import Followed, Plan, follow
 
 Analysed = tuple[RGBImage, list[DetectedFace]]
 
@@ -69,6 +70,19 @@ class Analysis:
             return (await self(data))[1]
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, _faces_in_worker, self.limits, data)
+
+    async def follow(self, data: bytes, plan: Plan) -> Followed:
+        """A mirror's frame seen with its tracks in mind (:func:`follow_image`)."""
+        if self._executor is None:
+            return await asyncio.to_thread(follow_image, self.engine, self.limits, data, plan)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, _follow_in_worker, self.limits, data,
+                                          plan)
+
+
+def follow_image(engine: FaceEngine, limits: ImageLimits, data: bytes, plan: Plan) -> Followed:
+    """Decode ``data`` and follow its faces (:func:`services.vision.sightings.follow`)."""
+    return follow(engine, decode_image(data, limits), plan)
 
 
 # -- in each worker process ----------------------------------------------------------------------
@@ -116,6 +130,11 @@ def _in_worker(limits: ImageLimits, data: bytes) -> Analysed:
 
 def _faces_in_worker(limits: ImageLimits, data: bytes) -> list[DetectedFace]:
     return _in_worker(limits, data)[1]
+
+
+def _follow_in_worker(limits: ImageLimits, data: bytes, plan: Plan) -> Followed:
+    assert _worker_engine is not None, "worker started without its engine"
+    return follow_image(_worker_engine, limits, data, plan)
 
 
 def _ready() -> str:

@@ -12,6 +12,7 @@ from services.vision.distance import DEFAULT_CAMERA, CameraProfile, CameraProfil
 from services.vision.dlib_engine import DlibEngine
 from services.vision.engine import FaceEngine
 from services.vision.insightface_engine import InsightFaceEngine
+from services.vision.tracking import TrackSettings
 
 
 def _cameras(spec: str) -> CameraProfiles:
@@ -50,9 +51,16 @@ class VisionSettings:
     cameras: CameraProfiles = field(default_factory=CameraProfiles)
     # Worker processes for face analysis (services/vision/analysis.py); 0 analyses in a thread.
     processes: int = 0
+    # Seconds before a tracked face's embedding is computed again (services/vision/tracking.py);
+    # 0 computes it on every frame.
+    track_refresh: float = TrackSettings.refresh
 
     def make_engine(self) -> FaceEngine:
         return make_engine(self.engine, self.insightface_dir)
+
+    @property
+    def tracks(self) -> TrackSettings:
+        return TrackSettings(refresh=self.track_refresh)
 
     @classmethod
     def from_env(cls, data_dir: Path) -> VisionSettings:
@@ -76,4 +84,6 @@ class VisionSettings:
             threshold=threshold,
             max_image_bytes=max_bytes,
             processes=number("MIRRORHUB_VISION_PROCESSES", 1, 0, 64),
+            track_refresh=number("MIRRORHUB_VISION_TRACK_REFRESH", TrackSettings.refresh, 0.0,
+                                 3600.0),
         )

@@ -146,7 +146,11 @@ class Faces:
         self._add_rows(rows)
 
     async def recognise(self, req: RecogniseRequest) -> RecogniseReply:
-        faces = await self.analysis.faces(req.image)
+        return self.named(await self.analysis.faces(req.image))
+
+    def named(self, faces: list[DetectedFace]) -> RecogniseReply:
+        """The reply for ``faces`` (largest first), each named by the gallery: one photo's, or
+        a mirror frame's with embeddings its tracks kept (services/vision/tracking.py)."""
         if not faces:
             raise ServiceError(VisionError.NO_FACE, "No face found in the image", "face_image")
         results = []

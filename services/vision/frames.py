@@ -4,7 +4,8 @@ Each mirror has one slot. A frame that arrives while the previous one of the sam
 waits replaces it and is counted as dropped; the count goes out with the next event. One loop
 analyses the waiting frames, mirrors taking turns, and publishes what it saw to
 ``mirrors/{mirror_id}/events/face`` and, when enrolled people were among the faces, the domain
-event ``events/vision/recognized``. Memory is one frame per mirror at most.
+event ``events/vision/recognized``. Memory is one frame per mirror at most, besides the faces
+tracked at each mirror (services/vision/tracking.py).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from schemas.vision import (
     MIRROR_FACE_EVENT,
     VISION_RECOGNIZED,
     FaceEvent,
-    RecogniseRequest,
     Recognized,
     VisionError,
 )
 from services.vision.faces import Faces
+from services.vision.tracking import Tracking, TrackSettings
 from services.vision.trust import trusted
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,15 @@ class FrameQueue:
 
 
 class FrameWorker:
-    def __init__(self, faces: Faces, bus: Bus, max_bytes: int) -> None:
-        self.faces = faces
+    """Each mirror's newest frame, recognised with the faces this worker tracks at that mirror
+    (services/vision/tracking.py)."""
+
+    def __init__(self, faces: Faces, bus: Bus, max_bytes: int,
+                 tracks: TrackSettings | None = None) -> None:
         self.bus = bus
         self.max_bytes = max_bytes
         self.queue = FrameQueue()
+        self.tracking = Tracking(faces, tracks or TrackSettings())
 
     async def on_frame(self, message: Message) -> None:
         mirror_id = message.params["mirror_id"]
@@ -85,7 +90,7 @@ class FrameWorker:
 
     async def _analyse(self, mirror_id: str, frame: bytes, dropped: int) -> FaceEvent:
         try:
-            reply = await self.faces.recognise(RecogniseRequest(image=frame))
+            reply = await self.tracking.recognise(mirror_id, frame)
         except ServiceError as exc:
             # Nobody in front of the mirror is news, not an error; a bad frame is an error.
             error = None if exc.code == VisionError.NO_FACE else exc.to_body()

@@ -49,7 +49,14 @@ import cv2
 import numpy as np
 
 from schemas.errors import ConfigError
-from services.vision.engine import Box, DetectedFace, RGBImage, checked_rgb
+from services.vision.engine import (
+    Box,
+    DetectedFace,
+    Embedding,
+    LocatedFace,
+    RGBImage,
+    checked_rgb,
+)
 from services.vision.scrfd import STRIDES, Floats, decode_scrfd, nms, similarity_transform
 
 DETECTOR_FILE = "det_10g.onnx"
@@ -218,28 +225,38 @@ class InsightFaceEngine:
         Raises ``ValueError`` for anything but an ``(h, w, 3)`` uint8 array and ``RuntimeError``
         if the engine is not open.
         """
+        faces = self.locate(image)
+        return [face.embedded(embedding)
+                for face, embedding in zip(faces, self.embed(image, faces), strict=True)]
+
+    def locate(self, image: RGBImage, regions: Sequence[Box] | None = None) -> list[LocatedFace]:
+        """Every face and its five keypoints, strongest first. ``regions`` are not used: SCRFD
+        scans the whole image fitted into its ``detect_size`` square, whose cost does not
+        depend on the part of it wanted."""
         image = checked_rgb(image)
-        models = self._open_models()
-        boxes, scores, keypoints = self._detect(models, image)
-        if not len(boxes):
-            return []
-        embeddings = self._embed(models, image, keypoints)
+        boxes, scores, keypoints = self._detect(self._open_models(), image)
         faces = []
-        for box, score, points, embedding in zip(
-            boxes, scores, keypoints, embeddings, strict=True
-        ):
+        for box, score, points in zip(boxes, scores, keypoints, strict=True):
             landmarks = tuple((float(x), float(y)) for x, y in points)
             left_eye, right_eye, nose, _, _ = landmarks
-            faces.append(DetectedFace(
+            faces.append(LocatedFace(
                 box=Box(*(round(float(v)) for v in box)),
                 landmarks=landmarks,
-                embedding=embedding,
                 score=float(score),
                 left_eye=left_eye,
                 right_eye=right_eye,
                 nose=nose,
             ))
         return faces
+
+    def embed(self, image: RGBImage, faces: Sequence[LocatedFace]) -> list[Embedding]:
+        """Each face aligned by its five keypoints and embedded, as a unit vector."""
+        image = checked_rgb(image)
+        models = self._open_models()
+        if not faces:
+            return []
+        keypoints = np.array([face.landmarks for face in faces], dtype=np.float32)
+        return self._embed(models, image, keypoints)
 
     def _open_models(self) -> _Models:
         models = self._models

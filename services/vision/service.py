@@ -52,7 +52,7 @@ async def run_vision(
             analysis = Analysis(engine, limits, pool)
             faces = Faces(engine, gallery, bus, limits, settings.cameras.default, analysis)
             measures = Measures(engine, settings.cameras, limits, analysis)
-            frames = FrameWorker(faces, bus, settings.max_image_bytes)
+            frames = FrameWorker(faces, bus, settings.max_image_bytes, settings.tracks)
             tombstones = Tombstones(bus, FaceAccounts(faces), Cursor(DeletionCursor))
             loaded = await faces.load()
             log.info("vision: %d embeddings of %s loaded", loaded, engine.model_version)

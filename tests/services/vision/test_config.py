@@ -38,3 +38,16 @@ def test_unknown_engine_and_bad_numbers_are_refused(
     monkeypatch.setenv("MIRRORHUB_FACE_THRESHOLD", "close")
     with pytest.raises(ConfigError):
         VisionSettings.from_env(tmp_path)
+
+
+def test_the_track_refresh_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MIRRORHUB_VISION_TRACK_REFRESH", raising=False)
+    assert VisionSettings.from_env(tmp_path).tracks.refresh == 2.0
+    monkeypatch.setenv("MIRRORHUB_VISION_TRACK_REFRESH", "0")  # a descriptor on every frame
+    assert VisionSettings.from_env(tmp_path).tracks.refresh == 0.0
+    for bad in ("soon", "-1"):
+        monkeypatch.setenv("MIRRORHUB_VISION_TRACK_REFRESH", bad)
+        with pytest.raises(ConfigError, match="MIRRORHUB_VISION_TRACK_REFRESH"):
+            VisionSettings.from_env(tmp_path)

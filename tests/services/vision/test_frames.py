@@ -1,4 +1,5 @@
-"""Mirrors' camera frames over MQTT: results per mirror, newest frame wins, drops counted."""
+"""Mirrors' camera frames over MQTT: results per mirror, newest frame wins, drops counted, and
+a mirror's stream named on every frame as each frame alone would be."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from schemas.vision import (
 )
 from services.vision.faces import Faces
 from tests.conftest import ACCOUNTS, FACES, Backend
+from tests.services.vision.support import Photos
 from tests.support import unique
 
 pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
@@ -111,3 +113,37 @@ async def test_mosquitto_pub_file_as_a_frame(mirror: tuple[Bus, str], backend: B
     assert await process.wait() == 0
     event = FaceEvent.model_validate_json(await asyncio.wait_for(events.get(), 20))
     assert len(event.faces) == 1 and event.error is None
+
+
+async def test_streams_of_two_mirrors_are_named_on_every_frame(
+    mirror: tuple[Bus, str], photos: Photos
+) -> None:
+    """The Hamilton clip one frame in flight, to two mirrors at once, one of them backwards:
+    the faces of every frame are found as the frame alone would have them, and named."""
+    bus, mirror_id = mirror
+    name = unique("lin")
+    enrolment = (FACES / "video/hamilton/frame_100.jpg").read_bytes()
+    await bus.request(VISION_ENROL, EnrolRequest(name=name, image=enrolment), timeout=30)
+    clip = photos.listing("video/hamilton")
+    streams = {mirror_id: clip, unique("mirror"): clip[::-1]}
+    queues: dict[str, asyncio.Queue[bytes]] = {}
+    for stream in streams:
+        queues[stream] = asyncio.Queue()
+        await collect(bus, MIRROR_FACE_EVENT.format(mirror_id=stream), queues[stream])
+
+    async def play(stream: str) -> list[list[str | None]]:
+        seen = []
+        for relative in streams[stream]:
+            await bus.publish(MIRROR_FRAME, (FACES / relative).read_bytes(), qos=1,
+                              mirror_id=stream)
+            event = FaceEvent.model_validate_json(
+                await asyncio.wait_for(queues[stream].get(), 30))
+            assert event.error is None and event.dropped == 0
+            seen.append([face.name for face in event.faces])
+        return seen
+
+    played = await asyncio.gather(*(play(stream) for stream in streams))
+    for stream, seen in zip(streams, played, strict=True):
+        expected = [[name] * len(photos.faces(relative)) for relative in streams[stream]]
+        assert seen == expected, stream
+        assert sum(map(len, seen)) == 70

@@ -11,7 +11,7 @@ import pytest
 
 from schemas.errors import ConfigError
 from services.vision.distance import eye_gap_px
-from services.vision.engine import DetectedFace, FaceEngine
+from services.vision.engine import Box, DetectedFace, FaceEngine
 from services.vision.insightface_engine import InsightFaceEngine, InsightFaceSettings
 from tests.services.vision.onnx_models import (
     blank_image,
@@ -155,6 +155,19 @@ def test_suppression_keeps_one_box_per_face(engine: InsightFaceEngine) -> None:
     for got, want in zip(boxes, [(100, 80, 320, 300), (700, 400, 960, 660)], strict=True):
         assert np.abs(np.subtract(got, want)).max() <= 4
     assert faces[0].score >= faces[1].score
+
+
+def test_locate_then_embed_is_analyse(engine: InsightFaceEngine) -> None:
+    image = blank_image(720, 1280)
+    draw_face(image, 100, 80, 220, identity=1)
+    draw_face(image, 700, 400, 260, identity=2)
+    located = engine.locate(image, regions=[Box(90, 70, 330, 310)])  # regions are not used
+    analysed = engine.analyse(image)
+    assert [face.box for face in located] == [face.box for face in analysed]
+    assert [face.landmarks for face in located] == [face.landmarks for face in analysed]
+    for embedding, face in zip(engine.embed(image, located), analysed, strict=True):
+        assert np.array_equal(embedding, face.embedding)
+    assert engine.embed(image, []) == []
 
 
 def test_embeddings_are_unit_vectors_that_tell_faces_apart(engine: InsightFaceEngine) -> None:

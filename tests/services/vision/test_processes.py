@@ -1,5 +1,5 @@
-"""Face analysis in worker processes: the same answers as in a thread, errors intact, and the
-event loop free while dlib works."""
+"""Face analysis in worker processes: the same answers as in a thread, errors intact, the
+event loop free while dlib works, and a mirror's frames tracked through the worker."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from broker.client import Bus
+from broker.client import Bus, Message
 from schemas.errors import ServiceError
 from schemas.vision import (
+    MIRROR_FACE_EVENT,
+    MIRROR_FRAME,
     VISION_ENROL,
     VISION_RECOGNISE,
     EnrolRequest,
+    FaceEvent,
     RecogniseRequest,
     VisionError,
 )
@@ -72,6 +75,35 @@ async def test_workers_enrol_recognise_and_leave_the_loop_free(
             with pytest.raises(ServiceError) as caught:  # raised in the worker, typed here
                 await bus.request(VISION_RECOGNISE, RecogniseRequest(image=b"not an image"))
             assert caught.value.code == VisionError.NOT_AN_IMAGE
+    finally:
+        await drop_database(url)
+
+
+async def test_a_mirror_stream_is_tracked_through_a_worker_process(
+    backend: Backend, tmp_path: Path
+) -> None:
+    own = isolated(backend)
+    url = await create_database(own, "vision")
+    settings = VisionSettings(data_dir=tmp_path, database_url=url, threshold=None, processes=1)
+    try:
+        async with (
+            run_vision(own.bus("vision", request_timeout=30.0), settings),
+            Bus(replace(own.bus("test"), request_timeout=30.0), role="mirror") as bus,
+        ):
+            name = unique("lin")
+            clip = sorted((FACES / "video/hamilton").glob("*.jpg"))
+            await bus.request(VISION_ENROL, EnrolRequest(name=name, image=clip[15].read_bytes()))
+            events: asyncio.Queue[FaceEvent] = asyncio.Queue()
+
+            async def collect(message: Message) -> None:
+                await events.put(FaceEvent.model_validate_json(message.payload))
+
+            await bus.subscribe(MIRROR_FACE_EVENT, collect, mirror_id="hall")
+            await asyncio.sleep(0.2)
+            for frame in clip[:20]:  # he faces the camera throughout
+                await bus.publish(MIRROR_FRAME, frame.read_bytes(), qos=1, mirror_id="hall")
+                event = await asyncio.wait_for(events.get(), 30)
+                assert [face.name for face in event.faces] == [name]
     finally:
         await drop_database(url)
 

@@ -63,5 +63,20 @@ async def test_two_workers_share_enrolments_and_split_frames(
             seen = [await asyncio.wait_for(events.get(), 30) for _ in range(6)]
             assert {event.mirror_id for event in seen} == {f"m{i}" for i in range(6)}
             assert len({event.worker for event in seen}) == 2, "both workers took frames"
+
+            # One mirror's stream, its frames split between the workers: each frame names the
+            # person, whichever worker has (or has not) his track.
+            lin = unique("lin")
+            clip = sorted((FACES / "video/hamilton").glob("*.jpg"))[:20]
+            await first.enrol(EnrolRequest(name=lin, image=clip[15].read_bytes()))
+            while second.gallery.count(lin) == 0:
+                await asyncio.sleep(0.01)
+            workers = set()
+            for frame in clip:
+                await mirror.publish(MIRROR_FRAME, frame.read_bytes(), qos=1, mirror_id="hall")
+                event = await asyncio.wait_for(events.get(), 30)
+                assert event.mirror_id == "hall" and [face.name for face in event.faces] == [lin]
+                workers.add(event.worker)
+            assert len(workers) == 2
     finally:
         await drop_database(database)
