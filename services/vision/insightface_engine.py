@@ -179,8 +179,7 @@ class InsightFaceEngine:
         model_zoo = insightface_module("model_zoo")
         align: _FaceAlign = insightface_module("utils.face_align")
         detector_path, recogniser_path = self.model_paths
-        # Hashed before loading: a file swapped in between gives a version that names neither.
-        version = "insightface:" + "+".join(file_version(path) for path in self.model_paths)
+        version = self._version()
 
         def get_model(path: Path) -> object:
             # One session per input size is the package's default; one dynamic session serves
@@ -202,10 +201,15 @@ class InsightFaceEngine:
         recogniser = get_model(recogniser_path)
         if not isinstance(recogniser, model_zoo.ArcFaceONNX):
             raise ConfigError(f"{self.settings.recogniser_file} is not an ArcFace recogniser")
+        batches = self._check_recogniser(recogniser)
+        # The package reads the files by path: hashed before and after, the version names what
+        # was loaded, even if a file is replaced meanwhile.
+        if self._version() != version:
+            raise ConfigError(f"the model files in {self.model_dir} changed while loading")
         self._models = _Models(
             detector=detector,
             recogniser=recogniser,
-            recogniser_batches=self._check_recogniser(recogniser),
+            recogniser_batches=batches,
             align=align,
             version=version,
         )
@@ -251,6 +255,9 @@ class InsightFaceEngine:
         if models is None:
             raise RuntimeError("the insightface engine is not open; use it in a with block")
         return models
+
+    def _version(self) -> str:
+        return "insightface:" + "+".join(file_version(path) for path in self.model_paths)
 
     def _prepare_detector(self, detector: _Detector) -> None:
         """Fix the detector's size and thresholds, and its outputs in the package's order.

@@ -83,14 +83,16 @@ class InsightFaceLiveness:
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"liveness threshold: {exc}") from exc
-        version = "insightface-liveness:" + file_version(self.model_file)
-        self._model = load(self.model_file, lambda: addon.Liveness(
+        version = file_version(self.model_file)
+        model: _Liveness = load(self.model_file, lambda: addon.Liveness(
             str(self.model_file),
             threshold=threshold,
             providers=PROVIDERS,
             sess_options=session_options(self.threads),
         ))
-        self._version = version
+        if file_version(self.model_file) != version:  # as in InsightFaceEngine.__enter__
+            raise ConfigError(f"{self.model_file} changed while loading")
+        self._model, self._version = model, "insightface-liveness:" + version
         return self
 
     def __exit__(
