@@ -21,8 +21,9 @@ from schemas.errors import ConfigError
 PROVIDERS = ["CPUExecutionProvider"]
 
 INSTALL_HINT = (
-    "install the insightface extra with `make insightface` (pip install 'mirrorhub[insightface]' "
-    "and then put the headless OpenCV build back, as the Makefile does)"
+    "install the insightface extra with `make insightface` (or pip install "
+    "'mirrorhub[insightface]', then sh deploy/headless-opencv.sh PYTHON to put the headless "
+    "OpenCV build back)"
 )
 
 
