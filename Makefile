@@ -4,15 +4,26 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test insightface bench lint clean
+
+# insightface asks for opencv-python, whose cv2/ overwrites the headless build's: every install
+# that brings insightface is followed by this step, which leaves only the headless build.
+HEADLESS_OPENCV := sh deploy/headless-opencv.sh $(BIN)/python
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# The tests run the opt-in insightface engine too, so the suite installs its extra.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,insightface]'
+	$(HEADLESS_OPENCV)
 	touch $(STAMP)
+
+# mirrorhub with the opt-in insightface engine (MIRRORHUB_FACE_ENGINE=insightface), no test tools.
+insightface: | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[insightface]'
+	$(HEADLESS_OPENCV)
 
 run: $(STAMP)
 	$(BIN)/mirrorhub up

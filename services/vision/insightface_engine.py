@@ -1,4 +1,4 @@
-"""The opt-in face engine: insightface's SCRFD detector and ArcFace embedder through onnxruntime.
+"""The opt-in face engine: the insightface package's SCRFD detector and ArcFace embedder.
 
 The two ONNX files come from a local model-pack directory named in configuration, laid out as
 insightface's ``buffalo_l`` pack (``det_10g.onnx`` and ``w600k_r50.onnx``; other names are
@@ -6,21 +6,17 @@ settings). Nothing is ever downloaded: a missing directory or file is a :class:`
 **The pretrained insightface packs are licensed for non-commercial research only**; a commercial
 deployment needs models it has the rights to, with the same input and output signatures.
 
-Neither the ``insightface`` package nor its code is used: it depends on ``opencv-python``, which
-writes the same ``cv2/`` as the ``opencv-python-headless`` build this project installs. The
-pre- and post-processing below follow the published model conventions, written with numpy and
-OpenCV:
+The work is the package's: ``insightface.model_zoo.get_model`` loads each file and tells a
+detector from a recogniser by its signature, :class:`insightface.model_zoo.SCRFD` letterboxes
+the image, decodes its outputs and suppresses overlapping boxes, and
+``insightface.utils.face_align.norm_crop`` warps each face onto ArcFace's 112 x 112 template
+before :class:`insightface.model_zoo.ArcFaceONNX` embeds it. The package works on BGR images
+as OpenCV reads them; the engine takes RGB, so it flips the channels once. What is left here:
 
-* **SCRFD** takes ``[1, 3, H, W]`` float32 RGB scaled as ``(v - 127.5) / 128``. The image is
-  resized, keeping its aspect ratio, into the top-left corner of a black ``detect_size`` square.
-  The nine outputs are per-anchor scores ``[N, 1]``, box distances ``[N, 4]`` and keypoint
-  offsets ``[N, 10]``, each for strides 8, 16 and 32 in that order (the output names vary
-  between exports, so only their order is relied on). Anchors sit on a grid of ``stride`` px
-  from the corner, several per grid point, point-major; distances and offsets are in units of
-  the stride. Boxes above ``score_threshold`` go through greedy non-maximum suppression.
-* **ArcFace** takes ``[n, 3, 112, 112]`` float32 RGB scaled as ``(v - 127.5) / 127.5``: the face
-  warped by the least-squares similarity transform that takes its five keypoints onto the
-  standard ArcFace template. Its ``[n, 512]`` output is L2-normalised here.
+* SCRFD's outputs are read by position (scores, boxes, keypoints for each stride). An export
+  that states each output's width (1, 4, 10) but lists them in another order, stride by stride
+  as some do, has its output names put in the package's order.
+* Embeddings are L2-normalised, and a recogniser with a fixed batch of one embeds face by face.
 
 The five keypoints, in SCRFD's order: 0 the eye on the image's left (the subject's right eye),
 1 the eye on the image's right, 2 the nose tip, 3 and 4 the mouth corners on the image's left
@@ -32,21 +28,20 @@ threshold is a cosine threshold in other words. The default 1.1 is a cosine simi
 0.4, where ArcFace verification thresholds usually sit; tune it on real photos with the pack in
 use (``MIRRORHUB_FACE_THRESHOLD``).
 
-onnxruntime sessions may be run from several threads at once, so :meth:`analyse` takes no lock.
+onnxruntime sessions may be run from several threads at once, and the package's detector keeps
+only a cache of anchor grids, so :meth:`analyse` takes no lock.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 
-import cv2
 import numpy as np
+import numpy.typing as npt
 
 from schemas.errors import ConfigError
 from services.vision.engine import (
@@ -57,27 +52,23 @@ from services.vision.engine import (
     RGBImage,
     checked_rgb,
 )
-from services.vision.scrfd import STRIDES, Floats, decode_scrfd, nms, similarity_transform
+from services.vision.insightface_package import (
+    PROVIDERS,
+    check_files,
+    file_version,
+    insightface_module,
+    load,
+    session_options,
+)
 
 DETECTOR_FILE = "det_10g.onnx"
 RECOGNISER_FILE = "w600k_r50.onnx"
 
-
+Floats = npt.NDArray[np.float32]
 _ALIGNED_SIZE = 112
-# Where ArcFace was trained to see the five keypoints, in a 112 x 112 crop.
-_ARCFACE_TEMPLATE = np.array(
-    [
-        [38.2946, 51.6963],
-        [73.5318, 51.5014],
-        [56.0252, 71.7366],
-        [41.5493, 92.3655],
-        [70.7299, 92.2041],
-    ],
-    dtype=np.float64,
-)
 
 
-# onnxruntime ships no type information; these Protocols type the few calls made here.
+# insightface ships no type information; these Protocols type the few parts used here.
 class _NodeArg(Protocol):
     @property
     def name(self) -> str: ...
@@ -86,19 +77,37 @@ class _NodeArg(Protocol):
 
 
 class _Session(Protocol):
-    def get_inputs(self) -> Sequence[_NodeArg]: ...
     def get_outputs(self) -> Sequence[_NodeArg]: ...
-    def run(self, output_names: None, input_feed: dict[str, Floats]) -> list[Floats]: ...
+
+
+class _Detector(Protocol):
+    session: _Session
+    output_names: list[str]
+    use_kps: bool
+    static_input_size: tuple[int, int] | None
+
+    def prepare(self, ctx_id: int, **kwargs: object) -> None: ...
+    def detect(self, img: RGBImage, max_num: int = 0) -> tuple[Floats, Floats]: ...
+
+
+class _Recogniser(Protocol):
+    input_size: tuple[int, int]
+    input_shape: Sequence[int | str | None]
+    output_shape: Sequence[int | str | None]
+
+    def get_feat(self, imgs: list[RGBImage]) -> Floats: ...
+
+
+class _FaceAlign(Protocol):
+    def norm_crop(self, img: RGBImage, landmark: Floats, image_size: int) -> RGBImage: ...
 
 
 @dataclass(frozen=True)
 class _Models:
-    detector: _Session
-    detector_input: str
-    detector_order: tuple[int, ...]
-    recogniser: _Session
-    recogniser_input: str
+    detector: _Detector
+    recogniser: _Recogniser
     recogniser_batches: bool
+    align: _FaceAlign
     version: str
 
 
@@ -173,41 +182,43 @@ class InsightFaceEngine:
                 f"insightface model directory {self.model_dir} does not exist; put a model pack "
                 "there (models are never downloaded)"
             )
-        missing = [str(path) for path in self.model_paths if not path.is_file()]
-        if missing:
+        check_files(self.model_paths, "insightface model")
+        model_zoo = insightface_module("model_zoo")
+        align: _FaceAlign = insightface_module("utils.face_align")
+        detector_path, recogniser_path = self.model_paths
+        version = self._version()
+
+        def get_model(path: Path) -> object:
+            # One session per input size is the package's default; one dynamic session serves
+            # the single detect_size here.
+            return load(path, lambda: model_zoo.get_model(
+                str(path),
+                providers=PROVIDERS,
+                sess_options=session_options(self.settings.threads),
+                static_shape_sessions=False,
+            ))
+
+        detector = get_model(detector_path)
+        if not isinstance(detector, model_zoo.SCRFD) or not detector.use_kps:
             raise ConfigError(
-                f"insightface model file(s) missing: {', '.join(missing)} "
-                "(models are never downloaded; copy the pack there or configure the file names)"
+                f"{self.settings.detector_file} is not an SCRFD detector with keypoints: "
+                "expected one [1, 3, H, W] input and 9 or 15 outputs (scores, boxes, keypoints)"
             )
-        ort = importlib.import_module("onnxruntime")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: onnxruntime's notices are not ours
-        options.intra_op_num_threads = self.settings.threads
-        options.inter_op_num_threads = 1
-        sessions: list[_Session] = []
-        digests: list[str] = []
-        for path in self.model_paths:
-            # The session is built from the very bytes that were hashed.
-            data = path.read_bytes()
-            digests.append(f"{path.stem}@{hashlib.sha256(data).hexdigest()[:12]}")
-            try:
-                session = ort.InferenceSession(
-                    data, sess_options=options, providers=["CPUExecutionProvider"]
-                )
-            except Exception as exc:  # onnxruntime raises its own, undocumented types
-                raise ConfigError(f"{path} is not a loadable ONNX model: {exc}") from exc
-            sessions.append(session)
-        detector, recogniser = sessions
-        detector_input, detector_order = self._check_detector(detector)
-        recogniser_input, batches = self._check_recogniser(recogniser)
+        self._prepare_detector(detector)
+        recogniser = get_model(recogniser_path)
+        if not isinstance(recogniser, model_zoo.ArcFaceONNX):
+            raise ConfigError(f"{self.settings.recogniser_file} is not an ArcFace recogniser")
+        batches = self._check_recogniser(recogniser)
+        # The package reads the files by path: hashed before and after, the version names what
+        # was loaded, even if a file is replaced meanwhile.
+        if self._version() != version:
+            raise ConfigError(f"the model files in {self.model_dir} changed while loading")
         self._models = _Models(
             detector=detector,
-            detector_input=detector_input,
-            detector_order=detector_order,
             recogniser=recogniser,
-            recogniser_input=recogniser_input,
             recogniser_batches=batches,
-            version="insightface:" + "+".join(digests),
+            align=align,
+            version=version,
         )
         return self
 
@@ -233,16 +244,16 @@ class InsightFaceEngine:
         """Every face and its five keypoints, strongest first. ``regions`` are not used: SCRFD
         scans the whole image fitted into its ``detect_size`` square, whose cost does not
         depend on the part of it wanted."""
-        image = checked_rgb(image)
-        boxes, scores, keypoints = self._detect(self._open_models(), image)
+        models = self._open_models()
+        detections, keypoints = models.detector.detect(_bgr(image), max_num=0)
         faces = []
-        for box, score, points in zip(boxes, scores, keypoints, strict=True):
+        for detection, points in zip(detections, keypoints, strict=True):
             landmarks = tuple((float(x), float(y)) for x, y in points)
             left_eye, right_eye, nose, _, _ = landmarks
             faces.append(LocatedFace(
-                box=Box(*(round(float(v)) for v in box)),
+                box=Box(*(round(float(v)) for v in detection[:4])),
                 landmarks=landmarks,
-                score=float(score),
+                score=float(detection[4]),
                 left_eye=left_eye,
                 right_eye=right_eye,
                 nose=nose,
@@ -251,12 +262,12 @@ class InsightFaceEngine:
 
     def embed(self, image: RGBImage, faces: Sequence[LocatedFace]) -> list[Embedding]:
         """Each face aligned by its five keypoints and embedded, as a unit vector."""
-        image = checked_rgb(image)
         models = self._open_models()
+        bgr = _bgr(image)
         if not faces:
             return []
         keypoints = np.array([face.landmarks for face in faces], dtype=np.float32)
-        return self._embed(models, image, keypoints)
+        return self._embed(models, bgr, keypoints)
 
     def _open_models(self) -> _Models:
         models = self._models
@@ -264,97 +275,64 @@ class InsightFaceEngine:
             raise RuntimeError("the insightface engine is not open; use it in a with block")
         return models
 
-    def _check_detector(self, session: _Session) -> tuple[str, tuple[int, ...]]:
-        """The input's name, and the outputs' positions as scores, boxes, keypoints by stride.
+    def _version(self) -> str:
+        return "insightface:" + "+".join(file_version(path) for path in self.model_paths)
 
-        Exports that state each output's width may list them in any order (some go stride by
-        stride); those that do not are taken to follow insightface's order.
+    def _prepare_detector(self, detector: _Detector) -> None:
+        """Fix the detector's size and thresholds, and its outputs in the package's order.
+
+        The package reads the outputs as scores, boxes and keypoints, each for every stride.
+        Exports that state each output's width may list them in any order; those that do not
+        are taken to follow the package's.
         """
-        inputs, outputs = session.get_inputs(), session.get_outputs()
+        size = self.settings.detect_size
         name = self.settings.detector_file
-        if len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs) != 3 * len(STRIDES):
-            raise ConfigError(
-                f"{name} is not an SCRFD detector with keypoints: expected one [1, 3, H, W] "
-                f"input and 9 outputs, found {len(inputs)} input(s) and {len(outputs)} output(s)"
-            )
-        fixed = [dim for dim in inputs[0].shape[2:] if isinstance(dim, int)]
-        if fixed and fixed != [self.settings.detect_size] * 2:
-            raise ConfigError(
-                f"{name} takes a fixed {inputs[0].shape[2:]} input; set detect_size to match"
-            )
+        fixed = detector.static_input_size
+        if fixed is not None and fixed != (size, size):
+            raise ConfigError(f"{name} takes a fixed {fixed} input; set detect_size to match")
+        # A negative device id would make the package rebuild a session that is on the CPU.
+        detector.prepare(
+            0,
+            input_size=(size, size),
+            det_thresh=self.settings.score_threshold,
+            nms_thresh=self.settings.nms_threshold,
+        )
+        outputs = detector.session.get_outputs()
         widths = [output.shape[-1] if output.shape else None for output in outputs]
         if not all(isinstance(width, int) for width in widths):
-            return inputs[0].name, tuple(range(len(outputs)))
-        order = tuple(
-            index for kind in (1, 4, 10) for index, width in enumerate(widths) if width == kind
-        )
+            return
+        order = [i for kind in (1, 4, 10) for i, width in enumerate(widths) if width == kind]
         if len(order) != len(outputs):
             raise ConfigError(f"{name} has outputs {widths} wide, not 1, 4 and 10 for each stride")
-        return inputs[0].name, order
+        detector.output_names = [outputs[index].name for index in order]
 
-    def _check_recogniser(self, session: _Session) -> tuple[str, bool]:
-        inputs, outputs = session.get_inputs(), session.get_outputs()
-        size = [_ALIGNED_SIZE, _ALIGNED_SIZE]
+    def _check_recogniser(self, recogniser: _Recogniser) -> bool:
+        """Whether the recogniser takes every face at once (its batch dimension is not fixed)."""
         if (
-            len(inputs) != 1
-            or len(outputs) != 1
-            or list(inputs[0].shape[1:]) != [3, *size]
-            or list(outputs[0].shape[1:]) != [self.dimension]
+            tuple(recogniser.input_size) != (_ALIGNED_SIZE, _ALIGNED_SIZE)
+            or list(recogniser.output_shape[1:]) != [self.dimension]
         ):
             raise ConfigError(
                 f"{self.settings.recogniser_file} is not an ArcFace recogniser: expected a "
                 f"[n, 3, 112, 112] input and a [n, {self.dimension}] output"
             )
-        # A symbolic or missing batch dimension takes every face at once.
-        return inputs[0].name, not isinstance(inputs[0].shape[0], int)
+        return not isinstance(recogniser.input_shape[0], int)
 
-    def _detect(self, models: _Models, image: RGBImage) -> tuple[Floats, Floats, Floats]:
-        """Boxes ``[n, 4]``, scores ``[n]`` and keypoints ``[n, 5, 2]`` in image coordinates."""
-        size = self.settings.detect_size
-        height, width = image.shape[:2]
-        scale = min(size / height, size / width)
-        fitted_w, fitted_h = max(1, round(width * scale)), max(1, round(height * scale))
-        canvas = np.zeros((size, size, 3), dtype=np.uint8)
-        canvas[:fitted_h, :fitted_w] = cv2.resize(
-            image, (fitted_w, fitted_h), interpolation=cv2.INTER_LINEAR
-        )
-        blob = ((canvas.astype(np.float32) - 127.5) / 128.0).transpose(2, 0, 1)[np.newaxis]
-        raw = models.detector.run(None, {models.detector_input: np.ascontiguousarray(blob)})
-        outputs = [raw[index] for index in models.detector_order]
-        boxes, scores, keypoints = decode_scrfd(outputs, size, size, self.settings.score_threshold)
-        keep = nms(boxes, scores, self.settings.nms_threshold)
-        # Each axis was rounded on its own, so each maps back by its own factor.
-        factors = np.array([width / fitted_w, height / fitted_h], dtype=np.float32)
-        return (
-            boxes[keep] * np.tile(factors, 2),
-            scores[keep],
-            keypoints[keep] * factors,
-        )
-
-    def _embed(self, models: _Models, image: RGBImage, keypoints: Floats) -> list[Floats]:
+    def _embed(self, models: _Models, bgr: RGBImage, keypoints: Floats) -> list[Embedding]:
         crops = [
-            cv2.warpAffine(
-                image,
-                similarity_transform(points, _ARCFACE_TEMPLATE),
-                (_ALIGNED_SIZE, _ALIGNED_SIZE),
-                flags=cv2.INTER_LINEAR,
-                borderValue=(0, 0, 0),
-            )
+            models.align.norm_crop(bgr, landmark=points, image_size=_ALIGNED_SIZE)
             for points in keypoints
         ]
-        batch = ((np.stack(crops).astype(np.float32) - 127.5) / 127.5).transpose(0, 3, 1, 2)
-        batch = np.ascontiguousarray(batch)
         if models.recogniser_batches:
-            raw = models.recogniser.run(None, {models.recogniser_input: batch})[0]
+            raw = models.recogniser.get_feat(crops)
         else:
-            raw = np.concatenate(
-                [
-                    models.recogniser.run(None, {models.recogniser_input: batch[i : i + 1]})[0]
-                    for i in range(len(crops))
-                ]
-            )
+            raw = np.concatenate([models.recogniser.get_feat([crop]) for crop in crops])
         vectors = raw.reshape(len(crops), -1).astype(np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors /= np.maximum(norms, np.float32(1e-12))
         return [np.array(row) for row in vectors]
 
+
+def _bgr(image: RGBImage) -> RGBImage:
+    """The package's channel order (OpenCV's), from a checked RGB image."""
+    return np.ascontiguousarray(checked_rgb(image)[..., ::-1])

@@ -23,6 +23,12 @@ exactly one per face. Faces must not share rows or columns, or their counts add 
 **The ArcFace stand-in** averages the 112 x 112 crop over 14 px cells and projects the green and
 blue cells through a fixed random matrix to 512 values: the same face aligned from two images
 gives nearly the same vector, two patterns give nearly orthogonal ones.
+
+**The liveness stand-in** has the signature of insightface's liveness add-on (``[N, 3, 80, 80]``
+RGB in [0, 1], ``[N]`` live probability) and answers the mean of the red channel: the share of
+its 80 x 80 crop that the face covers. The add-on's template puts the synthetic face's square at
+14.80 to 65.20 px of the crop on both axes, so an aligned face scores
+:data:`LIVENESS_FACE_SHARE`; reading blue for red or skipping the scaling shows up at once.
 """
 
 from __future__ import annotations
@@ -55,6 +61,11 @@ TEMPLATE_FRACTIONS = (
     )
     / 112.0
 )
+LIVENESS_INPUT = "input"
+LIVENESS_OUTPUT = "live_prob"
+LIVENESS_FACE_SHARE = ((65.1972 - 14.8038) / 80) ** 2
+"""What the liveness stand-in answers for a face drawn by :func:`draw_face`, about 0.397."""
+
 _OPSET = [helper.make_opsetid("", 18)]
 _IR_VERSION = 9  # opset 18's; older onnxruntime builds refuse newer IR versions
 
@@ -176,6 +187,26 @@ def arcface_model(seed: int = 0, batch: int | None = None) -> onnx.ModelProto:
         [helper.make_tensor_value_info(RECOGNISER_INPUT, TensorProto.FLOAT, [n, 3, 112, 112])],
         [helper.make_tensor_value_info(RECOGNISER_OUTPUT, TensorProto.FLOAT, [n, 512])],
         [_const("projection", projection)],
+    )
+    return _finish(graph)
+
+
+def liveness_model() -> onnx.ModelProto:
+    """A liveness model with the add-on's signature that scores the red share of its crop."""
+    nodes = [
+        helper.make_node("Slice", [LIVENESS_INPUT, "c0", "c1", "c1"], ["red"]),
+        helper.make_node("ReduceMean", ["red", "chw"], [LIVENESS_OUTPUT], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_liveness",
+        [helper.make_tensor_value_info(LIVENESS_INPUT, TensorProto.FLOAT, ["N", 3, 80, 80])],
+        [helper.make_tensor_value_info(LIVENESS_OUTPUT, TensorProto.FLOAT, ["N"])],
+        [
+            _const("c0", np.array([0], np.int64)),
+            _const("c1", np.array([1], np.int64)),
+            _const("chw", np.array([1, 2, 3], np.int64)),
+        ],
     )
     return _finish(graph)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from schemas.errors import ConfigError
 from services.vision.config import VisionSettings
 from services.vision.dlib_engine import DlibEngine
 from services.vision.insightface_engine import InsightFaceEngine
+from tests.services.vision.onnx_models import write_pack
 
 
 def test_dlib_is_the_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -26,6 +28,15 @@ def test_insightface_needs_a_local_pack(monkeypatch: pytest.MonkeyPatch, tmp_pat
         VisionSettings.from_env(tmp_path)
     monkeypatch.setenv("MIRRORHUB_INSIGHTFACE_DIR", str(tmp_path))
     assert isinstance(VisionSettings.from_env(tmp_path).make_engine(), InsightFaceEngine)
+
+
+def test_insightface_without_its_extra_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # None in sys.modules makes the import fail as on a machine without the extra.
+    monkeypatch.setitem(sys.modules, "insightface.model_zoo", None)
+    with pytest.raises(ConfigError, match=r"not installed.*make insightface"):
+        InsightFaceEngine(write_pack(tmp_path / "pack")).__enter__()
 
 
 def test_unknown_engine_and_bad_numbers_are_refused(

@@ -1,4 +1,8 @@
-"""The insightface engine on tiny stand-in models (``onnx_models``) with the real signatures."""
+"""The insightface engine on tiny stand-in models (``onnx_models``) with the real signatures.
+
+The engine is the insightface package's model_zoo (SCRFD, ArcFaceONNX) and face_align; these
+tests load, decode and align through it, so they need the extra (``make insightface``).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,10 @@ from tests.services.vision.onnx_models import (
     write_pack,
 )
 from tests.services.vision.support import nose_place
+
+pytest.importorskip(
+    "insightface.model_zoo", reason="the insightface extra is not installed (make insightface)"
+)
 
 
 @pytest.fixture(scope="module")
