@@ -146,6 +146,14 @@ def bearer_token(request: Request, type_: str, *, required: bool = True) -> str 
     return token.strip()
 
 
+def family_failure(exc: HttpFail, domain: dict[str, tuple[int, str]] | None) -> tuple[int, str]:
+    """The status and message another family answers ``exc`` with: a service code in
+    ``domain`` gets its own; others keep the common status and message, but a code nobody
+    mapped (200 in seed 000's table) is a 500, since those families have no 200 failures."""
+    status, message = (domain or {}).get(exc.code or "", (exc.status, exc.message))
+    return (status if status >= 400 else 500), message
+
+
 async def bearer_user(request: Request, type_: str, *, required: bool = True) -> str | None:
     """The user a request's ``Authorization: Bearer`` token belongs to, checked by auth; None
     when the request sends no token and none is ``required``. A bad token, or none where one is

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge.forms import BadBody, read_fields
-from bridge.replies import HttpFail, call, client_address, retry_headers
+from bridge.replies import HttpFail, call, client_address, family_failure, retry_headers
 from schemas.auth import (
     AUTH_DELETE_USER,
     AUTH_LOGIN,
@@ -87,10 +87,7 @@ async def _ask(
     try:
         return await call(request, "session", operation, body)
     except HttpFail as exc:
-        status, message = (domain or {}).get(exc.code or "", (exc.status, exc.message))
-        # A service code nobody mapped answers 200 in seed 000's table; here it is a failure.
-        raise SessionFail(status if status >= 400 else 500, message, exc.code,
-                          exc.retry_after) from exc
+        raise SessionFail(*family_failure(exc, domain), exc.code, exc.retry_after) from exc
 
 
 def _texts(fields: dict[str, Any], labels: dict[str, str], missing: str) -> dict[str, str]:

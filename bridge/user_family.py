@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from bridge.forms import BadBody, read_fields
-from bridge.replies import HttpFail, call, retry_headers
+from bridge.replies import HttpFail, call, family_failure, retry_headers
 from schemas.auth import AUTH_VERIFY, TOKEN_MAX, AuthError, TokenReason, VerifyReply
 from schemas.topics import Operation
 
@@ -100,9 +100,7 @@ async def ask(
         if mapped is None and exc.code == AuthError.TOKEN_INVALID:
             status, msg = _TOKEN_ROWS.get(exc.reason or "", (422, exc.message))
             raise token_fail(status, msg) from exc
-        status, message = mapped or (exc.status, exc.message)
-        raise fail(status if status >= 400 else 500, message, exc.code,
-                   exc.retry_after) from exc
+        raise fail(*family_failure(exc, domain), exc.code, exc.retry_after) from exc
 
 
 def bearer(request: Request) -> str:

@@ -220,7 +220,7 @@ class MessageOut(BaseModel):
     content: str
     timestamp: str  # UTC, YYYY-MM-DD HH:MM:SS
     read: bool
-    receiver: str | None = None  # set in a history (svc/messaging/history), which has both ways
+    receiver: str | None = None  # whom it was sent to (a history has both ways)
     attachment: FileRef | None = None
 
 

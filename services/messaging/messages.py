@@ -15,6 +15,7 @@ from typing import Protocol
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from schemas.errors import ServiceError
@@ -105,39 +106,14 @@ class Messages:
         if await self.users.missing(receiver):
             raise ServiceError(MessagingError.USER_NOT_FOUND, "Not Found User",
                                "receiver_username")
-        query = Message.filter(receiver=receiver)
-        if req.before is not None:
-            query = query.filter(id__lt=req.before)
-        rows = await query.order_by("-id").limit(req.limit + 1)
-        page = rows[:req.limit]
-        return MessagesReply(
-            messages=[
-                MessageOut(id=row.id, sender=row.sender, content=row.content,
-                           timestamp=timestamp(row.created_at), read=row.read_at is not None,
-                           attachment=attachment(row))
-                for row in page
-            ],
-            next_before=page[-1].id if len(rows) > req.limit else None,
-        )
+        return await _page(Message.filter(receiver=receiver), req.before, req.limit)
 
     async def history(self, req: HistoryRequest) -> MessagesReply:
         """Messages ``username`` sent or received, newest first, one page of both together (a
         note to oneself is one message, both sent and received)."""
         user = req.username
-        query = Message.filter(Q(sender=user) | Q(receiver=user))
-        if req.before is not None:
-            query = query.filter(id__lt=req.before)
-        rows = await query.order_by("-id").limit(req.limit + 1)
-        page = rows[:req.limit]
-        return MessagesReply(
-            messages=[
-                MessageOut(id=row.id, sender=row.sender, receiver=row.receiver,
-                           content=row.content, timestamp=timestamp(row.created_at),
-                           read=row.read_at is not None, attachment=attachment(row))
-                for row in page
-            ],
-            next_before=page[-1].id if len(rows) > req.limit else None,
-        )
+        return await _page(Message.filter(Q(sender=user) | Q(receiver=user)), req.before,
+                           req.limit)
 
     async def unread(self, receiver: str, limit: int) -> builtins.list[Message]:
         """The newest ``limit`` unread messages of ``receiver``, newest first."""
@@ -156,3 +132,21 @@ class Messages:
         async with in_transaction():
             await Message.filter(sender=old).update(sender=new)
             await Message.filter(receiver=old).update(receiver=new)
+
+
+async def _page(query: QuerySet[Message], before: int | None, limit: int) -> MessagesReply:
+    """The newest ``limit`` messages of ``query`` older than id ``before``, and where the next
+    page starts."""
+    if before is not None:
+        query = query.filter(id__lt=before)
+    rows = await query.order_by("-id").limit(limit + 1)
+    page = rows[:limit]
+    return MessagesReply(
+        messages=[
+            MessageOut(id=row.id, sender=row.sender, receiver=row.receiver, content=row.content,
+                       timestamp=timestamp(row.created_at), read=row.read_at is not None,
+                       attachment=attachment(row))
+            for row in page
+        ],
+        next_before=page[-1].id if len(rows) > limit else None,
+    )
