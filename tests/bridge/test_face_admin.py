@@ -10,12 +10,17 @@ import asyncio
 import base64
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
+from broker.access import Access, mirror_may
 from broker.client import Bus
+from schemas import faces
+from schemas.admins import AUTH_ADMIN_LOGIN, AUTH_ADMIN_REGISTER, AUTH_ADMIN_VERIFY
 from schemas.faces import MIRROR_NOT_ME
+from schemas.topics import Operation
 from tests.bridge.face_stack import FaceStack, blank_png, face_stack, photo, said
 from tests.conftest import FACES, Backend
 from tests.support import unique
@@ -228,3 +233,14 @@ async def test_a_mirror_reports_not_me_over_mqtt(stack: FaceStack) -> None:
         await stack.everywhere(lambda worker: worker.gallery.negatives(obama) == 1, within=15)
     assert await recognised(http, ALEX_TEST) == "unknown"
     await http.delete(f"/api/face/{obama}", headers=stack.auth)
+
+
+@pytest.mark.parametrize("operation", [*(topic for topic in vars(faces).values()
+                                         if isinstance(topic, Operation)),
+                                       AUTH_ADMIN_REGISTER, AUTH_ADMIN_LOGIN, AUTH_ADMIN_VERIFY])
+@pytest.mark.parametrize("mirror", ["hall", "+"])  # a mirror's own account, the shared one
+def test_mirror_accounts_may_not_ask(operation: Operation[Any, Any], mirror: str) -> None:
+    """Who may call the face admin operations: the bridge, services and operators (admins,
+    through the bridge); a mirror's account may not publish them at all."""
+    assert not mirror_may(mirror, "hall", operation.template, Access.PUBLISH)
+    assert mirror_may(mirror, "hall", MIRROR_NOT_ME.format(mirror_id="hall"), Access.PUBLISH)
