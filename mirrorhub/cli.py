@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -122,11 +123,16 @@ def _password() -> str:
 
 def _admin(settings: Settings, name: str) -> int:
     """``admin add``: the admin is stored in auth's database of this data dir (or
-    ``MIRRORHUB_AUTH_DATABASE_URL``); prints its name."""
-    print(f"mirrorhub: data dir {settings.data_dir}", file=sys.stderr)
+    ``MIRRORHUB_AUTH_DATABASE_URL``); prints its name. Without that URL the data dir must
+    exist: an admin in a fresh ``./data`` would be one no running auth service knows."""
+    auth = AuthSettings.from_env(settings.data_dir)
+    if "MIRRORHUB_AUTH_DATABASE_URL" in os.environ:
+        print(f"mirrorhub: auth database {auth.database_url}", file=sys.stderr)
+    else:
+        _in_data_dir(settings, settings.data_dir)
     password = _password()
     try:
-        stored = asyncio.run(add_admin(AuthSettings.from_env(settings.data_dir), name, password))
+        stored = asyncio.run(add_admin(auth, name, password))
     except ValidationError as exc:
         error = exc.errors()[0]
         raise ConfigError(f"{error['loc'][0]}: {error['msg']}") from exc

@@ -36,6 +36,8 @@ def admin_add(data: Path, name: str, stdin: str) -> subprocess.CompletedProcess[
 
 async def test_admin_add_reads_the_password_from_stdin(backend: Backend, tmp_path: Path) -> None:
     name = unique("root")
+    nowhere = admin_add(tmp_path / "missing", name, "pw\n")
+    assert nowhere.returncode == 2 and "start `mirrorhub up` first" in nowhere.stderr
     made = admin_add(tmp_path, name, "s3cret pw\n")
     assert made.returncode == 0, made.stderr
     assert made.stdout == f"admin {name} added\n"
