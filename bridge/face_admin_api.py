@@ -164,9 +164,8 @@ async def list_faces(request: Request) -> JSONResponse:
     query = dict(request.query_params)
     body: dict[str, Any] = {name: query[name] for name in ("offset", "limit") if name in query}
     reply = await _ask(request, VISION_SUBJECTS, body)
-    offset, limit = int(body.get("offset", 0)), int(body.get("limit", 100))
     return JSONResponse({"data": [_shown(info) for info in reply.subjects],
-                         "total": reply.total, "offset": offset, "limit": limit})
+                         "total": reply.total, "offset": reply.offset, "limit": reply.limit})
 
 
 async def face(request: Request) -> JSONResponse:

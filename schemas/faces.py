@@ -49,6 +49,8 @@ class SubjectsRequest(_Request):
 class SubjectsReply(BaseModel):
     subjects: list[SubjectInfo]
     total: int  # subjects in all
+    offset: int  # the page asked for
+    limit: int
 
 
 class SubjectRequest(_Request):

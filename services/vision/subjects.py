@@ -96,7 +96,8 @@ class Subjects:
 
     async def subjects(self, req: SubjectsRequest) -> SubjectsReply:
         page = await Subject.all().order_by("name").offset(req.offset).limit(req.limit)
-        return SubjectsReply(subjects=await self._infos(page), total=await Subject.all().count())
+        return SubjectsReply(subjects=await self._infos(page), total=await Subject.all().count(),
+                             offset=req.offset, limit=req.limit)
 
     async def subject(self, req: SubjectRequest) -> SubjectInfo:
         return await self._info(await self._get(req.id))

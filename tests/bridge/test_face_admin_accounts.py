@@ -4,10 +4,13 @@ belongs; the family's 404s, 405s and bad bodies answer ``{"detail": ...}``."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
+from starlette.requests import Request
 
+from bridge.app import _crash
 from tests.bridge.face_stack import ADMIN_PASSWORD, FaceStack, bearer, face_stack, said
 from tests.conftest import FACES, Backend
 from tests.support import unique
@@ -124,3 +127,17 @@ async def test_the_familys_exact_paths_answer_detail(stack: FaceStack) -> None:
     assert said(await http.put("/api/face/x", headers=stack.auth)) == (
         405, {"detail": "Method Not Allowed"})
 
+
+
+async def test_a_failure_of_the_bridge_on_the_familys_paths_is_a_500_detail() -> None:
+    """The handler every unexpected exception reaches (bridge/app.py), for a request of this
+    family and for one of seed 000's, which keeps its own shape."""
+    for path, body in (("/api/face/find", {"detail": "internal error"}),
+                       ("/jwt/login", {"detail": "internal error"}),
+                       ("/face", {"result": "fail", "type": "http",
+                                  "message": "internal error"})):
+        request = Request({"type": "http", "method": "POST", "path": path, "headers": [],
+                           "query_string": b""})
+        response = await _crash(request, RuntimeError("boom"))
+        assert response.status_code == 500
+        assert json.loads(bytes(response.body)) == body
