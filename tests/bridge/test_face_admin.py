@@ -16,11 +16,12 @@ import httpx
 import pytest
 
 from broker.access import Access, mirror_may
-from broker.client import Bus
+from broker.client import Bus, Message
 from schemas import faces
 from schemas.admins import AUTH_ADMIN_LOGIN, AUTH_ADMIN_REGISTER, AUTH_ADMIN_VERIFY
 from schemas.faces import MIRROR_NOT_ME
 from schemas.topics import Operation
+from schemas.vision import MIRROR_FACE_EVENT, MIRROR_FRAME, FaceEvent
 from tests.bridge.face_stack import FaceStack, blank_png, face_stack, photo, said
 from tests.conftest import FACES, Backend
 from tests.support import unique
@@ -45,6 +46,23 @@ async def recognised(http: httpx.AsyncClient, relative: str) -> str:
     assert reply.status_code == 200, reply.text
     name: str = reply.json()["face"]
     return name
+
+
+async def at_mirror(stack: FaceStack, relative: str) -> str | None:
+    """Who the vision service says the largest face is when a mirror sends the photo as a
+    camera frame (``mirrors/{id}/frame``)."""
+    mirror_id = unique("hall")
+    events: asyncio.Queue[FaceEvent] = asyncio.Queue()
+
+    async def collect(message: Message) -> None:
+        await events.put(FaceEvent.model_validate_json(message.payload))
+
+    async with Bus(stack.backend.bus("test"), role="mirror") as mirror:
+        await mirror.subscribe(MIRROR_FACE_EVENT, collect, mirror_id=mirror_id)
+        await asyncio.sleep(0.2)
+        await mirror.publish(MIRROR_FRAME, photo(relative), qos=1, mirror_id=mirror_id)
+        event = await asyncio.wait_for(events.get(), 30)
+    return event.faces[0].name
 
 
 async def test_register_list_read_find_and_delete(stack: FaceStack) -> None:
@@ -172,10 +190,12 @@ async def test_a_subjects_threshold_is_its_own_and_every_worker_applies_it(
     await stack.everywhere(lambda worker: worker.gallery.threshold_of(obama) == 0.8)
     for _ in stack.workers:
         assert await recognised(http, ALEX_TEST) == obama
+    assert await at_mirror(stack, ALEX_TEST) == obama
     reset = await http.patch(f"/api/face/{obama}", json={"threshold": None}, headers=stack.auth)
     assert reset.json()["data"]["threshold"] is None
     await stack.everywhere(lambda worker: worker.gallery.threshold_of(obama) == 0.6)
     assert await recognised(http, ALEX_TEST) == "unknown"
+    assert await at_mirror(stack, ALEX_TEST) is None
     assert await recognised(http, OBAMA_TEST) == obama
     await http.delete(f"/api/face/{obama}", headers=stack.auth)
 
