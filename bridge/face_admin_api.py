@@ -128,6 +128,12 @@ def _required(fields: dict[str, Any], *names: str) -> None:
             raise FaceFail(400, f"{name}: is required")
 
 
+def _trimmed(value: object) -> object:
+    """A form's text without surrounding whitespace (as ``/register/face`` takes names);
+    anything else as it is, for the operation's validation to refuse."""
+    return value.strip() if isinstance(value, str) else value
+
+
 def _image(fields: dict[str, Any]) -> str:
     upload = fields.get("file")
     if not isinstance(upload, Upload):
@@ -194,8 +200,8 @@ async def register(request: Request) -> JSONResponse:
     _required(fields, "id")
     new = request.method == "POST"
     info = await _ask(request, VISION_REGISTER, {
-        "id": fields["id"], "name": fields.get("name") or None, "image": _image(fields),
-        "new": new})
+        "id": _trimmed(fields["id"]), "name": _trimmed(fields.get("name")) or None,
+        "image": _image(fields), "new": new})
     if new:
         return JSONResponse({"detail": f"face {info.id} registered", "data": _shown(info)},
                             status_code=201)

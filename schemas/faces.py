@@ -67,7 +67,7 @@ class ChangeSubjectRequest(_Request):
     the service answers ``invalid`` outside of (docs/http-api.md)."""
 
     id: SubjectName
-    threshold: float | None = Field(allow_inf_nan=False)
+    threshold: float | None = Field(strict=True, allow_inf_nan=False)  # JSON: no "0.5"
 
 
 class FaceRegisterRequest(_Request):

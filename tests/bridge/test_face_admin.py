@@ -175,7 +175,7 @@ async def test_a_subjects_threshold_is_its_own_and_every_worker_applies_it(
     assert await recognised(http, ALEX_TEST) == "unknown"  # 0.68 from Obama: beyond 0.6
 
     for value, words in ((0.2, "between 0.3 and 0.9"), (1.5, "between 0.3 and 0.9"),
-                         ("loose", "threshold")):
+                         ("0.5", "threshold"), (True, "threshold")):
         reply = await http.patch(f"/api/face/{obama}", json={"threshold": value},
                                  headers=stack.auth)
         assert reply.status_code == 400 and words in reply.json()["detail"], reply.text

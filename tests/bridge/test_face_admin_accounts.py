@@ -55,6 +55,14 @@ async def test_wrong_credentials_and_bad_bodies(stack: FaceStack) -> None:
     broken = await http.post("/jwt/login", content=b"{not json",
                              headers={"content-type": "application/json"})
     assert broken.status_code == 400 and list(broken.json()) == ["detail"]
+    huge = await http.post("/jwt/login", json={"username": "x" * 20_000, "password": "p"})
+    assert huge.status_code == 413 and list(huge.json()) == ["detail"]
+    plain = await http.post("/jwt/login", content=b"username=x",
+                            headers={"content-type": "text/plain"})
+    assert plain.status_code == 415 and list(plain.json()) == ["detail"]
+    deep = await http.post("/jwt/login", content=b'{"username": ' + b"[" * 900 + b"]" * 900
+                           + b"}", headers={"content-type": "application/json"})
+    assert deep.status_code == 400 and "nested" in deep.json()["detail"]
     typed = await http.post("/jwt/register", json={"username": ["x"], "password": "pw"},
                             headers=stack.auth)
     assert typed.status_code == 400 and "username" in typed.json()["detail"]
