@@ -11,7 +11,14 @@ import pytest
 from starlette.requests import Request
 
 from bridge.app import _crash
-from tests.bridge.face_stack import ADMIN_PASSWORD, FaceStack, bearer, face_stack, said
+from tests.bridge.face_stack import (
+    ADMIN_PASSWORD,
+    FaceStack,
+    bearer,
+    face_stack,
+    photo,
+    said,
+)
 from tests.conftest import FACES, Backend
 from tests.support import unique
 
@@ -106,6 +113,13 @@ async def test_admin_and_user_tokens_are_each_refused_where_the_other_belongs(
     assert said(record) == (422, {"msg": "Invalid issuer"})
     home = await http.get("/home", headers={"Cookie": f"X-LIVENESS-TOKEN={stack.token}"})
     assert said(home) == (401, {"status_code": 401, "message": "Unauthorized users"})
+    upload = await http.post("/api/upload", data={"type": "notes"},
+                             files={"file": ("n.txt", b"note")}, headers=stack.auth)
+    assert said(upload) == (422, {"msg": "Invalid issuer"})
+    enrol = await http.post("/register/face", data={"displayname": stack.admin},
+                            files={"face_image": ("o.jpg", photo("train/obama/obama.jpg"))},
+                            headers=stack.auth)
+    assert enrol.status_code == 401 and enrol.json()["result"] == "fail"
 
     # A user's token is no admin's token, on every /api/face route and for /jwt/register.
     user_auth = bearer(user_token)
