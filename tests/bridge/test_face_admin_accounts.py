@@ -4,8 +4,10 @@ belongs; the family's 404s, 405s and bad bodies answer ``{"detail": ...}``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from starlette.requests import Request
@@ -19,6 +21,7 @@ from tests.bridge.face_stack import (
     photo,
     said,
 )
+from tests.bridge.stack import private_stack
 from tests.conftest import FACES, Backend
 from tests.support import unique
 
@@ -163,3 +166,17 @@ async def test_a_failure_of_the_bridge_on_the_familys_paths_is_a_500_detail() ->
         response = await _crash(request, RuntimeError("boom"))
         assert response.status_code == 500
         assert json.loads(bytes(response.body)) == body
+
+
+async def test_racing_first_registrations_make_one_admin(backend: Backend,
+                                                         tmp_path: Path) -> None:
+    async with private_stack(backend, tmp_path) as own:
+        names = [unique("first") for _ in range(5)]
+        replies = await asyncio.gather(*(
+            own.http.post("/jwt/register", json={"username": name, "password": "pw-1"})
+            for name in names))
+        statuses = sorted(reply.status_code for reply in replies)
+        assert statuses == [201, 401, 401, 401, 401], [r.text for r in replies]
+        logins = [await own.http.post("/jwt/login", json={"username": name, "password": "pw-1"})
+                  for name in names]
+        assert sorted(login.status_code for login in logins) == [200, 401, 401, 401, 401]
