@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bridge import (
+    face_admin_api,
     messaging_api,
     mirror_api,
     session_api,
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 
 
 async def _fail(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HttpFail | session_api.SessionFail | user_family.UserFail)
+    assert isinstance(exc, HttpFail | session_api.SessionFail | user_family.UserFail
+                      | face_admin_api.FaceFail)
     return exc.response()
 
 
@@ -54,6 +56,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail
     path = request.url.path
+    if face_admin_api.family(path):
+        if exc.status_code == 404 and path.endswith("/"):
+            message = _slash(exc.detail, path)
+        response = face_admin_api.answer(exc.status_code, message)
+        response.headers.update(exc.headers or {})
+        return response
     if _session_family(request) or _user_family(request):
         if exc.status_code == 404:  # "/home/": the exact path exists
             message = _slash(exc.detail, path)
@@ -69,6 +77,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _crash(request: Request, exc: Exception) -> Response:
     log.exception("bridge failed on %s %s", request.method, request.url.path, exc_info=exc)
+    if face_admin_api.family(request.url.path):
+        return face_admin_api.answer(500, "internal error")
     if _session_family(request):
         return session_api.answer(500, "internal error")
     if _user_family(request):
@@ -97,10 +107,11 @@ def create_app(
 
     app = Starlette(
         routes=[*mirror_api.routes, *messaging_api.routes, *session_api.routes,
-                 *user_accounts.routes, *user_files.routes, *user_messages.routes],
+                 *user_accounts.routes, *user_files.routes, *user_messages.routes,
+                 *face_admin_api.routes],
         lifespan=lifespan,
         exception_handlers={HttpFail: _fail, session_api.SessionFail: _fail,
-                            user_family.UserFail: _fail,
+                            user_family.UserFail: _fail, face_admin_api.FaceFail: _fail,
                             HTTPException: _http_error, Exception: _crash},
     )
     # Starlette answers "/login/" with an empty 307 to "/login"; a JSON client wants JSON, and

@@ -3,7 +3,8 @@
 Service, bridge and operator accounts may use every topic. A mirror's own account (username =
 its mirror id, from ``mirrorhub device add``) may only
 
-* publish ``mirrors/{its id}/frame``, ``.../widgets`` and ``.../status``;
+* publish ``mirrors/{its id}/frame``, ``.../widgets``, ``.../status`` and ``.../not_me`` (its
+  user says a recognition was wrong: schemas/faces.py);
 * subscribe to, and receive, topics under ``mirrors/{its id}/`` (its display, its face events),
   and its own reply topic ``reply/{its client id}``.
 
@@ -35,7 +36,7 @@ from collections.abc import Callable
 from enum import StrEnum
 
 SHARED_DEVICE = "device"
-MIRROR_PUBLISHES = frozenset({"frame", "widgets", "status"})
+MIRROR_PUBLISHES = frozenset({"frame", "widgets", "status", "not_me"})
 # The accounts that own the client ids carrying their name (see the module docstring).
 ID_OWNERS = ("auth", "vision", "messaging", "bridge")
 

@@ -13,13 +13,17 @@
     mirrorhub device add|remove|list [M]
                                       mirrors' own broker accounts (username = mirror id)
     mirrorhub asyncapi [--check]      write docs/asyncapi.yaml from the services' declarations
+    mirrorhub admin add NAME          a face admin account (seed 002); the password is asked for,
+                                      or read from the first line of stdin when it is not a terminal
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -28,6 +32,7 @@ from types import FrameType
 from typing import Any
 
 import uvloop
+from pydantic import ValidationError
 
 from devices.frames import MAX_FPS
 from devices.mirror import Simulation
@@ -35,7 +40,9 @@ from mirrorhub import asyncapi as asyncapi_doc
 from mirrorhub import stack
 from mirrorhub.credentials import device_accounts, device_password, remove_device
 from mirrorhub.settings import Settings
-from schemas.errors import ConfigError, MirrorhubError
+from schemas.errors import ConfigError, MirrorhubError, ServiceError
+from services.auth.admins import add_admin
+from services.auth.config import AuthSettings
 
 SERVICES = ("auth", "vision", "messaging")
 
@@ -57,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     device = sub.add_parser("device", help="mirrors' own broker accounts")
     device.add_argument("action", choices=("add", "remove", "list"))
     device.add_argument("mirror_id", nargs="?", metavar="M", help="the mirror id (its username)")
+    admin = sub.add_parser("admin", help="face admin accounts (seed 002's /jwt/login)")
+    admin.add_argument("action", choices=("add",))
+    admin.add_argument("name", help="the admin's username")
     _mirror_parser(sub.add_parser(
         "mirror", help="a simulated mirror: status, widgets, camera frames; prints displays",
         description="Be mirror M until Ctrl-C: publish its status and widgets, send the images "
@@ -98,6 +108,37 @@ def _device(settings: Settings, action: str, mirror_id: str | None) -> int:
         return 0
     if not remove_device(path, mirror_id):
         raise ConfigError(f"mirror {mirror_id!r} has no account")
+    return 0
+
+
+def _password() -> str:
+    """The new admin's password: typed twice at a terminal, else the first line of stdin."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise ConfigError("the two passwords differ")
+    return first
+
+
+def _admin(settings: Settings, name: str) -> int:
+    """``admin add``: the admin is stored in auth's database of this data dir (or
+    ``MIRRORHUB_AUTH_DATABASE_URL``); prints its name. Without that URL the data dir must
+    exist: an admin in a fresh ``./data`` would be one no running auth service knows."""
+    auth = AuthSettings.from_env(settings.data_dir)
+    if "MIRRORHUB_AUTH_DATABASE_URL" in os.environ:
+        print(f"mirrorhub: auth database {auth.database_url}", file=sys.stderr)
+    else:
+        _in_data_dir(settings, settings.data_dir)
+    password = _password()
+    try:
+        stored = asyncio.run(add_admin(auth, name, password))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise ConfigError(f"{error['loc'][0]}: {error['msg']}") from exc
+    except ServiceError as exc:
+        raise ConfigError(f"{name}: {exc.message}") from exc
+    print(f"admin {stored} added")
     return 0
 
 
@@ -171,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             for role, password in settings.accounts().items():
                 print(f"{role} {password}")
             return 0
+        if args.command == "admin":
+            return _admin(settings, args.name)
         if args.command == "device":
             _in_data_dir(settings, settings.data_dir)
             return _device(settings, args.action, args.mirror_id)

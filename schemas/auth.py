@@ -7,6 +7,8 @@ Error codes the auth service adds to :class:`schemas.envelope.ErrorCode`:
 - ``user_not_found``: no user with that username and email;
 - ``token_invalid``: a bearer or reset token is malformed, forged, expired, revoked or used;
   for a bearer token the error's ``reason`` says which (:class:`TokenReason`);
+- ``admin_required``: a face admin account (schemas/admins.py) asked for without an admin's
+  token once an admin exists;
 
 and answers the common ``throttled`` (with ``retry_after``) to a login or password reset of a
 username, or from a client address, with too many recent failures (services/auth/throttle.py).
@@ -69,6 +71,7 @@ class AuthError(StrEnum):
     USER_EXISTS = "user_exists"
     USER_NOT_FOUND = "user_not_found"
     TOKEN_INVALID = "token_invalid"
+    ADMIN_REQUIRED = "admin_required"  # an admin exists: only an admin may make another
 
 
 class TokenReason(StrEnum):

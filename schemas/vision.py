@@ -36,6 +36,8 @@ class VisionError(StrEnum):
     FACE_BLURRED = "face_blurred"
     FACE_TOO_DARK = "face_too_dark"
     WRONG_USER = "wrong_user"  # enrolment: the token belongs to another user than ``name``
+    SUBJECT_NOT_FOUND = "subject_not_found"  # schemas/faces.py: no subject with that id
+    SUBJECT_EXISTS = "subject_exists"  # schemas/faces.py: creating a subject that exists
 
 
 IMAGE_ERRORS = frozenset({

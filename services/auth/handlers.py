@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from broker.service import Handler, Service
+from schemas.admins import AUTH_ADMIN_LOGIN, AUTH_ADMIN_REGISTER, AUTH_ADMIN_VERIFY
 from schemas.auth import (
     AUTH_DELETE_USER,
     AUTH_DELETIONS,
@@ -19,6 +20,7 @@ from schemas.auth import (
     AUTH_VERIFY,
 )
 from services.auth.accounts import Accounts
+from services.auth.admins import Admins
 from services.auth.deletions import Deletions
 from services.auth.profiles import Profiles
 from services.auth.sessions import Sessions
@@ -37,6 +39,9 @@ AUTH = Service(
         Handler(AUTH_USER, Profiles.user),
         Handler(AUTH_UPDATE_USER, Profiles.update_user),
         Handler(AUTH_DELETIONS, Deletions.since),
+        Handler(AUTH_ADMIN_REGISTER, Admins.admin_register),
+        Handler(AUTH_ADMIN_LOGIN, Admins.admin_login),
+        Handler(AUTH_ADMIN_VERIFY, Admins.admin_verify),
     ),
     publishes=(AUTH_USER_DELETED, AUTH_USER_RENAMED),
 )

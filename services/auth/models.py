@@ -93,3 +93,16 @@ class DeletionCounter(Model):
 
     class Meta:
         table = "auth_deletion_counter"
+
+
+# A face admin (seed 002's /jwt/...): an account apart from users, with tokens of its own issuer
+# (services/auth/admins.py). (No docstring: tortoise would put it into the DDL as a table
+# comment.)
+class Admin(Model):
+    id = fields.IntField(primary_key=True)
+    username = fields.CharField(max_length=64, unique=True)
+    password_hash = fields.CharField(max_length=255)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "auth_admin"

@@ -9,6 +9,7 @@ from datetime import timedelta
 from broker.service import service_bus
 from broker.settings import BusSettings
 from services.auth.accounts import Accounts
+from services.auth.admins import Admins
 from services.auth.config import AuthSettings
 from services.auth.deletions import Deletions
 from services.auth.handlers import AUTH
@@ -32,12 +33,14 @@ async def run_auth(bus_settings: BusSettings, settings: AuthSettings) -> AsyncIt
     tokens = TokenIssuer(keyring, settings.token_ttl)
     bus = service_bus(bus_settings, "auth")
     hasher = PasswordHasher(settings.argon2_memory_kib, settings.argon2_time_cost)
+    throttle = Throttle(Limits(settings.login_max_failures,
+                               settings.login_max_failures_per_address,
+                               timedelta(seconds=settings.login_window)))
     accounts = Accounts(
         hasher,
         tokens,
         make_mailer(settings.smtp_url, settings.data_dir / "outbox"),
-        Throttle(Limits(settings.login_max_failures, settings.login_max_failures_per_address,
-                        timedelta(seconds=settings.login_window))),
+        throttle,
         reset_ttl=settings.reset_ttl,
         mail_from=settings.mail_from,
         reset_mails_per_hour=settings.reset_mails_per_hour,
@@ -47,6 +50,6 @@ async def run_auth(bus_settings: BusSettings, settings: AuthSettings) -> AsyncIt
         open_database(settings.database_url, "auth", "services.auth.models",
                       "services.auth.migrations"),
         AUTH.serve(bus, accounts, Sessions(tokens, bus, tombstones),
-                   Profiles(hasher, tokens, bus), tombstones),
+                   Profiles(hasher, tokens, bus), tombstones, Admins(hasher, tokens, throttle)),
     ):
         yield accounts

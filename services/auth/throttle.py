@@ -36,8 +36,9 @@ from schemas.envelope import ErrorCode
 from schemas.errors import ServiceError
 from services.auth.models import FailedAttempt
 
-Action = Literal["login", "reset"]
-_WHAT: dict[Action, str] = {"login": "login", "reset": "password reset"}
+# "admin": a face admin's login (services/auth/admins.py), counted apart from users' logins.
+Action = Literal["login", "reset", "admin"]
+_WHAT: dict[Action, str] = {"login": "login", "reset": "password reset", "admin": "login"}
 
 
 @dataclass(frozen=True)

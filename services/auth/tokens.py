@@ -26,6 +26,8 @@ from schemas.errors import ConfigError, ServiceError
 ALGORITHM = "HS256"
 MIN_KEY_BYTES = 32
 ISSUER = "mirrorhub-auth"
+# Face admins' tokens (services/auth/admins.py): a token of one issuer never decodes as the other.
+ADMIN_ISSUER = "mirrorhub-auth-admin"
 JTI_MAX = 64  # the column that stores revoked ones
 
 
@@ -90,27 +92,30 @@ class TokenIssuer:
         self.keyring = keyring
         self.ttl = timedelta(seconds=ttl_seconds)
 
-    def issue(self, user_id: int, username: str, version: int) -> tuple[str, datetime]:
+    def issue(self, user_id: int, username: str, version: int,
+              issuer: str = ISSUER) -> tuple[str, datetime]:
+        """A token for the account ``user_id``; ``issuer`` :data:`ADMIN_ISSUER` for an admin."""
         now = datetime.now(UTC)
         expires = now + self.ttl
         token = self.keyring.sign({
-            "sub": str(user_id), "name": username, "ver": version, "iss": ISSUER,
+            "sub": str(user_id), "name": username, "ver": version, "iss": issuer,
             "jti": secrets.token_urlsafe(16),
             "iat": int(now.timestamp()), "exp": int(expires.timestamp()),
         })
         return token, expires.replace(microsecond=0)
 
-    def decode(self, token: str) -> Claims:
+    def decode(self, token: str, issuer: str = ISSUER) -> Claims:
         """The token's claims, or ``token_invalid`` with its :class:`TokenReason` for anything
-        forged, expired or malformed. PyJWT classifies: its exception says which reason, and
-        a malformed token's message is the exception's own text."""
+        forged, expired or malformed, or of another ``issuer`` (an admin's token where a user's
+        is wanted, or the other way round). PyJWT classifies: its exception says which reason,
+        and a malformed token's message is the exception's own text."""
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             key = self.keyring.key(kid) if isinstance(kid, str) else None
             if key is None:
                 raise _invalid(TokenReason.SIGNATURE, "token signed with an unknown key")
             claims = jwt.decode(
-                token, key, algorithms=[ALGORITHM], issuer=ISSUER,
+                token, key, algorithms=[ALGORITHM], issuer=issuer,
                 options={"require": ["exp", "iat", "sub", "iss", "jti"]},
             )
             jti = claims["jti"]

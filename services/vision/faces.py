@@ -5,13 +5,17 @@ at start and kept in step with the other workers through ``events/vision/enrolle
 names the new row, which each worker reads from the database they share, so that nobody who can
 publish the event can put a face (or a binding) into the galleries without it being stored.
 A photo enrolled with its user's token is bound to the account (services/vision/trust.py).
+Subjects' own thresholds and "not me" negatives (services/vision/subjects.py) are loaded and
+refreshed with their photos.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from broker.client import Bus, Message
 from schemas.errors import ServiceError
@@ -30,13 +34,19 @@ from services.vision.distance import DEFAULT_CAMERA, CameraProfile, estimate_dis
 from services.vision.engine import DetectedFace, FaceEngine, RGBImage
 from services.vision.images import ImageLimits
 from services.vision.matcher import Gallery
-from services.vision.models import FaceEmbedding, Subject
+from services.vision.models import FaceEmbedding, NegativeEmbedding, Subject
 from services.vision.quality import check_face
 from services.vision.trust import account_of
 
 log = logging.getLogger(__name__)
 
 _Row = tuple[str, bytes, int | None]  # a stored embedding: subject name, vector, owner's id
+# A subject's own threshold and its negatives' vectors, by subject name.
+_Tuning = dict[str, tuple[float | None, list[bytes]]]
+
+
+def _vectors(stored: Sequence[bytes]) -> npt.NDArray[np.float32]:
+    return np.stack([np.frombuffer(vector, dtype=np.float32) for vector in stored])
 
 
 class Faces:
@@ -67,23 +77,47 @@ class Faces:
 
     def _add_rows(self, rows: list[_Row]) -> None:
         if rows:
-            vectors = np.stack([np.frombuffer(vector, dtype=np.float32) for _, vector, _ in rows])
-            self.gallery.add_many([name for name, _, _ in rows], vectors,
+            self.gallery.add_many([name for name, _, _ in rows],
+                                  _vectors([vector for _, vector, _ in rows]),
                                   [owner is not None for _, _, owner in rows])
 
+    async def _tuning(self, names: Sequence[str] | None = None) -> _Tuning:
+        """The stored thresholds and negatives (of this engine and model) of ``names`` (None:
+        of every subject)."""
+        subjects = Subject.filter(threshold__isnull=False)
+        negatives = NegativeEmbedding.filter(engine=self.engine.name,
+                                             model_version=self.engine.model_version)
+        if names is not None:
+            subjects = subjects.filter(name__in=names)
+            negatives = negatives.filter(subject__name__in=names)
+        tuning: _Tuning = {name: (threshold, []) for name, threshold
+                           in await subjects.values_list("name", "threshold")}
+        for name, vector in await negatives.values_list("subject__name", "vector"):
+            tuning.setdefault(name, (None, []))[1].append(vector)
+        return tuning
+
+    def _tune(self, tuning: _Tuning) -> None:
+        for name, (threshold, negatives) in tuning.items():
+            self.gallery.tune(name, threshold, _vectors(negatives) if negatives else None)
+
     async def load(self) -> int:
-        """Fill the gallery with the stored embeddings of this engine and model version."""
+        """Fill the gallery with the stored embeddings of this engine and model version, and
+        the subjects' thresholds and negatives."""
         rows = await self._stored()
+        tuning = await self._tuning()
         self._add_rows(rows)
+        self._tune(tuning)
         return len(rows)
 
     async def refresh(self, *names: str) -> None:
-        """Make the gallery's rows of the subjects ``names`` what the database holds (after
-        their photos were removed or moved)."""
+        """Make the gallery's rows, thresholds and negatives of the subjects ``names`` what the
+        database holds (after their photos were removed or moved, or they were changed)."""
         rows = await self._stored(subject__name__in=names)
+        tuning = await self._tuning(names)
         for name in names:  # no await from here on: matching never sees half a refresh
             self.gallery.remove(name)
         self._add_rows(rows)
+        self._tune(tuning)
 
     async def _analyse(self, data: bytes) -> tuple[RGBImage, list[DetectedFace]]:
         return await self.analysis(data)
@@ -95,17 +129,7 @@ class Faces:
         token = req.token
         account = await account_of(self.bus, token, req.name) if token else None
         name = account.username if account else req.name
-        image, faces = await self._analyse(req.image)
-        if len(faces) != 1:
-            raise ServiceError(
-                VisionError.FACE_COUNT,
-                f"found {len(faces)} faces; enrolment needs a photo with exactly one",
-                "face_image",
-            )
-        issues = check_face(image, faces[0].box)
-        if issues:
-            raise ServiceError(issues[0].code, issues[0].message, "face_image")
-        vector = np.asarray(faces[0].embedding, dtype=np.float32)
+        vector = await self.one_face(req.image, "face_image")
         subject, _ = await Subject.get_or_create(name=name)
         row = await FaceEmbedding.create(subject=subject, engine=self.engine.name,
                                          model_version=self.engine.model_version,
@@ -114,13 +138,31 @@ class Faces:
         if token and account:
             await self._still_held(row, token, name)
         self.gallery.add(name, vector, bound=account is not None)
-        event = Enrolled(name=name, engine=self.engine.name,
-                         model_version=self.engine.model_version, embedding_id=row.id,
-                         worker=self.bus.client_id)
-        await self.bus.publish(VISION_ENROLLED, event)
+        await self.bus.publish(VISION_ENROLLED, self.announce(name, row))
         photos = await FaceEmbedding.filter(subject=subject, engine=self.engine.name).count()
         return EnrolReply(name=name, photos=photos, engine=self.engine.name,
                           model_version=self.engine.model_version, bound=account is not None)
+
+    async def one_face(self, data: bytes, field: str) -> npt.NDArray[np.float32]:
+        """The embedding of the one face of an enrolment photo: ``face_count`` (saying how many
+        it found) unless there is exactly one, a quality code when it is too small, blurred or
+        dark. ``field`` names the upload in the errors."""
+        image, faces = await self._analyse(data)
+        if len(faces) != 1:
+            raise ServiceError(
+                VisionError.FACE_COUNT,
+                f"found {len(faces)} faces; enrolment needs a photo with exactly one", field,
+            )
+        issues = check_face(image, faces[0].box)
+        if issues:
+            raise ServiceError(issues[0].code, issues[0].message, field)
+        return np.asarray(faces[0].embedding, dtype=np.float32)
+
+    def announce(self, name: str, row: FaceEmbedding) -> Enrolled:
+        """The event that tells the other workers about a stored embedding."""
+        return Enrolled(name=name, engine=self.engine.name,
+                        model_version=self.engine.model_version, embedding_id=row.id,
+                        worker=self.bus.client_id)
 
     async def _still_held(self, row: FaceEmbedding, token: str, name: str) -> None:
         """Check the token again now that the bound row is stored: an account deleted while the

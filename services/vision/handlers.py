@@ -5,6 +5,17 @@ from __future__ import annotations
 
 from broker.service import Handler, Listener, Service
 from schemas.auth import AUTH_USER_DELETED, AUTH_USER_RENAMED
+from schemas.faces import (
+    MIRROR_NOT_ME,
+    VISION_CHANGE_SUBJECT,
+    VISION_DELETE_SUBJECT,
+    VISION_FIND,
+    VISION_NOT_ME,
+    VISION_REGISTER,
+    VISION_SUBJECT,
+    VISION_SUBJECT_CHANGED,
+    VISION_SUBJECTS,
+)
 from schemas.vision import (
     MIRROR_FACE_EVENT,
     MIRROR_FRAME,
@@ -19,6 +30,7 @@ from services.tombstones import Tombstones
 from services.vision.faces import Faces
 from services.vision.frames import FrameWorker
 from services.vision.measures import Measures
+from services.vision.subjects import Subjects
 
 VISION = Service(
     "vision",
@@ -27,6 +39,14 @@ VISION = Service(
         Handler(VISION_RECOGNISE, Faces.recognise),
         Handler(VISION_DISTANCE, Measures.distance),
         Handler(VISION_COLOUR, Measures.personal_color),
+        # Seed 002's face admin API (schemas/faces.py).
+        Handler(VISION_SUBJECTS, Subjects.subjects),
+        Handler(VISION_SUBJECT, Subjects.subject),
+        Handler(VISION_DELETE_SUBJECT, Subjects.delete_subject),
+        Handler(VISION_CHANGE_SUBJECT, Subjects.change_subject),
+        Handler(VISION_REGISTER, Subjects.register),
+        Handler(VISION_FIND, Subjects.find),
+        Handler(VISION_NOT_ME, Subjects.not_me),
     ),
     listeners=(
         # Every worker hears every enrolment, to keep its in-memory gallery whole.
@@ -36,7 +56,10 @@ VISION = Service(
         # Every worker hears every deletion and rename too: each has a gallery to change.
         Listener(AUTH_USER_DELETED, Tombstones.on_deleted),
         Listener(AUTH_USER_RENAMED, Tombstones.on_renamed),
+        # Every worker reloads a changed subject; one worker stores a mirror's "not me".
+        Listener(VISION_SUBJECT_CHANGED, Subjects.on_subject_changed),
+        Listener(MIRROR_NOT_ME, Subjects.on_not_me, shared=True),
     ),
     tasks=(FrameWorker.run, Tombstones.catch_up),
-    publishes=(VISION_ENROLLED, MIRROR_FACE_EVENT, VISION_RECOGNIZED),
+    publishes=(VISION_ENROLLED, MIRROR_FACE_EVENT, VISION_RECOGNIZED, VISION_SUBJECT_CHANGED),
 )

@@ -18,6 +18,14 @@ and only a face nearer to a bound photo than to any other unlocks private conten
 exactly as near (the same photo enrolled twice, without and then with the token) a bound one
 wins.
 
+A subject may have its own threshold (:meth:`Gallery.tune`; seed 002's ``PATCH /api/face/:id``),
+which replaces the gallery's for matches to it, and *negatives*: faces reported as not the
+subject ("not me"). A face is not taken for a subject when it is nearer to one of the
+subject's negatives than to the subject's nearest photo: the impostor who was once taken for
+them is nearer to their own reported face than to the subject's, the subject nearer to their
+own photos. Matching stays with the nearest subject either way: a face refused as its nearest
+subject is unknown, not handed to the next one.
+
 A gallery is not thread-safe: mutate and query it from one thread (the service's event loop;
 a match over 100,000 rows takes a few milliseconds).
 """
@@ -69,6 +77,8 @@ class Gallery:
         self._name_of: dict[int, str] = {}
         self._counts: dict[str, int] = {}
         self._next_code = 0
+        self._thresholds: dict[str, float] = {}
+        self._negatives: dict[str, npt.NDArray[np.float32]] = {}
 
     def __len__(self) -> int:
         return self._size
@@ -80,6 +90,34 @@ class Gallery:
     def count(self, name: str) -> int:
         """How many embeddings ``name`` has."""
         return self._counts.get(name, 0)
+
+    def threshold_of(self, name: str) -> float:
+        """The threshold of matches to ``name``: its own, else the gallery's."""
+        return self._thresholds.get(name, self.threshold)
+
+    def negatives(self, name: str) -> int:
+        """How many "not me" faces ``name`` holds."""
+        negatives = self._negatives.get(name)
+        return 0 if negatives is None else len(negatives)
+
+    def tune(self, name: str, threshold: float | None,
+             negatives: npt.ArrayLike | None = None) -> None:
+        """Set ``name``'s own threshold (None: the gallery's) and its negatives (None or none:
+        no negatives), replacing what it had. It holds until :meth:`remove`."""
+        if threshold is not None and not threshold > 0:
+            raise ValueError("the threshold must be positive")
+        rows = None if negatives is None else np.asarray(negatives, dtype=np.float32)
+        if rows is not None and rows.size == 0:
+            rows = None
+        if rows is not None and (rows.ndim != 2 or rows.shape[1] != self.dimension
+                                 or not np.isfinite(rows).all()):
+            raise ValueError(f"expected finite vectors of {self.dimension} values")
+        self._thresholds.pop(name, None)
+        self._negatives.pop(name, None)
+        if threshold is not None:
+            self._thresholds[name] = threshold
+        if rows is not None:
+            self._negatives[name] = rows
 
     def add(self, name: str, embedding: Embedding, bound: bool = False) -> None:
         """Enrol one more embedding for ``name``; raises ``ValueError`` on a malformed vector."""
@@ -122,7 +160,9 @@ class Gallery:
         self._size = end
 
     def remove(self, name: str) -> int:
-        """Forget every embedding of ``name``; returns how many there were."""
+        """Forget every embedding of ``name``, and its threshold and negatives; returns how
+        many embeddings there were."""
+        self.tune(name, None)
         removed = self._counts.pop(name, 0)
         if not removed:
             return 0
@@ -153,9 +193,48 @@ class Gallery:
             tied = np.flatnonzero((squared == squared[best]) & self._bound[: self._size])
             best = int(tied[0]) if tied.size else best
         distance = float(np.linalg.norm(rows[best] - query))
-        if distance > self.threshold:
+        name = self._name_of[int(self._codes[best])]
+        if distance > self.threshold_of(name) or self._refused(name, query, distance):
             return Match(None, distance)
-        return Match(self._name_of[int(self._codes[best])], distance, bool(self._bound[best]))
+        return Match(name, distance, bool(self._bound[best]))
+
+    def nearest(self, embedding: Embedding, limit: int) -> list[Match]:
+        """Up to ``limit`` subjects that would each take the face (within their threshold, not
+        refused by their negatives), nearest first, with each one's nearest distance."""
+        query = np.asarray(embedding, dtype=np.float32)
+        if query.shape != (self.dimension,):
+            raise ValueError(f"expected a vector of {self.dimension} values, got {query.shape}")
+        if self._size == 0:
+            return []
+        rows = self._rows[: self._size]
+        squared = self._squared_norms[: self._size] - 2.0 * (rows @ query) + query @ query
+        codes, inverse = np.unique(self._codes[: self._size], return_inverse=True)
+        nearest = np.full(len(codes), np.inf, dtype=np.float64)
+        np.minimum.at(nearest, inverse, squared)
+        found: list[Match] = []
+        for index in np.argsort(nearest, kind="stable"):
+            name = self._name_of[int(codes[index])]
+            mine = np.flatnonzero(inverse == index)  # exact distances, as match() reports
+            distance = float(np.min(np.linalg.norm(rows[mine] - query, axis=1)))
+            if distance <= self.threshold_of(name) and not self._refused(name, query, distance):
+                found.append(Match(name, distance))
+            elif math.sqrt(max(float(nearest[index]), 0.0)) > 2 * self._loosest():
+                break  # nobody farther can be within a threshold
+            if len(found) == limit:
+                break
+        found.sort(key=lambda match: match.distance)
+        return found
+
+    def _loosest(self) -> float:
+        return max([self.threshold, *self._thresholds.values()])
+
+    def _refused(self, name: str, query: npt.NDArray[np.float32], distance: float) -> bool:
+        """Whether ``query``, ``distance`` from ``name``'s nearest photo, is nearer to one of
+        ``name``'s negatives."""
+        negatives = self._negatives.get(name)
+        if negatives is None:
+            return False
+        return float(np.min(np.linalg.norm(negatives - query, axis=1))) < distance
 
     def _code(self, name: str) -> int:
         code = self._code_of.get(name)

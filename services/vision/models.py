@@ -6,10 +6,15 @@ from tortoise import fields
 from tortoise.models import Model
 
 
+# One enrolled person: ``name`` is its id in seed 002's API; ``display_name`` the name given at
+# ``POST /api/face/register`` (NULL: the id); ``threshold`` its own match threshold (NULL: the
+# service's), set with ``PATCH /api/face/:id``.
 class Subject(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=64, unique=True)
     created_at = fields.DatetimeField(auto_now_add=True)
+    display_name = fields.CharField(max_length=64, null=True)
+    threshold = fields.FloatField(null=True)
 
     class Meta:
         table = "vision_subject"
@@ -32,6 +37,25 @@ class FaceEmbedding(Model):
 
     class Meta:
         table = "vision_face_embedding"
+        indexes = (("engine", "model_version"),)
+
+
+# A face reported as *not* the subject ("not me"): a face nearer to one of these than to the
+# subject's own photos is not taken for the subject (services/vision/matcher.py).
+# ``reported_by`` says who reported it: ``admin:<name>`` or ``mirror:<mirror id>``.
+class NegativeEmbedding(Model):
+    id = fields.IntField(primary_key=True)
+    subject: fields.ForeignKeyRelation[Subject] = fields.ForeignKeyField(
+        "vision.Subject", related_name="negatives", on_delete=fields.CASCADE
+    )
+    engine = fields.CharField(max_length=32)
+    model_version = fields.CharField(max_length=200)
+    vector = fields.BinaryField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+    reported_by = fields.CharField(max_length=80)
+
+    class Meta:
+        table = "vision_negative_embedding"
         indexes = (("engine", "model_version"),)
 
 

@@ -22,6 +22,7 @@ from services.vision.images import ImageLimits
 from services.vision.matcher import Gallery
 from services.vision.measures import Measures
 from services.vision.models import DeletionCursor
+from services.vision.subjects import Subjects
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ async def run_vision(
             log.info("vision: %d embeddings of %s loaded", loaded, engine.model_version)
             max_payload = settings.max_image_bytes * 4 // 3 + _ENVELOPE_SLACK
             async with VISION.serve(bus, faces, measures, frames, tombstones,
-                                    max_payload=max_payload):
+                                    Subjects(faces, bus), max_payload=max_payload):
                 yield faces
     finally:
         engine.__exit__(None, None, None)

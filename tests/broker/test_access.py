@@ -30,6 +30,8 @@ DEVICES = {"hall": "hall-secret", "bath": "bath-secret"}
     ("hall", "mirrors/hall/frame", Access.PUBLISH, True),
     ("hall", "mirrors/hall/widgets", Access.PUBLISH, True),
     ("hall", "mirrors/hall/status", Access.PUBLISH, True),
+    ("hall", "mirrors/hall/not_me", Access.PUBLISH, True),  # its user says "not me"
+    ("hall", "mirrors/bath/not_me", Access.PUBLISH, False),  # only for itself
     ("hall", "mirrors/hall/display", Access.PUBLISH, False),  # the service's to say
     ("hall", "mirrors/bath/frame", Access.PUBLISH, False),
     ("hall", "events/vision/recognized", Access.PUBLISH, False),
@@ -97,7 +99,8 @@ async def test_a_mirror_publishes_only_its_own_topics(
             bus(running, "hall", "hall-secret") as hall:
         await service.subscribe_raw("#", seen.put)
         for forbidden in ("events/vision/recognized", "mirrors/bath/frame",
-                          "mirrors/hall/display", "svc/auth/login"):
+                          "mirrors/hall/display", "svc/auth/login", "mirrors/bath/not_me",
+                          "svc/vision/delete_subject", "svc/auth/admin_register"):
             await hall.publish_raw(forbidden, b"{}", qos=1)
         await hall.publish_raw("mirrors/hall/frame", b"jpeg", qos=1)  # after them, on one link
         await seen.wait_for("mirrors/hall/frame")

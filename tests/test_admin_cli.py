@@ -1,0 +1,64 @@
+"""``mirrorhub admin add NAME``: an admin made from the command line logs in over MQTT, and
+closes the open first registration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from broker.client import Bus
+from schemas.admins import (
+    AUTH_ADMIN_LOGIN,
+    AUTH_ADMIN_REGISTER,
+    AdminLoginRequest,
+    AdminRegisterRequest,
+)
+from schemas.auth import AuthError
+from schemas.errors import ServiceError
+from services.auth.service import run_auth
+from tests.conftest import Backend, auth_settings, isolated
+from tests.support import unique
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def admin_add(data: Path, name: str, stdin: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIRRORHUB_")}
+    env.update(MIRRORHUB_DATA_DIR=str(data), MIRRORHUB_ARGON2_MEMORY_KIB="1024")
+    return subprocess.run([sys.executable, "-m", "mirrorhub.cli", "admin", "add", name],
+                          input=stdin, capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=60, check=False)
+
+
+async def test_admin_add_reads_the_password_from_stdin(backend: Backend, tmp_path: Path) -> None:
+    name = unique("root")
+    nowhere = admin_add(tmp_path / "missing", name, "pw\n")
+    assert nowhere.returncode == 2 and "start `mirrorhub up` first" in nowhere.stderr
+    made = admin_add(tmp_path, name, "s3cret pw\n")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout == f"admin {name} added\n"
+    assert f"data dir {tmp_path}" in made.stderr
+    again = admin_add(tmp_path, name, "other\n")
+    assert again.returncode == 2
+    assert again.stderr.endswith(f"mirrorhub: {name}: admin already exists\n")
+    empty = admin_add(tmp_path, unique("root"), "\n")
+    assert empty.returncode == 2 and "password" in empty.stderr
+
+    own = isolated(backend)
+    settings = auth_settings(tmp_path, f"sqlite://{tmp_path / 'auth.sqlite3'}", None)
+    async with run_auth(own.bus("auth"), settings), Bus(own.bus("bridge"),
+                                                         role="bridge") as bus:
+        login = await bus.request(AUTH_ADMIN_LOGIN,
+                                  AdminLoginRequest(username=name, password="s3cret pw"))
+        assert login.username == name
+        with pytest.raises(ServiceError) as caught:
+            await bus.request(AUTH_ADMIN_REGISTER,
+                              AdminRegisterRequest(username=unique(), password="pw"))
+        assert caught.value.code == AuthError.ADMIN_REQUIRED
+        second = await bus.request(AUTH_ADMIN_REGISTER, AdminRegisterRequest(
+            username=unique(), password="pw", token=login.token))
+        assert not second.first
