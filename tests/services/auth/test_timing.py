@@ -72,7 +72,9 @@ async def users(bus: Bus, count: int) -> list[str]:
     return names
 
 
-async def test_unknown_and_known_usernames_fail_in_the_same_time(bus: Bus) -> None:
+async def medians(bus: Bus) -> dict[str, dict[str, float]]:
+    """The median time of each path, for known and unknown usernames, from interleaved
+    samples."""
     known = await users(bus, SAMPLES + 1)
     checked: dict[str, list[float]] = {"known": [], "unknown": []}
     for name in known[:SAMPLES]:  # interleaved, a fresh username each time: none is locked
@@ -97,11 +99,26 @@ async def test_unknown_and_known_usernames_fail_in_the_same_time(bus: Bus) -> No
             reset[kind].append(await took(bus, AUTH_RESET, ResetRequest(
                 username=who, email="someone@example.com"), "user_not_found"))
 
-    median = {path: {kind: statistics.median(times) for kind, times in samples.items()}
-              for path, samples in (("checked", checked), ("throttled", throttled),
-                                    ("reset", reset))}
-    # What one password check costs, as these requests see it: the measurement can tell.
+    return {path: {kind: statistics.median(times) for kind, times in samples.items()}
+            for path, samples in (("checked", checked), ("throttled", throttled),
+                                  ("reset", reset))}
+
+
+def leaks(median: dict[str, dict[str, float]]) -> list[str]:
+    """The paths on which known and unknown usernames differ by a quarter of a password check
+    or more (a path that skipped the check for unknown users would differ by a whole one)."""
     check = median["checked"]["known"] - median["throttled"]["known"]
-    assert check > 0.005, median
-    for path, kinds in median.items():
-        assert abs(kinds["known"] - kinds["unknown"]) < check / 4, (path, median)
+    assert check > 0.005, median  # the measurement can tell what one check costs
+    return [path for path, kinds in median.items()
+            if abs(kinds["known"] - kinds["unknown"]) >= check / 4]
+
+
+async def test_unknown_and_known_usernames_fail_in_the_same_time(bus: Bus) -> None:
+    # A leak shows in every measurement; other work on the machine shows in some: a path
+    # fails only when it differs in each of three.
+    found: list[list[str]] = []
+    for _ in range(3):
+        found.append(leaks(await medians(bus)))
+        if not set(found[0]).intersection(*found[1:]):
+            return
+    raise AssertionError(f"known and unknown usernames differ in time on {found}")
