@@ -5,12 +5,15 @@ a. The real bridge relays each send over MQTT (QoS 1) to the real messaging serv
    it and pushes ``mirrors/{mirror_id}/display`` to the mirror the receiver stands at (made
    "present" by one ``events/vision/recognized``); a message counts once that display arrives;
 b. ``Message.create`` of the same rows, at the same concurrency, into a fresh messaging database
-   of the same kind: the database work a send cannot do without.
+   of the same kind: the database work a send cannot do without;
+c. the same, each insert followed by the rest of the database work of a send displayed on its
+   own: the receiver's unread list (``Messages.unread``) and the message marked read
+   (``Messages.mark_read``), in-process. The fair baseline of a: the same work without the bus.
 
-The ratio a/b of their throughputs, from one run, is the share of the bare insert rate that the
-whole path keeps; a also gives each message's latency from send to display. It runs on the
-embedded amqtt broker with SQLite, then on Mosquitto at 127.0.0.1:1883 with PostgreSQL at
-127.0.0.1:5432 if both listen there::
+The ratios a/b and a/c of their throughputs, from one run, are the shares of the bare insert
+rate and of the same-work rate that the whole path keeps; a also gives each message's latency
+from send to display. It runs on the embedded amqtt broker with SQLite, then on Mosquitto at
+127.0.0.1:1883 with PostgreSQL at 127.0.0.1:5432 if both listen there::
 
     .venv/bin/python bench/messaging.py --messages 300 --concurrency 16 --rounds 2
 """
@@ -184,9 +187,10 @@ def run_load(load: Load) -> Sample:
 
 # -- case b, bare inserts, in this process -------------------------------------------------------
 
-async def insert_rows(count: int, concurrency: int) -> Sample:
+async def insert_rows(count: int, concurrency: int, room: int | None) -> Sample:
     """``count`` rows like those a send stores, by ``concurrency`` tasks, into the database
-    open in this task's tortoise context."""
+    open in this task's tortoise context; with a display ``room``, each insert is followed by
+    the rest of the database work a send shown at once costs (case c)."""
     tickets: Iterator[int] = iter(range(count))
     tag = uuid.uuid4().hex[:8]
     latencies: list[float] = []
@@ -195,8 +199,15 @@ async def insert_rows(count: int, concurrency: int) -> Sample:
         for number in tickets:
             start = time.perf_counter()
             # The bridge makes up a message_id like this one when the client sends none.
-            await MessageRow.create(message_id=uuid.uuid4().hex, sender=SENDER,
-                                    receiver=RECEIVER, content=f"{tag} {number}")
+            row = await MessageRow.create(message_id=uuid.uuid4().hex, sender=SENDER,
+                                          receiver=RECEIVER, content=f"{tag} {number}")
+            if room is not None:
+                # The display: the receiver's unread list, then this message marked read, as
+                # Messages.unread and Messages.mark_read do it.
+                await MessageRow.filter(receiver=RECEIVER, read_at=None).order_by(
+                    "-id").limit(room)
+                await MessageRow.filter(id__in=[row.id], read_at=None).update(
+                    read_at=datetime.now(UTC))
             latencies.append(time.perf_counter() - start)
 
     start = time.perf_counter()
@@ -206,12 +217,12 @@ async def insert_rows(count: int, concurrency: int) -> Sample:
     return Sample(time.perf_counter() - start, latencies, 0)
 
 
-async def bare_round(url: str, args: argparse.Namespace) -> Sample:
+async def bare_round(url: str, args: argparse.Namespace, room: int | None) -> Sample:
     async with open_database(url, "messaging", "services.messaging.models",
                              "services.messaging.migrations"):
         if args.warmup:
-            await insert_rows(args.warmup, args.concurrency)
-        return await insert_rows(args.messages, args.concurrency)
+            await insert_rows(args.warmup, args.concurrency, room)
+        return await insert_rows(args.messages, args.concurrency, room)
 
 
 async def count_rows(url: str) -> int:
@@ -258,11 +269,9 @@ async def serving_stack(
     )
     # A long idle_after keeps the receiver present all run; an instance of its own keeps the
     # sends of this run and of any other on a shared broker in separate persistent sessions.
-    # Room on the display for every message in flight: a burst beyond the room shows only its
-    # newest (the rest stay unread), and this measures delivery, not that policy.
     messaging = MessagingSettings(data_dir=data, database_url=messaging_url,
                                   idle_after=3600.0, instance=uuid.uuid4().hex[:12],
-                                  display_messages=max(10, 4 * in_flight))
+                                  display_messages=display_room(in_flight))
     async with run_auth(backend.bus("auth"), auth) as accounts:
         # Now: once messaging's database is open it is this task's tortoise context, and
         # auth's models would not find their own there.
@@ -281,42 +290,56 @@ async def serving_stack(
         pass
 
 
+def display_room(in_flight: int) -> int:
+    """Room on the display for every message in flight: a burst beyond the room shows only its
+    newest (the rest stay unread), and this measures delivery, not that policy."""
+    return max(10, 4 * in_flight)
+
+
 async def bench_backend(
     backend: Backend, args: argparse.Namespace, loader: ProcessPoolExecutor
-) -> tuple[Result, Result]:
-    """The stack on ``backend`` and a database of its own for b; alternating rounds of a and
-    b. Returns the results of a and b."""
+) -> tuple[Result, Result, Result]:
+    """The stack on ``backend`` and a database each for b and c; alternating rounds of a, b
+    and c. Returns their results."""
     loop = asyncio.get_running_loop()
+    room = display_room(args.concurrency)
     with tempfile.TemporaryDirectory(prefix="mirrorhub-bench-") as tmp:
         data = Path(tmp)
         async with (
             scratch_database(backend, data, "auth") as auth_url,
             scratch_database(backend, data, "messaging") as messaging_url,
             scratch_database(backend, data, "bare") as bare_url,
+            scratch_database(backend, data, "same") as same_url,
         ):
             async with serving_stack(backend, data, auth_url, messaging_url,
                                    args.concurrency) as port:
                 load = Load(backend.bus("mirror"), port, args.messages, args.concurrency,
                             args.warmup)
-                # Alternating rounds spread drift (other jobs, a shared broker) over both cases.
-                samples: tuple[list[Sample], list[Sample]] = ([], [])
+                # Alternating rounds spread drift (other jobs, a shared broker) over the cases.
+                samples: tuple[list[Sample], list[Sample], list[Sample]] = ([], [], [])
                 for _ in range(args.rounds):
                     samples[0].append(await loop.run_in_executor(loader, run_load, load))
-                    samples[1].append(await bare_round(bare_url, args))
+                    samples[1].append(await bare_round(bare_url, args, None))
+                    samples[2].append(await bare_round(same_url, args, room))
             # Each case wrote into its own database (tortoise picks it by context variable),
             # and every message a saw displayed was stored.
             sent = args.rounds * (args.messages + args.warmup)
             shown = sum(len(sample.latencies) for sample in samples[0])
-            stored = await count_rows(messaging_url), await count_rows(bare_url)
-            if not shown <= stored[0] <= sent or stored[1] != sent:
+            stored = [await count_rows(url) for url in (messaging_url, bare_url, same_url)]
+            if not shown <= stored[0] <= sent or stored[1] != sent or stored[2] != sent:
                 raise RuntimeError(f"{sent} rows sent and inserted, {shown} timed ones shown, "
-                                   f"but stored {stored[0]} (a) and {stored[1]} (b)")
-    return Result.of(samples[0]), Result.of(samples[1])
+                                   f"but stored {stored[0]} (a), {stored[1]} (b) and "
+                                   f"{stored[2]} (c)")
+    return Result.of(samples[0]), Result.of(samples[1]), Result.of(samples[2])
 
 
-def print_rows(backend: str, a: Result, b: Result) -> None:
+def print_rows(backend: str, a: Result, b: Result, c: Result) -> None:
     print_cases(backend, 18, ("a send -> MQTT -> display", "b Message.create"), a, b,
                 spread_width=11)
+    spread = f"{c.spread[0]:.0f}-{c.spread[1]:.0f}"
+    print(f"{backend:<18} {'c create+unread+mark read':<26} {c.rps:>6.0f} {spread:>11} "
+          f"{c.p50_ms:>7.1f} {c.p99_ms:>7.1f} {c.errors:>6}")
+    print(f"{backend:<18} {'throughput ratio a/c':<26} {a.rps / c.rps:>6.2f}", flush=True)
 
 
 def listening(port: int) -> str | None:
