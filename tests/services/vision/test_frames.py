@@ -62,6 +62,9 @@ async def test_a_frame_yields_names_and_the_domain_event(mirror: tuple[Bus, str]
         if recognized.mirror_id == mirror_id:
             break
     assert recognized.names == [name] and recognized.unknown == 0
+    # The session's vision service runs with liveness off (tests/conftest.py).
+    assert (event.faces[0].live, event.faces[0].live_reason) == (None, "liveness is off")
+    assert (recognized.live, recognized.live_reasons) == ([None], ["liveness is off"])
 
 
 async def test_bad_frames_get_an_error_event_and_the_worker_lives_on(
