@@ -86,7 +86,10 @@ def _seen(event: FaceEvent) -> str:
         return f"nothing: {event.error.message}"
     names = [face.name for face in event.faces if face.name is not None]
     unknown = len(event.faces) - len(names)
-    return ", ".join(names + ([f"{unknown} unknown"] if unknown else [])) or "nobody"
+    seen = ", ".join(names + ([f"{unknown} unknown"] if unknown else [])) or "nobody"
+    # A head-turn challenge (docs/vision.md, Liveness) is the mirror's to show its user.
+    prompts = [face.challenge for face in event.faces if face.challenge is not None]
+    return seen + "".join(f"; asks: {prompt}" for prompt in prompts)
 
 
 def _one_line(text: str) -> str:

@@ -102,12 +102,18 @@ class RecogniseRequest(_Request):
 class FaceResult(BaseModel):
     """One face: ``name`` is None for somebody not enrolled; ``box`` is [left, top, right,
     bottom] in pixels; ``distance`` to the nearest enrolled face (lower is surer); ``bound``
-    when that nearest photo was enrolled with the user's token."""
+    when that nearest photo was enrolled with the user's token. On a mirror's frames, ``live``
+    says whether the face's track has shown it is a live head (null when liveness is off, or
+    for a single photo), ``live_reason`` why, and ``challenge`` is the prompt the mirror is to
+    show while a head-turn challenge is open (docs/vision.md, Liveness)."""
 
     name: str | None
     box: tuple[int, int, int, int]
     distance: float | None
     bound: bool = False
+    live: bool | None = None
+    live_reason: str | None = None
+    challenge: str | None = None
 
 
 class RecogniseReply(BaseModel):
@@ -174,14 +180,17 @@ class Recognized(BaseModel):
     """Domain event: enrolled people were seen at a mirror, largest face first.
 
     ``trusted`` are the names among ``names`` whose face may unlock the person's private
-    content (messages): the nearest enrolled photo was enrolled with their token. (Liveness
-    will be the second condition: vision decides it, and this list stays the one answer.)"""
+    content (messages): the nearest enrolled photo was enrolled with their token, and the face
+    has shown it is live unless liveness is off (services/vision/trust.py). ``live`` and
+    ``live_reasons`` give each name's liveness, in the order of ``names``."""
 
     mirror_id: str
     names: list[str]
     unknown: int  # faces seen that belong to nobody enrolled
     at: datetime
     trusted: list[str] = Field(default_factory=list)
+    live: list[bool | None] = Field(default_factory=list)
+    live_reasons: list[str | None] = Field(default_factory=list)
 
 
 VISION_ENROL = Operation(

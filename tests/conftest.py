@@ -30,6 +30,7 @@ from services.messaging.service import Messaging, run_messaging
 from services.vision.config import VisionSettings
 from services.vision.faces import Faces
 from services.vision.service import run_vision
+from services.vision.watch import Mode
 from tests.support import (
     MOSQUITTO,
     POSTGRES,
@@ -158,8 +159,10 @@ async def vision_service(
     backend: Backend, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Faces]:
     url = await create_database(backend, "vision")
+    # Liveness off: these tests show single photos; tests/test_liveness_mirror.py runs the
+    # default (a head-turn challenge) end to end.
     settings = VisionSettings(data_dir=tmp_path_factory.mktemp("vision-data"),
-                              database_url=url, threshold=None)
+                              database_url=url, threshold=None, liveness=Mode.OFF)
     async with run_vision(backend.bus("vision"), settings) as faces:
         yield faces
     await drop_database(url)

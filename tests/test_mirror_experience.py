@@ -27,6 +27,7 @@ from services.messaging.service import run_messaging
 from services.vision.config import VisionSettings
 from services.vision.faces import Faces
 from services.vision.service import run_vision
+from services.vision.watch import Mode
 from tests.conftest import (
     FACES,
     Backend,
@@ -52,13 +53,16 @@ async def system(backend: Backend, tmp_path: Path) -> AsyncIterator[tuple[str, B
 
 @contextlib.asynccontextmanager
 async def services(
-    backend: Backend, tmp_path: Path, vision_workers: int = 1
+    backend: Backend, tmp_path: Path, vision_workers: int = 1, liveness: Mode = Mode.OFF
 ) -> AsyncIterator[tuple[str, Backend, list[Faces]]]:
     """:func:`system` with ``vision_workers`` vision workers sharing one database (more than one
-    only where the broker has shared subscriptions), and the workers' parts."""
+    only where the broker has shared subscriptions), and the workers' parts. Liveness is off
+    unless asked for: these tests show a still photo to the camera (the default, a head-turn
+    challenge, runs in tests/test_liveness_mirror.py)."""
     own = isolated(backend)
     urls = [await create_database(own, name) for name in ("auth", "vision", "messaging")]
-    vision = VisionSettings(data_dir=tmp_path, database_url=urls[1], threshold=None)
+    vision = VisionSettings(data_dir=tmp_path, database_url=urls[1], threshold=None,
+                            liveness=liveness)
     port = free_port()
     try:
         async with contextlib.AsyncExitStack() as stack:

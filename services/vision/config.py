@@ -13,6 +13,7 @@ from services.vision.dlib_engine import DlibEngine
 from services.vision.engine import FaceEngine
 from services.vision.insightface_engine import InsightFaceEngine
 from services.vision.tracking import TrackSettings
+from services.vision.watch import LivenessSettings, Mode
 
 
 def _cameras(spec: str) -> CameraProfiles:
@@ -54,13 +55,16 @@ class VisionSettings:
     # Seconds before a tracked face's embedding is computed again (services/vision/tracking.py);
     # 0 computes it on every frame.
     track_refresh: float = TrackSettings.refresh
+    # How a face at a mirror shows it is live before it unlocks messages (vision/watch.py).
+    liveness: Mode = Mode.CHALLENGE
 
     def make_engine(self) -> FaceEngine:
         return make_engine(self.engine, self.insightface_dir)
 
     @property
     def tracks(self) -> TrackSettings:
-        return TrackSettings(refresh=self.track_refresh)
+        return TrackSettings(refresh=self.track_refresh,
+                             liveness=LivenessSettings(mode=self.liveness))
 
     @classmethod
     def from_env(cls, data_dir: Path) -> VisionSettings:
@@ -74,8 +78,13 @@ class VisionSettings:
         if engine == "insightface" and not pack:
             raise ConfigError("MIRRORHUB_FACE_ENGINE=insightface needs MIRRORHUB_INSIGHTFACE_DIR, "
                               "a local model-pack directory (models are never downloaded)")
+        liveness = env.get("MIRRORHUB_LIVENESS") or Mode.CHALLENGE
+        if liveness not in set(Mode):
+            raise ConfigError(f"MIRRORHUB_LIVENESS must be off, passive or challenge, got"
+                              f" {liveness!r}")
         return cls(
             data_dir=data_dir,
+            liveness=Mode(liveness),
             cameras=_cameras(env.get("MIRRORHUB_CAMERA_FOCAL_PX", "")),
             engine=engine,
             insightface_dir=Path(pack) if pack else None,

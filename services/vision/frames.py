@@ -27,6 +27,7 @@ from schemas.vision import (
 from services.vision.faces import Faces
 from services.vision.tracking import Tracking, TrackSettings
 from services.vision.trust import trusted
+from services.vision.watch import Mode
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +103,15 @@ class FrameWorker:
     async def _publish(self, event: FaceEvent) -> None:
         try:
             await self.bus.publish(MIRROR_FACE_EVENT, event, qos=0, mirror_id=event.mirror_id)
-            names = [face.name for face in event.faces if face.name is not None]
-            if names:
-                seen = Recognized(mirror_id=event.mirror_id, names=names,
-                                  unknown=len(event.faces) - len(names), at=datetime.now(UTC),
-                                  trusted=trusted(event.faces))
+            named = [face for face in event.faces if face.name is not None]
+            if named:
+                need_live = self.tracking.tracker.settings.liveness.mode is not Mode.OFF
+                seen = Recognized(mirror_id=event.mirror_id,
+                                  names=[face.name for face in named if face.name is not None],
+                                  unknown=len(event.faces) - len(named), at=datetime.now(UTC),
+                                  trusted=trusted(event.faces, need_live),
+                                  live=[face.live for face in named],
+                                  live_reasons=[face.live_reason for face in named])
                 await self.bus.publish(VISION_RECOGNIZED, seen, qos=1)
         except BusUnavailable:
             log.warning("vision: event for mirror %s lost, broker unreachable", event.mirror_id)

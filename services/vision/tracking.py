@@ -47,6 +47,7 @@ from schemas.errors import ConfigError
 from schemas.vision import RecogniseReply
 from services.vision.engine import DetectedFace, Embedding, LocatedFace
 from services.vision.sightings import Chip, FaceChecks, Followed, Hint, Plan, Shape
+from services.vision.watch import Liveness, LivenessSettings, Watch
 
 if TYPE_CHECKING:  # faces.py imports analysis.py, which imports config.py, which imports this
     from services.vision.faces import Faces
@@ -59,7 +60,8 @@ Clock = Callable[[], float]
 class TrackSettings:
     """``refresh``: seconds before a track's embedding is computed again, 0 for every frame
     (``MIRRORHUB_VISION_TRACK_REFRESH``); ``scan``: seconds between whole-frame scans while
-    faces are tracked, so newcomers are found; ``expire``: seconds a track outlives its face."""
+    faces are tracked, so newcomers are found; ``expire``: seconds a track outlives its face;
+    ``liveness``: how each track shows it is live (services/vision/watch.py)."""
 
     refresh: float = 2.0
     scan: float = 0.25
@@ -67,6 +69,7 @@ class TrackSettings:
     max_tracks: int = 8
     max_mirrors: int = 1024
     checks: FaceChecks = field(default_factory=FaceChecks)
+    liveness: LivenessSettings = field(default_factory=LivenessSettings)
 
     def __post_init__(self) -> None:
         if self.refresh < 0 or self.scan < 0 or not self.expire > 0:
@@ -78,11 +81,13 @@ class TrackSettings:
 @dataclass(frozen=True, eq=False)
 class TrackedFace:
     """A face of the frame with the embedding it is named by; ``embedded``: computed on this
-    frame rather than kept from its track's earlier frames."""
+    frame rather than kept from its track's earlier frames; ``liveness``: what its track has
+    shown so far."""
 
     face: DetectedFace
     track: int
     embedded: bool
+    liveness: Liveness
 
 
 @dataclass
@@ -114,6 +119,7 @@ class _Track:
     embedding: Embedding
     embedded_at: float
     seen_at: float
+    watch: Watch
 
 
 @dataclass(eq=False)
@@ -184,7 +190,7 @@ class Tracker:
             if track is None:
                 assert embedding is not None, "a face that continues no track has its embedding"
                 track = _Track(next(self._ids), sighting.face, sighting.shape, sighting.chip,
-                               embedding, now, now)
+                               embedding, now, now, Watch(settings.liveness, now))
                 self.stats.started += 1
             elif embedding is not None:
                 track.embedding, track.embedded_at = embedding, now
@@ -193,7 +199,8 @@ class Tracker:
             track.face, track.shape, track.chip, track.seen_at = (
                 sighting.face, sighting.shape, sighting.chip, now)
             tracked.append(TrackedFace(sighting.face.embedded(track.embedding), track.id,
-                                       embedding is not None))
+                                       embedding is not None,
+                                       track.watch.see(sighting.face, now)))
         mirror.frame_at = now
         if followed.scanned_all:
             mirror.scanned_at = now
@@ -243,4 +250,9 @@ class Tracking:
         planned = self.tracker.plan(mirror_id)
         followed = await self.faces.analysis.follow(frame, planned.plan)
         tracked = self.tracker.update(planned, followed)
-        return self.faces.named([face.face for face in tracked])
+        reply = self.faces.named([face.face for face in tracked])
+        reply.faces = [result.model_copy(update={"live": face.liveness.live,
+                                                 "live_reason": face.liveness.reason,
+                                                 "challenge": face.liveness.prompt})
+                       for result, face in zip(reply.faces, tracked, strict=True)]
+        return reply

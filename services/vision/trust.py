@@ -3,8 +3,8 @@
 A recognised face unlocks its user's private content (messages at a mirror) only when
 
 1. the enrolled photo it matched best was enrolled with that user's token (it is *bound*), and
-2. it has shown it is live (passive planarity of the landmarks across frames, else a head-turn
-   challenge): not done yet. It will join :func:`trusted`, which is what
+2. it has shown it is live (services/vision/watch.py: a head turning across frames, passively
+   or asked), unless ``MIRRORHUB_LIVENESS=off``. :func:`trusted` is what
    ``events/vision/recognized`` carries as ``trusted`` and all that messaging goes by.
 
 A photo enrolled without a token only greets by name.
@@ -58,6 +58,8 @@ async def account_of(bus: Bus, token: str, name: str) -> Account:
     return Account(reply.user_id, reply.username)
 
 
-def trusted(faces: Sequence[FaceResult]) -> list[str]:
-    """The names of ``faces`` that may unlock their user's private content (see above)."""
-    return [face.name for face in faces if face.name is not None and face.bound]
+def trusted(faces: Sequence[FaceResult], need_live: bool = True) -> list[str]:
+    """The names of ``faces`` that may unlock their user's private content (see above);
+    ``need_live`` false when liveness is off."""
+    return [face.name for face in faces if face.name is not None and face.bound
+            and (face.live is True or not need_live)]

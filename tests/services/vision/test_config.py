@@ -62,3 +62,16 @@ def test_the_track_refresh_comes_from_the_environment(
         monkeypatch.setenv("MIRRORHUB_VISION_TRACK_REFRESH", bad)
         with pytest.raises(ConfigError, match="MIRRORHUB_VISION_TRACK_REFRESH"):
             VisionSettings.from_env(tmp_path)
+
+
+def test_liveness_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MIRRORHUB_LIVENESS", raising=False)
+    assert VisionSettings.from_env(tmp_path).tracks.liveness.mode == "challenge"
+    for mode in ("off", "passive", "challenge"):
+        monkeypatch.setenv("MIRRORHUB_LIVENESS", mode)
+        assert VisionSettings.from_env(tmp_path).tracks.liveness.mode == mode
+    monkeypatch.setenv("MIRRORHUB_LIVENESS", "sometimes")
+    with pytest.raises(ConfigError, match="MIRRORHUB_LIVENESS must be off, passive or"):
+        VisionSettings.from_env(tmp_path)

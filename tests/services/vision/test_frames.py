@@ -64,6 +64,8 @@ async def test_a_frame_yields_names_and_the_domain_event(mirror: tuple[Bus, str]
             if recognized.mirror_id == mirror_id:
                 break
         assert recognized.names == [name] and recognized.unknown == 0
+        # The session's vision service runs with liveness off (tests/conftest.py).
+        assert (event.faces[0].live, event.faces[0].live_reason) == (None, "liveness is off")
     finally:
         # The session's vision service is shared: a train photo left enrolled under this name
         # would tie with other tests' enrolment of the same photo.

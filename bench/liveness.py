@@ -1,0 +1,69 @@
+"""What liveness costs per frame against the engine's analyse time, on ``video/hamilton``.
+
+Liveness reads the landmarks the tracker finds on every frame anyway, so its own cost is the
+pose of each face (:func:`services.vision.liveness.pose`) and a track's verdict over its last
+frames (:class:`services.vision.watch.Watch`). Both are timed on the clip's real landmarks,
+against :meth:`DlibEngine.analyse` (detection, landmarks and descriptor) of the same frames.
+
+    .venv/bin/python bench/liveness.py [--faces DIR] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+from services.vision.dlib_engine import DlibEngine
+from services.vision.engine import LocatedFace, RGBImage
+from services.vision.images import decode_image
+from services.vision.watch import LivenessSettings, Watch
+
+FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
+
+
+def per_frame_ms(seconds: float, frames: int) -> float:
+    return 1000 * seconds / frames
+
+
+def time_analyse(engine: DlibEngine, images: list[RGBImage]) -> float:
+    start = time.perf_counter()
+    for image in images:
+        engine.analyse(image)
+    return per_frame_ms(time.perf_counter() - start, len(images))
+
+
+def time_liveness(faces: list[LocatedFace], repeat: int = 50) -> float:
+    """One watch per pass over the clip, as one track at a mirror; ``repeat`` passes."""
+    start = time.perf_counter()
+    for _ in range(repeat):
+        watch = Watch(LivenessSettings(), 0.0)
+        for number, face in enumerate(faces):
+            watch.see(face, number / 30)
+            watch.live = False  # keep judging: a live track would stop here
+    return per_frame_ms(time.perf_counter() - start, repeat * len(faces))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--faces", type=Path, default=FACES)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    paths = sorted((args.faces / "video" / "hamilton").glob("*.jpg"))
+    if not paths:
+        raise SystemExit(f"no frames in {args.faces / 'video' / 'hamilton'}")
+    images = [decode_image(path.read_bytes()) for path in paths]
+    with DlibEngine() as engine:
+        faces = [found[0] for image in images if (found := engine.locate(image))]
+        analyse = [time_analyse(engine, images) for _ in range(args.rounds)]
+    liveness = [time_liveness(faces) for _ in range(args.rounds)]
+    a, b = statistics.median(analyse), statistics.median(liveness)
+    print(f"{len(images)} frames of 640x360, {len(faces)} with a face, {args.rounds} rounds")
+    print(f"engine analyse  {a:8.3f} ms a frame")
+    print(f"liveness        {b:8.3f} ms a frame (pose + verdict of one track)")
+    print(f"ratio           {b / a:8.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Whether a face in front of a camera is a live head, from its landmarks across frames.
+
+A printed photo or a phone screen held up to the camera is a plane: whatever it does, its
+points move by one homography, and nearly by one affine map at a mirror's distances. A real
+head is not: as it turns, the nose moves against the eyes and the eye nearer the camera widens
+while the farther one narrows. Three cues of dlib's five points (0 and 1 the outer and inner
+corners of the eye on the image's right, 2 and 3 those of the eye on the image's left, 4 the
+base of the nose) per frame, as a :class:`Pose`:
+
+* ``turn``: the nose's offset from the eyes' midpoint along the eye line, in eye gaps, positive
+  towards the image's right. It follows the head's yaw (0.1 is about 12 degrees on the Hamilton
+  clip), but an affine map moves it as well: a print tilted about a slanted axis shears the
+  face and slides the nose sideways.
+* ``asymmetry``: (width of the image-left eye - width of the image-right eye) / their sum,
+  along the eye line. Ratios along a line are what an affine map keeps, so a print's stays put
+  (up to dlib's jitter and a little perspective) while a turning head's follows its turn, by
+  about a quarter to a half of ``turn``'s change.
+* ``roll``: the eye line's angle. Shearing a print enough to slide the nose rolls the eye line
+  too; a head turning does not have to.
+
+Evidence is a change between the medians of the first and of the last :attr:`Rules.ends`
+frames of a window (one pair of frames proves nothing: the points jitter): live when ``turn``
+moved by at least :attr:`Rules.min_turn`, ``asymmetry`` moved the same way by at least
+:attr:`Rules.min_slope` times that, and ``roll`` by at most :attr:`Rules.max_roll` degrees.
+A head-turn challenge asks the same of a window, in the asked direction. The distributions the
+defaults come from are in docs/vision.md (Liveness). The four eye corners lie nearly on one
+line, so no homography is fitted to them; SCRFD's points (insightface) have no eye corners,
+and :func:`pose` refuses them (an engine without these cues never shows liveness).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
+
+from schemas.errors import ConfigError
+from services.vision.engine import LocatedFace, Point
+
+
+class Direction(StrEnum):
+    """Which way a challenge asks the head to turn, in the person's own terms; on an unmirrored
+    camera a turn to the person's left moves the nose towards the image's right."""
+
+    LEFT = "left"
+    RIGHT = "right"
+
+    @property
+    def sign(self) -> int:
+        """How ``turn`` moves when the head turns this way."""
+        return 1 if self is Direction.LEFT else -1
+
+
+class Pose(NamedTuple):
+    """One frame's cues (see the module docstring)."""
+
+    turn: float
+    asymmetry: float
+    roll: float  # degrees
+
+
+class Verdict(NamedTuple):
+    """``live``: shown live (True), not shown (False: not yet, or never); ``score``: how far
+    the window went towards the evidence asked for, 1 and more when it is enough."""
+
+    live: bool
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What counts as evidence (module docstring); the defaults come from docs/vision.md."""
+
+    ends: int = 3
+    min_turn: float = 0.18
+    min_slope: float = 0.5
+    max_roll: float = 5.0
+    max_frames: int = 12  # the longest window judged
+
+    def __post_init__(self) -> None:
+        if self.ends < 1 or self.max_frames < 2 * self.ends:
+            raise ConfigError("a liveness window holds at least two ends of at least a frame")
+        if not self.min_turn > 0 or self.min_slope < 0 or not self.max_roll > 0:
+            raise ConfigError("min_turn and max_roll must be positive, min_slope not negative")
+
+    @property
+    def min_frames(self) -> int:
+        return 2 * self.ends
+
+
+def pose(face: LocatedFace) -> Pose:
+    """The cues of one face found by dlib (five points); ``ValueError`` for other layouts or
+    a face too small to read."""
+    if len(face.landmarks) != 5:
+        raise ValueError("liveness reads dlib's five points")
+    right_outer, right_inner, left_outer, left_inner, nose = face.landmarks
+    ux, uy = right_outer[0] - left_outer[0], right_outer[1] - left_outer[1]
+    span = math.hypot(ux, uy)
+    left_mid, right_mid = _mid(left_outer, left_inner), _mid(right_outer, right_inner)
+    gap = math.dist(left_mid, right_mid)
+    if span < 2 or gap < 2:
+        raise ValueError("the eyes are too close together to read")
+    ux, uy = ux / span, uy / span
+
+    def along(point: Point) -> float:
+        return point[0] * ux + point[1] * uy
+
+    left_width = along(left_inner) - along(left_outer)
+    right_width = along(right_outer) - along(right_inner)
+    widths = left_width + right_width
+    if widths <= 0:
+        raise ValueError("the eye corners are out of order")
+    middle = _mid(left_mid, right_mid)
+    turn = (along(nose) - along(middle)) / gap
+    return Pose(turn, (left_width - right_width) / widths, math.degrees(math.atan2(uy, ux)))
+
+
+def _mid(a: Point, b: Point) -> Point:
+    return ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
+
+
+def passive(poses: Sequence[Pose], rules: Rules = Rules()) -> Verdict:
+    """Whether the head turned, either way, within the last :attr:`Rules.max_frames` poses."""
+    window = poses[-rules.max_frames:]
+    if len(window) < rules.min_frames:
+        return Verdict(False, 0.0, f"{len(window)} frames of this face, {rules.min_frames}"
+                       " needed")
+    turn = _change(window, 0, rules.ends)
+    return _judge(window, math.copysign(1.0, turn) if turn else 1.0, rules, "the head turned")
+
+
+def challenged(poses: Sequence[Pose], direction: Direction, rules: Rules = Rules()) -> Verdict:
+    """Whether the head turned ``direction`` within the last :attr:`Rules.max_frames` poses
+    (those since the challenge was asked)."""
+    window = poses[-rules.max_frames:]
+    if len(window) < rules.min_frames:
+        return Verdict(False, 0.0, f"{len(window)} frames since the challenge,"
+                       f" {rules.min_frames} needed")
+    return _judge(window, direction.sign, rules, f"the head turned {direction}")
+
+
+def _change(window: Sequence[Pose], cue: int, ends: int) -> float:
+    first = statistics.median(pose[cue] for pose in window[:ends])
+    last = statistics.median(pose[cue] for pose in window[-ends:])
+    return last - first
+
+
+def _judge(window: Sequence[Pose], sign: float, rules: Rules, success: str) -> Verdict:
+    turn = _change(window, 0, rules.ends) * sign
+    asymmetry = _change(window, 1, rules.ends) * sign
+    roll = abs(_change(window, 2, rules.ends))
+    # Each ratio is 1 where its condition is just met, so the score is 1 or more when live.
+    score = round(min(turn / rules.min_turn,
+                      asymmetry / (rules.min_slope * max(turn, rules.min_turn)),
+                      rules.max_roll / roll if roll else math.inf), 3)
+    if turn < rules.min_turn:
+        return Verdict(False, score, f"turned {turn:+.2f} eye gaps, {rules.min_turn} needed")
+    if asymmetry < rules.min_slope * turn:
+        return Verdict(False, score, "the nose moved but the eyes did not foreshorten as a"
+                       " head's do (a tilted photo)")
+    if roll > rules.max_roll:
+        return Verdict(False, score, f"the eye line rolled {roll:.0f} degrees as the nose"
+                       " moved (a tilted photo)")
+    return Verdict(True, score, success)

@@ -1,0 +1,110 @@
+"""Liveness from landmarks: a real head turning passes, 200 photo attacks never do.
+
+Genuine motion: the 76 consecutive frames of ``video/hamilton`` (one man turning his head to his
+left, image left, and back). Attacks: tests/services/vision/attacks.py, each of the shared
+stills printed, tilted and moved before the camera, blurred, noisy and re-compressed, seeded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from schemas.errors import ConfigError
+from services.vision.dlib_engine import DlibEngine
+from services.vision.engine import DetectedFace, LocatedFace
+from services.vision.liveness import Direction, Pose, Rules, challenged, passive, pose
+from tests.services.vision.attacks import Still, attacks, print_of
+from tests.services.vision.support import Photos
+
+HAMILTON = "video/hamilton"
+STILLS = ["test/alex_lacamoire1.jpg", "test/johnsnow_test1.jpg", "test/obama1.jpg"]
+ATTACKS = 200
+SEED = 2026
+
+
+Face = TypeVar("Face", LocatedFace, DetectedFace)
+
+
+def largest(faces: list[Face]) -> Face:
+    return max(faces, key=lambda face: face.box.width * face.box.height)
+
+
+@pytest.fixture(scope="module")
+def hamilton(photos: Photos, engine: DlibEngine) -> dict[str, Pose]:
+    """The pose of each frame of the clip in which dlib finds the face, by frame name."""
+    poses = {}
+    for relative in photos.listing(HAMILTON):
+        faces = engine.locate(photos.image(relative))
+        if faces:
+            poses[Path(relative).stem] = pose(largest(faces))
+    assert len(poses) >= 70
+    return poses
+
+
+def frames(poses: dict[str, Pose], first: int, last: int) -> list[Pose]:
+    return [pose for name, pose in poses.items() if first <= int(name[-3:]) <= last]
+
+
+@pytest.fixture(scope="module")
+def stills(photos: Photos) -> list[Still]:
+    relatives = photos.listing("train") + STILLS
+    return [print_of(Path(relative).stem, photos.image(relative), largest(photos.faces(relative)))
+            for relative in relatives]
+
+
+# Frames 132 to 143: his head turns back towards the camera, the nose moving to the image's
+# right (a turn to his left). He turned away more slowly (frames 088 to 128), by less than
+# Rules.min_turn within any 12 frames; played backwards, frames 132 to 143 are a real head
+# turning to its right.
+BACK = (132, 143)
+
+
+def test_hamilton_turning_passes_passive(hamilton: dict[str, Pose]) -> None:
+    back = frames(hamilton, *BACK)
+    for window in (back, back[::-1], back[2:]):
+        verdict = passive(window)
+        assert verdict.live and verdict.reason == "the head turned", verdict
+        assert verdict.score >= 1
+
+
+def test_hamilton_passes_the_challenge_it_meets_and_fails_the_other(
+        hamilton: dict[str, Pose]) -> None:
+    back = frames(hamilton, *BACK)
+    away = back[::-1]
+    assert challenged(back, Direction.LEFT) == (True, passive(back).score,
+                                                "the head turned left")
+    assert challenged(away, Direction.RIGHT).live
+    for wrong in (challenged(back, Direction.RIGHT), challenged(away, Direction.LEFT)):
+        assert not wrong.live and wrong.reason.startswith("turned -"), wrong
+
+
+def test_a_still_head_and_a_few_frames_are_no_evidence(hamilton: dict[str, Pose]) -> None:
+    for first in range(148, 158):  # facing the camera, nearly still
+        assert not passive(frames(hamilton, first, first + 11)).live
+    few = passive(frames(hamilton, *BACK)[:5])
+    assert not few.live and few.reason == "5 frames of this face, 6 needed"
+    assert not challenged([], Direction.LEFT).live
+
+
+def test_no_photo_attack_is_live(engine: DlibEngine, stills: list[Still]) -> None:
+    rules = Rules()
+    seen = 0
+    for name, images in attacks(stills, ATTACKS, rules.max_frames, SEED):
+        poses = [pose(largest(faces)) for image in images if (faces := engine.locate(image))]
+        assert len(poses) >= rules.min_frames, name  # the attack reached the check
+        for verdict in (passive(poses), challenged(poses, Direction.LEFT),
+                        challenged(poses, Direction.RIGHT)):
+            assert not verdict.live, (name, seen, verdict)
+        seen += 1
+    assert seen == ATTACKS
+
+
+def test_pose_refuses_other_layouts(hamilton: dict[str, Pose]) -> None:
+    with pytest.raises(ValueError, match="five points"):
+        pose(LocatedFace(box=None, landmarks=((0.0, 0.0),) * 4, score=1.0,  # type: ignore[arg-type]
+                         left_eye=(0.0, 0.0), right_eye=(1.0, 0.0), nose=(0.5, 1.0)))
+    with pytest.raises(ConfigError):
+        Rules(ends=4, max_frames=7)
