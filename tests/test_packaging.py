@@ -74,6 +74,7 @@ print(json.dumps({
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.slow
 def test_make_insightface_leaves_only_the_headless_build(tmp_path: Path) -> None:
     """``make insightface`` in a new virtual environment, as an operator would run it.
 

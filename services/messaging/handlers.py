@@ -73,7 +73,7 @@ MESSAGING = Service(
     listeners=(
         Listener(VISION_RECOGNIZED, Screens.on_recognized),
         Listener(MIRROR_STATUS, Screens.on_status),
-        Listener(MIRROR_WIDGETS, Mirrors.on_widgets),
+        Listener(MIRROR_WIDGETS, Screens.on_widgets),
         # A deleted account's messages and layouts go, a renamed one's move (every instance).
         Listener(AUTH_USER_DELETED, Tombstones.on_deleted),
         Listener(AUTH_USER_RENAMED, Tombstones.on_renamed),

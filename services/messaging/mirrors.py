@@ -45,21 +45,25 @@ class Mirrors:
         await mirror.save(update_fields=["status", "updated_at"])
         return mirror.mirror_id, status
 
-    async def on_widgets(self, message: Message) -> None:
+    async def on_widgets(self, message: Message) -> str | None:
+        """Store a mirror's widget state; returns the mirror's id when its model code changed
+        (its layout may change with it), else None."""
         if not message.payload:  # an empty retained payload clears the topic
-            return
+            return None
         try:
             widgets = MirrorWidgets.model_validate_json(message.payload)
         except ValidationError as exc:
             log.warning("ignored widget state on %s: %s", message.topic,
                         exc.errors()[0]["msg"])
-            return
+            return None
         mirror_id = message.params["mirror_id"]
         mirror, _ = await Mirror.get_or_create(mirror_id=mirror_id)
+        changed = mirror.model_code != widgets.model_code
         mirror.model_code = widgets.model_code
         mirror.widgets = widgets.widgets
         await mirror.save(update_fields=["model_code", "widgets", "updated_at"])
         self._model_codes[mirror_id] = widgets.model_code
+        return mirror_id if changed else None
 
     async def model_code(self, mirror_id: str) -> str | None:
         if mirror_id not in self._model_codes:

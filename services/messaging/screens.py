@@ -84,6 +84,15 @@ class Screens:
         if said is not None and said[1] == "online" and self.presence.user_at(said[0]) is None:
             await self.show(said[0], None)  # a mirror that just woke up: idle
 
+    async def on_widgets(self, message: Message) -> None:
+        """A mirror's widget state. A new model code brings its model's layout, so an idle
+        mirror already told what to show is told again: a mirror coming online retains both
+        its status and its widgets, and the two may be handled in either order."""
+        changed = await self.mirrors.on_widgets(message)
+        if (changed is not None and changed in self.mirrors.displays
+                and self.presence.user_at(changed) is None):
+            await self.show(changed, None)
+
     def on_stored(self, row: MessageRow) -> None:
         """A new message: every mirror showing its receiver, unlocked, shows it too, at once.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime
 
@@ -59,6 +60,14 @@ async def a_mirror(bus: Bus, model_code: str | None = None) -> Screen:
     if model_code:
         state = MirrorWidgets(model_code=model_code, widgets={"weather": {"temp": 21}})
         await bus.publish(MIRROR_WIDGETS, state, retain=True, mirror_id=mirror_id)
+        # The service handles the two topics apart: the widgets first, so that the first idle
+        # display already has the model's layout (the other order has a test of its own).
+        for _ in range(100):
+            with contextlib.suppress(ServiceError):
+                known = await bus.request(MESSAGING_MIRROR, MirrorRequest(mirror_id=mirror_id))
+                if known.model_code == model_code:
+                    break
+            await asyncio.sleep(0.02)
     await bus.publish(MIRROR_STATUS, "online", retain=True, mirror_id=mirror_id)
     await screen.next(lambda d: d.state == "idle")
     return screen
@@ -165,6 +174,18 @@ async def test_mirror_state_is_kept(bus: Bus, messaging_service: Messaging) -> N
         assert exc.code == MessagingError.MIRROR_NOT_FOUND
     else:
         raise AssertionError("an unknown mirror has no state")
+    await bus.publish(MIRROR_DISPLAY, b"", retain=True, mirror_id=screen.mirror_id)
+
+
+async def test_widgets_after_the_status_bring_the_models_layout(bus: Bus) -> None:
+    model = unique("model")
+    await bus.request(MESSAGING_SET_LAYOUT, SetLayoutRequest(model_code=model, index=MODEL))
+    screen = await a_mirror(bus)  # online, idle, no model known yet
+    assert screen.displays[-1].layout == IDLE_LAYOUT
+    state = MirrorWidgets(model_code=model, widgets={})
+    await bus.publish(MIRROR_WIDGETS, state, retain=True, mirror_id=screen.mirror_id)
+    again = await screen.next(lambda d: d.layout == {k: tuple(v) for k, v in MODEL.items()})
+    assert again.state == "idle"
     await bus.publish(MIRROR_DISPLAY, b"", retain=True, mirror_id=screen.mirror_id)
 
 

@@ -89,6 +89,7 @@ def test_a_still_head_and_a_few_frames_are_no_evidence(hamilton: dict[str, Pose]
     assert not challenged([], Direction.LEFT).live
 
 
+@pytest.mark.slow
 def test_no_photo_attack_is_live(engine: DlibEngine, stills: list[Still]) -> None:
     rules = Rules()
     seen = 0
