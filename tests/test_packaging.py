@@ -75,6 +75,7 @@ print(json.dumps({
 
 @pytest.mark.timeout(900)
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # a minute or two here; the default 120 s is for one hung test
 def test_make_insightface_leaves_only_the_headless_build(tmp_path: Path) -> None:
     """``make insightface`` in a new virtual environment, as an operator would run it.
 

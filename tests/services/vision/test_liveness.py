@@ -90,6 +90,7 @@ def test_a_still_head_and_a_few_frames_are_no_evidence(hamilton: dict[str, Pose]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # a minute or two here; the default 120 s is for one hung test
 def test_no_photo_attack_is_live(engine: DlibEngine, stills: list[Still]) -> None:
     rules = Rules()
     seen = 0
