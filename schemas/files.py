@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import unicodedata
 from typing import Annotated
 
 from pydantic import (
@@ -33,7 +32,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from schemas.names import Username, printable
+from schemas.names import Username, nfc, printable
 from schemas.topics import Operation
 
 CHUNK_MAX = 128 * 1024  # raw bytes; 171 KiB as base64, under the 256 KiB payload limit
@@ -50,10 +49,6 @@ FileType = Annotated[str, StringConstraints(pattern=FILE_TYPE_PATTERN)]
 _SEPARATORS = re.compile(r"[/\\]")
 
 
-def _nfc(value: object) -> object:
-    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
-
-
 def _a_name(value: str) -> str:
     if _SEPARATORS.search(value):
         raise ValueError("must be a name, without '/' or '\\'")
@@ -66,7 +61,7 @@ FileName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=FILE_NAME_MAX),
     AfterValidator(_a_name),
-    BeforeValidator(_nfc),
+    BeforeValidator(nfc),
 ]
 """A file's name: NFC, trimmed, 1 to 255 characters, no control characters (NUL included), no
 ``/`` or ``\\``, not ``.`` or ``..``. A key, never a path."""

@@ -40,7 +40,8 @@ def printable(value: str) -> str:
     return value
 
 
-def _nfc(value: object) -> object:
+def nfc(value: object) -> object:
+    """``value`` in Unicode NFC, for a ``BeforeValidator``."""
     # Before the length check, which must count what is stored; a non-string is left for the
     # (strict) string validation to refuse.
     return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
@@ -50,7 +51,7 @@ Username = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=USERNAME_MAX),
     AfterValidator(printable),
-    BeforeValidator(_nfc),
+    BeforeValidator(nfc),
 ]
 
 
