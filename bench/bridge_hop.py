@@ -220,14 +220,23 @@ async def bench_broker(
     return Result.of(samples[0]), Result.of(samples[1])
 
 
+def print_case(label: str, width: int, case: str, r: Result, spread_width: int = 13) -> None:
+    """One case's row: rate, spread, p50, p99, errors."""
+    spread = f"{r.spread[0]:.0f}-{r.spread[1]:.0f}"
+    print(f"{label:<{width}} {case:<26} {r.rps:>6.0f} {spread:>{spread_width}} "
+          f"{r.p50_ms:>7.1f} {r.p99_ms:>7.1f} {r.errors:>6}")
+
+
+def print_ratio(label: str, width: int, name: str, ratio: float) -> None:
+    print(f"{label:<{width}} {name:<26} {ratio:>6.2f}", flush=True)
+
+
 def print_cases(label: str, width: int, cases: tuple[str, str], a: Result, b: Result,
                 spread_width: int = 13) -> None:
     """The rows of one backend: case a, case b (rate, spread, p50, p99, errors), and a/b."""
     for case, r in zip(cases, (a, b), strict=True):
-        spread = f"{r.spread[0]:.0f}-{r.spread[1]:.0f}"
-        print(f"{label:<{width}} {case:<26} {r.rps:>6.0f} {spread:>{spread_width}} "
-              f"{r.p50_ms:>7.1f} {r.p99_ms:>7.1f} {r.errors:>6}")
-    print(f"{label:<{width}} {'throughput ratio a/b':<26} {a.rps / b.rps:>6.2f}", flush=True)
+        print_case(label, width, case, r, spread_width)
+    print_ratio(label, width, "throughput ratio a/b", a.rps / b.rps)
 
 
 def print_rows(broker: str, a: Result, b: Result) -> None:

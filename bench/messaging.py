@@ -54,7 +54,9 @@ from bench.bridge_hop import (
     load_parser,
     on_connections,
     pin_cpus,
+    print_case,
     print_cases,
+    print_ratio,
 )
 from bridge.app import create_app
 from bridge.server import serving
@@ -336,10 +338,8 @@ async def bench_backend(
 def print_rows(backend: str, a: Result, b: Result, c: Result) -> None:
     print_cases(backend, 18, ("a send -> MQTT -> display", "b Message.create"), a, b,
                 spread_width=11)
-    spread = f"{c.spread[0]:.0f}-{c.spread[1]:.0f}"
-    print(f"{backend:<18} {'c create+unread+mark read':<26} {c.rps:>6.0f} {spread:>11} "
-          f"{c.p50_ms:>7.1f} {c.p99_ms:>7.1f} {c.errors:>6}")
-    print(f"{backend:<18} {'throughput ratio a/c':<26} {a.rps / c.rps:>6.2f}", flush=True)
+    print_case(backend, 18, "c create+unread+mark read", c, spread_width=11)
+    print_ratio(backend, 18, "throughput ratio a/c", a.rps / c.rps)
 
 
 def listening(port: int) -> str | None:
