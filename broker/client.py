@@ -19,7 +19,7 @@ parameters, never as formatted strings; a callback gets the parameters back in
 speak to topics nobody declared (probes, access tests).
 
 Replies come back on the Bus's own ``reply/{client_id}`` topic (``schemas.envelope.REPLY``)
-and are matched by request id.
+and are matched by request id (:mod:`broker.calls`).
 
 With ``BusSettings.namespace`` set (e.g. ``staging/``), every topic on the wire gets that prefix
 and loses it again on receipt: callers, envelopes and callbacks only ever see topics without it,
@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
 import math
@@ -53,8 +52,9 @@ from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar, cast
 
 from paho.mqtt.client import MQTTMessage
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from broker.calls import Calls, reply_body
 from broker.connection import Connection
 from broker.protocol import (
     ConnectRefused,
@@ -65,8 +65,8 @@ from broker.protocol import (
     topic_matches,
 )
 from broker.settings import BusSettings
-from schemas.envelope import REPLY, ReplyEnvelope
-from schemas.errors import AccessDenied, BusUnavailable, RequestTimeout, ServiceError
+from schemas.envelope import REPLY
+from schemas.errors import AccessDenied, BusUnavailable, RequestTimeout
 from schemas.topics import Operation, Topic
 
 log = logging.getLogger(__name__)
@@ -135,8 +135,7 @@ class Bus:
         self.namespace = settings.namespace
         self.reply_topic = REPLY.format(client_id=self.client_id)
         self._reply_wire = self._wire(self.reply_topic)
-        self._reply_to_json = json.dumps(self.reply_topic).encode()
-        self._request_ids = itertools.count(1)
+        self._calls = Calls(self.client_id, self.reply_topic)
         # The Last Will's topic is namespaced like every other topic.
         self._will = (
             Will(self.namespace + will.topic, will.payload, will.qos, will.retain)
@@ -147,7 +146,6 @@ class Bus:
         self._subs: list[_Subscription] = []
         self._on_connect: list[Callable[[], Awaitable[None]]] = []
         self._on_close: list[Callable[[], Awaitable[None]]] = []
-        self._pending: dict[str, asyncio.Future[ReplyEnvelope]] = {}
         self._connection: Connection | None = None  # made on entering, for the Bus's life
         self._client: Connection | None = None  # the same while connected, else None
         self._connected = asyncio.Event()
@@ -259,15 +257,9 @@ class Bus:
                 connection.close()  # on cancellation too: DISCONNECT, so no Last Will
                 self._client = None
                 self._connected.clear()
-                self._fail_pending()
+                self._calls.fail_all()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _BACKOFF_MAX)
-
-    def _fail_pending(self) -> None:
-        # With a clean session the broker forgets our reply subscription: waiting is pointless.
-        for future in self._pending.values():
-            if not future.done():
-                future.set_exception(BusUnavailable("connection to the MQTT broker was lost"))
 
     # -- receiving -----------------------------------------------------------------------------
 
@@ -318,7 +310,7 @@ class Bus:
         at once; other messages start one task per matching subscription."""
         topic, payload = received.topic, cast(bytes, received.payload)  # bytes, from paho
         if topic == self._reply_wire:
-            self._resolve(payload)
+            self._calls.resolve(payload)
             return
         local = topic.removeprefix(self.namespace)
         for sub in self._subs:
@@ -342,16 +334,6 @@ class Bus:
             await sub.callback(message)
         except Exception:
             log.exception("callback for %s failed on %s", sub.filter, message.topic)
-
-    def _resolve(self, payload: bytes) -> None:
-        try:
-            reply = ReplyEnvelope.model_validate_json(payload)
-        except (ValidationError, ValueError, TypeError):
-            log.warning("%s: malformed reply dropped", self.client_id)
-            return
-        future = self._pending.get(reply.id)
-        if future is not None and not future.done():
-            future.set_result(reply)
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -449,15 +431,9 @@ class Bus:
         """Send the JSON ``body`` in a request envelope and wait for the reply's body."""
         topic = operation.format(**params)
         deadline = timeout if timeout is not None else self.settings.request_timeout
-        request_id = f"{next(self._request_ids):x}"  # unique among this Bus's calls
-        future: asyncio.Future[ReplyEnvelope] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
         # The service must start before this, so that its reply can still arrive in time.
         expires = time.time() + deadline - min(deadline / 4, _REPLY_MARGIN)
-        # A RequestEnvelope, written out directly around the body's JSON: this is the hot path
-        # of every call (the id is hex, the reply topic's JSON is made once).
-        envelope = b'{"id":"%b","reply_to":%b,"deadline":%r,"body":%b}' % (
-            request_id.encode(), self._reply_to_json, round(expires, 3), body)
+        request_id, future, envelope = self._calls.start(body, expires)
         expiry = max(1, math.ceil(expires - time.time()))  # MQTT 5: the broker drops it then
         try:
             async with asyncio.timeout(deadline):
@@ -468,12 +444,5 @@ class Bus:
         except TimeoutError as exc:
             raise RequestTimeout(topic, deadline) from exc
         finally:
-            del self._pending[request_id]
-            if future.done() and not future.cancelled():
-                future.exception()  # a lost connection may have failed it while we published
-            future.cancel()
-        if reply.ok:
-            return reply.body or {}
-        if reply.error is None:
-            raise ServiceError("internal", f"{topic} answered with neither body nor error")
-        raise ServiceError.from_body(reply.error)
+            self._calls.end(request_id)
+        return reply_body(topic, reply)
