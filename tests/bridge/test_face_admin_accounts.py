@@ -13,15 +13,10 @@ import pytest
 from starlette.requests import Request
 
 from bridge.app import _crash
-from tests.bridge.face_stack import (
-    ADMIN_PASSWORD,
-    FaceStack,
-    bearer,
-    face_stack,
-    photo,
-    said,
-)
+from tests.bridge.face_stack import ADMIN_PASSWORD, FaceStack, face_stack, photo
 from tests.bridge.stack import private_stack
+from tests.bridge.test_messaging_tokens import bearer
+from tests.bridge.test_session_api import said
 from tests.conftest import FACES, Backend
 from tests.support import unique
 
