@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -35,56 +35,45 @@ async def _fail(request: Request, exc: Exception) -> Response:
     return exc.response()
 
 
-def _session_family(request: Request) -> bool:
-    """Whether the request is for seed 004's paths, which answer in their own shape."""
-    path = request.url.path
-    return path in session_api.PATHS or path.rstrip("/") in session_api.PATHS
+def _exact(paths: frozenset[str]) -> Callable[[str], bool]:
+    """Whether a path is one of ``paths``, or one of them with a trailing slash (whose 404
+    answers in the family's shape too)."""
+    return lambda path: path in paths or path.rstrip("/") in paths
 
 
-def _user_family(request: Request) -> bool:
-    """Whether the request is for seed 003's paths (exactly: ``/api/face...`` is seed 002's),
-    which answer ``{"message": ...}``."""
-    path = request.url.path
-    return path in user_family.PATHS or path.rstrip("/") in user_family.PATHS
+def _seed_000(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"result": "fail", "type": "http", "message": message},
+                        status_code=status)
 
 
-def _slash(detail: str, path: str) -> str:
-    return f"{detail}: paths take no trailing slash ({path.rstrip('/') or '/'})"
+# Each family's paths and the shape its 404s, 405s and 500s answer in, first match wins;
+# seed 003's are exact paths (``/api/face...`` is seed 002's). Any other path answers seed 000's.
+_FAMILIES: list[tuple[Callable[[str], bool], Callable[[int, str], JSONResponse]]] = [
+    (face_admin_api.family, face_admin_api.answer),
+    (_exact(session_api.PATHS), session_api.answer),
+    (_exact(user_family.PATHS), user_family.answer),
+]
+
+
+def _shape(path: str) -> Callable[[int, str], JSONResponse]:
+    return next((shape for belongs, shape in _FAMILIES if belongs(path)), _seed_000)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail
     path = request.url.path
-    if face_admin_api.family(path):
-        if exc.status_code == 404 and path.endswith("/"):
-            message = _slash(exc.detail, path)
-        response = face_admin_api.answer(exc.status_code, message)
-        response.headers.update(exc.headers or {})
-        return response
-    if _session_family(request) or _user_family(request):
-        if exc.status_code == 404:  # "/home/": the exact path exists
-            message = _slash(exc.detail, path)
-        shape = session_api.answer if _session_family(request) else user_family.answer
-        response = shape(exc.status_code, message)
-        response.headers.update(exc.headers or {})
-        return response
+    # "/home/" is not found because paths are exact ("/home" is): the 404 says so.
     if exc.status_code == 404 and path.endswith("/") and path != "/":
-        message = _slash(exc.detail, path)
-    return JSONResponse({"result": "fail", "type": "http", "message": message},
-                        status_code=exc.status_code, headers=exc.headers)
+        message = f"{exc.detail}: paths take no trailing slash ({path.rstrip('/')})"
+    response = _shape(path)(exc.status_code, message)
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
     log.exception("bridge failed on %s %s", request.method, request.url.path, exc_info=exc)
-    if face_admin_api.family(request.url.path):
-        return face_admin_api.answer(500, "internal error")
-    if _session_family(request):
-        return session_api.answer(500, "internal error")
-    if _user_family(request):
-        return user_family.answer(500, "internal error")
-    return JSONResponse({"result": "fail", "type": "http", "message": "internal error"},
-                        status_code=500)
+    return _shape(request.url.path)(500, "internal error")
 
 
 def create_app(

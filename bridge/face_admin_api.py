@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge.forms import BadBody, Upload, read_fields
-from bridge.replies import HttpFail, call, client_address, retry_headers
+from bridge.replies import HttpFail, bearer_token, call, client_address, retry_headers
 from schemas.admins import AUTH_ADMIN_LOGIN, AUTH_ADMIN_REGISTER, AUTH_ADMIN_VERIFY
 from schemas.auth import TOKEN_MAX, AuthError
 from schemas.faces import (
@@ -98,12 +98,11 @@ async def _fields(request: Request, limit: int) -> dict[str, Any]:
 
 def _bearer(request: Request) -> str | None:
     """The ``Authorization: Bearer`` token, None without the header; 401 for another kind."""
-    header = request.headers.get("authorization")
-    if header is None:
-        return None
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > TOKEN_MAX:
+    try:
+        token = bearer_token(request, "face_admin", required=False)
+    except HttpFail as exc:
+        raise FaceFail(401, NO_TOKEN) from exc
+    if token is not None and len(token) > TOKEN_MAX:
         raise FaceFail(401, NO_TOKEN)
     return token
 

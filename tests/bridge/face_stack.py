@@ -20,6 +20,8 @@ from services.auth.service import run_auth
 from services.vision.config import VisionSettings
 from services.vision.faces import Faces
 from services.vision.service import run_vision
+from tests.bridge.test_messaging_tokens import bearer
+from tests.bridge.test_session_api import said
 from tests.conftest import (
     FACES,
     Backend,
@@ -42,14 +44,6 @@ def blank_png() -> bytes:
     ok, data = cv2.imencode(".png", np.full((120, 160, 3), 180, np.uint8))
     assert ok
     return bytes(data)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def said(reply: httpx.Response) -> tuple[int, object]:
-    return reply.status_code, reply.json()
 
 
 @dataclass

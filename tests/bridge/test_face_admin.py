@@ -22,7 +22,8 @@ from schemas.admins import AUTH_ADMIN_LOGIN, AUTH_ADMIN_REGISTER, AUTH_ADMIN_VER
 from schemas.faces import MIRROR_NOT_ME
 from schemas.topics import Operation
 from schemas.vision import MIRROR_FACE_EVENT, MIRROR_FRAME, FaceEvent
-from tests.bridge.face_stack import FaceStack, blank_png, face_stack, photo, said
+from tests.bridge.face_stack import FaceStack, blank_png, face_stack, photo
+from tests.bridge.test_session_api import said
 from tests.conftest import FACES, Backend
 from tests.support import unique
 

@@ -13,15 +13,10 @@ import pytest
 from starlette.requests import Request
 
 from bridge.app import _crash
-from tests.bridge.face_stack import (
-    ADMIN_PASSWORD,
-    FaceStack,
-    bearer,
-    face_stack,
-    photo,
-    said,
-)
+from tests.bridge.face_stack import ADMIN_PASSWORD, FaceStack, face_stack, photo
 from tests.bridge.stack import private_stack
+from tests.bridge.test_messaging_tokens import bearer
+from tests.bridge.test_session_api import said
 from tests.conftest import FACES, Backend
 from tests.support import unique
 
@@ -133,9 +128,11 @@ async def test_admin_and_user_tokens_are_each_refused_where_the_other_belongs(
         reply = await http.request(method, path, headers=user_auth)
         assert reply.status_code == 401, (method, path)
         assert reply.json() == {"detail": "not an admin's token: Invalid issuer"}
-        bare = await http.request(method, path)
-        assert said(bare) == (401, {"detail": "send Authorization: Bearer <token from "
-                                              "/jwt/login>"})
+        no_token = (401, {"detail": "send Authorization: Bearer <token from /jwt/login>"})
+        assert said(await http.request(method, path)) == no_token
+        for header in ("Basic YWxhZGRpbjpvcGVuc2VzYW1l", "Bearer", "Bearer " + "x" * 5000):
+            reply = await http.request(method, path, headers={"Authorization": header})
+            assert said(reply) == no_token, header
     refused = await http.post("/jwt/register", json={"username": unique(), "password": "p"},
                               headers=user_auth)
     assert refused.status_code == 401

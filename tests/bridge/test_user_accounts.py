@@ -15,20 +15,14 @@ import pytest
 from broker.client import Bus
 from schemas.auth import AUTH_USER_RENAMED
 from services.auth.accounts import Accounts
+from tests.bridge.test_messaging_tokens import bearer
+from tests.bridge.test_session_api import said
 from tests.conftest import Backend
 from tests.support import overhear, unique
 
 pytestmark = pytest.mark.usefixtures("bridge_url")
 
 PASSWORD_SHOWN = "********"
-
-
-def said(reply: httpx.Response) -> tuple[int, object]:
-    return reply.status_code, reply.json()
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def register(http: httpx.AsyncClient, password: str = "pw-123", **fields: str) -> str:
