@@ -109,10 +109,10 @@ class Sessions:
         services find it among the tombstones when they next catch up."""
         _, user = await holding(self.tokens, req.token)
         if user is None:
-            raise _gone()
+            raise gone()
         async with in_transaction():
             if await User.filter(id=user.id).delete() != 1:
-                raise _gone()  # a concurrent deletion with another token of the account
+                raise gone()  # a concurrent deletion with another token of the account
             event = await deletions.record(user.id, user.username)
         await self.tombstones.purge()
         try:
@@ -123,5 +123,6 @@ class Sessions:
         return DeleteUserReply(username=user.username)
 
 
-def _gone() -> ServiceError:
+def gone() -> ServiceError:
+    """``user_not_found``: the token holds, but its account was deleted."""
     return ServiceError(AuthError.USER_NOT_FOUND, "the token's account no longer exists")
