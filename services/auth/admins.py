@@ -26,6 +26,7 @@ from schemas.admins import (
 )
 from schemas.auth import AuthError
 from schemas.errors import ServiceError
+from services.auth.accounts import checked_login
 from services.auth.config import AuthSettings
 from services.auth.models import Admin
 from services.auth.passwords import PasswordHasher
@@ -83,14 +84,10 @@ class Admins:
         return AdminRegisterReply(username=admin.username, first=req.token is None)
 
     async def admin_login(self, req: AdminLoginRequest) -> AdminLoginReply:
-        """As :meth:`services.auth.accounts.Accounts.login`: throttled first, and an unknown
-        admin costs a password check all the same."""
-        async with self.throttle.attempt("admin", req.username, req.address) as attempt:
-            admin = await Admin.get_or_none(username=req.username)
-            ok = await self.hasher.verify(req.password, admin.password_hash if admin else None)
-            if admin is None or not ok:
-                raise ServiceError(AuthError.LOGIN_FAILED, "wrong username or password")
-            attempt.succeeded()
+        """As a user's login (:func:`services.auth.accounts.checked_login`): throttled first,
+        and an unknown admin costs a password check all the same."""
+        admin = await checked_login(self.throttle, self.hasher, "admin", Admin, req,
+                                    "wrong username or password")
         token, expires = self.tokens.issue(admin.id, admin.username, 0, issuer=ADMIN_ISSUER)
         return AdminLoginReply(username=admin.username, token=token, expires_at=expires,
                                expires_in=int(self.tokens.ttl.total_seconds()))
