@@ -42,9 +42,9 @@ TAKEN = "admin already exists"
 async def create_admin(hasher: PasswordHasher, username: str, password: str) -> Admin:
     """Store a new admin; ``user_exists`` when the name is taken. For the handler and for
     ``mirrorhub admin add``."""
-    password_hash = await hasher.hash(password)
-    if await Admin.exists(username=username):
+    if await Admin.exists(username=username):  # before the (slow) hash, as register does
         raise ServiceError(AuthError.USER_EXISTS, TAKEN, "username")
+    password_hash = await hasher.hash(password)
     try:
         return await Admin.create(username=username, password_hash=password_hash)
     except IntegrityError as exc:  # a concurrent registration of the name won the race
