@@ -14,7 +14,6 @@ from typing import TypeVar
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from schemas.admins import AdminLoginRequest
 from schemas.auth import (
     AuthError,
     LoginReply,
@@ -59,7 +58,7 @@ async def checked_login(
     hasher: PasswordHasher,
     action: Action,
     model: type[Account],
-    req: LoginRequest | AdminLoginRequest,
+    req: LoginRequest,
     failed: str,
 ) -> Account:
     """The account of ``model`` whose name and password ``req`` gives, or ``login_failed``
