@@ -50,7 +50,7 @@ class Profiles:
         _, me = await holding(self.tokens, req.token)
         if me is None:
             raise revoked()
-        row = await User.get_or_none(id=req.id or me.id)
+        row = me if req.id in (None, me.id) else await User.get_or_none(id=req.id)
         if row is None:
             raise ServiceError(AuthError.USER_NOT_FOUND, f"no user has id {req.id}", "id")
         own = row.id == me.id

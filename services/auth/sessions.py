@@ -63,7 +63,8 @@ async def holding(tokens: TokenIssuer, token: str) -> tuple[Claims, User | None]
     if await RevokedToken.exists(jti=claims.jti):
         raise revoked()
     user = await User.get_or_none(id=claims.user_id).only(
-        "id", "username", "token_version", "kept_jti", "created_at", "fullname")
+        "id", "username", "token_version", "kept_jti", "created_at", "fullname", "profile",
+        "first_name", "last_name")  # the last three: svc/auth/user's own record
     if user is not None and (
         (user.token_version != claims.version and user.kept_jti != claims.jti)
         or claims.issued_at < user.created_at.replace(microsecond=0)
