@@ -14,7 +14,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas.auth import Address, Password, Token
+from schemas.auth import LoginReply, LoginRequest, Password, Token
 from schemas.names import Username
 from schemas.topics import Operation
 
@@ -41,17 +41,12 @@ class AdminRegisterReply(_Reply):
     first: bool  # the first admin, made without a token
 
 
-class AdminLoginRequest(_Strict):
-    username: Username
-    password: Password
-    address: Address | None = None  # the client's, for the per-address throttle
+class AdminLoginRequest(LoginRequest):
+    """As a user's login: a name, a password and the client's address (for the throttle)."""
 
 
-class AdminLoginReply(_Reply):
-    username: str
-    token: str
-    expires_at: datetime
-    expires_in: int
+class AdminLoginReply(LoginReply):
+    """As a user's login: the token (of the admin issuer) and when it expires."""
 
 
 class AdminVerifyRequest(_Strict):

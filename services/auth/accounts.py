@@ -9,6 +9,7 @@ import secrets
 import weakref
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from typing import TypeVar
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -31,10 +32,10 @@ from schemas.auth import (
 from schemas.envelope import ErrorCode
 from schemas.errors import ServiceError
 from services.auth.mailer import Mailer
-from services.auth.models import ResetToken, User
+from services.auth.models import Admin, ResetToken, User
 from services.auth.passwords import PasswordHasher
 from services.auth.sessions import verified
-from services.auth.throttle import Throttle
+from services.auth.throttle import Action, Throttle
 from services.auth.tokens import TokenIssuer
 
 RESET_SENT = "A password reset code was sent to the account's email address"
@@ -47,6 +48,30 @@ RESET_WINDOW = timedelta(hours=1)
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+Account = TypeVar("Account", User, Admin)
+
+
+async def checked_login(
+    throttle: Throttle,
+    hasher: PasswordHasher,
+    action: Action,
+    model: type[Account],
+    req: LoginRequest,
+    failed: str,
+) -> Account:
+    """The account of ``model`` whose name and password ``req`` gives, or ``login_failed``
+    with the message ``failed``: throttled under ``action`` before the account is looked up,
+    and an unknown name costs a password check all the same (of a decoy hash), so no path
+    tells by its time whether an account exists. For users' and face admins' logins."""
+    async with throttle.attempt(action, req.username, req.address) as attempt:
+        account = await model.get_or_none(username=req.username)
+        ok = await hasher.verify(req.password, account.password_hash if account else None)
+        if account is None or not ok:
+            raise ServiceError(AuthError.LOGIN_FAILED, failed)
+        attempt.succeeded()
+    return account
 
 
 class Accounts:
@@ -89,16 +114,9 @@ class Accounts:
         return RegisterReply(username=username)
 
     async def login(self, req: LoginRequest) -> LoginReply:
-        """Throttled (services/auth/throttle.py) before the user is looked up; an unknown user
-        costs a password check all the same (of a decoy hash), so no path tells by its time
-        whether an account exists."""
-        async with self.throttle.attempt("login", req.username, req.address) as attempt:
-            user = await User.get_or_none(username=req.username)
-            ok = await self.hasher.verify(req.password, user.password_hash if user else None)
-            if user is None or not ok:
-                raise ServiceError(AuthError.LOGIN_FAILED,
+        """Throttled, and as slow for an unknown user (:func:`checked_login`)."""
+        user = await checked_login(self.throttle, self.hasher, "login", User, req,
                                    "Please check your username or password")
-            attempt.succeeded()
         token, expires = self.tokens.issue(user.id, user.username, user.token_version)
         return LoginReply(username=user.username, token=token, expires_at=expires,
                           expires_in=int(self.tokens.ttl.total_seconds()))

@@ -26,6 +26,7 @@ from schemas.admins import (
 )
 from schemas.auth import AuthError
 from schemas.errors import ServiceError
+from services.auth.accounts import checked_login
 from services.auth.config import AuthSettings
 from services.auth.models import Admin
 from services.auth.passwords import PasswordHasher
@@ -41,9 +42,9 @@ TAKEN = "admin already exists"
 async def create_admin(hasher: PasswordHasher, username: str, password: str) -> Admin:
     """Store a new admin; ``user_exists`` when the name is taken. For the handler and for
     ``mirrorhub admin add``."""
-    password_hash = await hasher.hash(password)
-    if await Admin.exists(username=username):
+    if await Admin.exists(username=username):  # before the (slow) hash, as register does
         raise ServiceError(AuthError.USER_EXISTS, TAKEN, "username")
+    password_hash = await hasher.hash(password)
     try:
         return await Admin.create(username=username, password_hash=password_hash)
     except IntegrityError as exc:  # a concurrent registration of the name won the race
@@ -83,14 +84,10 @@ class Admins:
         return AdminRegisterReply(username=admin.username, first=req.token is None)
 
     async def admin_login(self, req: AdminLoginRequest) -> AdminLoginReply:
-        """As :meth:`services.auth.accounts.Accounts.login`: throttled first, and an unknown
-        admin costs a password check all the same."""
-        async with self.throttle.attempt("admin", req.username, req.address) as attempt:
-            admin = await Admin.get_or_none(username=req.username)
-            ok = await self.hasher.verify(req.password, admin.password_hash if admin else None)
-            if admin is None or not ok:
-                raise ServiceError(AuthError.LOGIN_FAILED, "wrong username or password")
-            attempt.succeeded()
+        """As a user's login (:func:`services.auth.accounts.checked_login`): throttled first,
+        and an unknown admin costs a password check all the same."""
+        admin = await checked_login(self.throttle, self.hasher, "admin", Admin, req,
+                                    "wrong username or password")
         token, expires = self.tokens.issue(admin.id, admin.username, 0, issuer=ADMIN_ISSUER)
         return AdminLoginReply(username=admin.username, token=token, expires_at=expires,
                                expires_in=int(self.tokens.ttl.total_seconds()))

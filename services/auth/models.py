@@ -55,10 +55,10 @@ class RevokedToken(Model):
 
 
 # One failed login or password reset (``pending`` while it still runs), kept for the
-# throttling window (services/auth/throttle.py) and purged after it. ``action`` is "login" or
-# "reset"; ``address`` is the client's, when the caller said it. Rows are the only state, so
-# every auth instance on the database agrees. (No docstring: tortoise would put it into the DDL
-# as a table comment.)
+# throttling window (services/auth/throttle.py) and purged after it. ``action`` is "login",
+# "reset" or "admin" (a face admin's login); ``address`` is the client's, when the caller said
+# it. Rows are the only state, so every auth instance on the database agrees. (No docstring:
+# tortoise would put it into the DDL as a table comment.)
 class FailedAttempt(Model):
     id = fields.IntField(primary_key=True)
     action = fields.CharField(max_length=8)

@@ -24,15 +24,11 @@ from schemas.auth import (
 from schemas.errors import ServiceError
 from services.auth.models import ResetToken, User
 from services.auth.passwords import PasswordHasher
-from services.auth.sessions import Publisher, holding, revoked
+from services.auth.sessions import Publisher, gone, holding, revoked
 from services.auth.tokens import TokenIssuer
 
 # What PUT may set besides the password, as stored in the same-named columns.
 _FIELDS = ("username", "first_name", "last_name", "profile")
-
-
-def _gone() -> ServiceError:
-    return ServiceError(AuthError.USER_NOT_FOUND, "the token's account no longer exists")
 
 
 def _taken() -> ServiceError:
@@ -54,7 +50,7 @@ class Profiles:
         _, me = await holding(self.tokens, req.token)
         if me is None:
             raise revoked()
-        row = await User.get_or_none(id=req.id or me.id)
+        row = me if req.id in (None, me.id) else await User.get_or_none(id=req.id)
         if row is None:
             raise ServiceError(AuthError.USER_NOT_FOUND, f"no user has id {req.id}", "id")
         own = row.id == me.id
@@ -70,13 +66,13 @@ class Profiles:
         ``user_not_found`` when the token's account is gone."""
         claims, me = await holding(self.tokens, req.token)
         if me is None:
-            raise _gone()
+            raise gone()
         given = {name: getattr(req, name) for name in _FIELDS if getattr(req, name) is not None}
         password_hash = None if req.password is None else await self.hasher.hash(req.password)
         async with in_transaction():
             row = await User.select_for_update().get_or_none(id=me.id)
             if row is None:
-                raise _gone()
+                raise gone()
             old_username = row.username
             changed = sorted(name for name, value in given.items() if getattr(row, name) != value)
             if "username" in changed and await User.exists(username=given["username"]):

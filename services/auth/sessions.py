@@ -63,7 +63,8 @@ async def holding(tokens: TokenIssuer, token: str) -> tuple[Claims, User | None]
     if await RevokedToken.exists(jti=claims.jti):
         raise revoked()
     user = await User.get_or_none(id=claims.user_id).only(
-        "id", "username", "token_version", "kept_jti", "created_at", "fullname")
+        "id", "username", "token_version", "kept_jti", "created_at", "fullname", "profile",
+        "first_name", "last_name")  # the last three: svc/auth/user's own record
     if user is not None and (
         (user.token_version != claims.version and user.kept_jti != claims.jti)
         or claims.issued_at < user.created_at.replace(microsecond=0)
@@ -109,10 +110,10 @@ class Sessions:
         services find it among the tombstones when they next catch up."""
         _, user = await holding(self.tokens, req.token)
         if user is None:
-            raise _gone()
+            raise gone()
         async with in_transaction():
             if await User.filter(id=user.id).delete() != 1:
-                raise _gone()  # a concurrent deletion with another token of the account
+                raise gone()  # a concurrent deletion with another token of the account
             event = await deletions.record(user.id, user.username)
         await self.tombstones.purge()
         try:
@@ -123,5 +124,6 @@ class Sessions:
         return DeleteUserReply(username=user.username)
 
 
-def _gone() -> ServiceError:
+def gone() -> ServiceError:
+    """``user_not_found``: the token holds, but its account was deleted."""
     return ServiceError(AuthError.USER_NOT_FOUND, "the token's account no longer exists")
