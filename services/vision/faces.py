@@ -131,14 +131,10 @@ class Faces:
         name = account.username if account else req.name
         vector = await self.one_face(req.image, "face_image")
         subject, _ = await Subject.get_or_create(name=name)
-        row = await FaceEmbedding.create(subject=subject, engine=self.engine.name,
-                                         model_version=self.engine.model_version,
-                                         vector=vector.tobytes(),
-                                         owner_id=account.user_id if account else None)
+        row = await self._create(subject, vector, account.user_id if account else None)
         if token and account:
             await self._still_held(row, token, name)
-        self.gallery.add(name, vector, bound=account is not None)
-        await self.bus.publish(VISION_ENROLLED, self.announce(name, row))
+        await self.add(name, row, vector)
         photos = await FaceEmbedding.filter(subject=subject, engine=self.engine.name).count()
         return EnrolReply(name=name, photos=photos, engine=self.engine.name,
                           model_version=self.engine.model_version, bound=account is not None)
@@ -158,11 +154,23 @@ class Faces:
             raise ServiceError(issues[0].code, issues[0].message, field)
         return np.asarray(faces[0].embedding, dtype=np.float32)
 
-    def announce(self, name: str, row: FaceEmbedding) -> Enrolled:
-        """The event that tells the other workers about a stored embedding."""
-        return Enrolled(name=name, engine=self.engine.name,
-                        model_version=self.engine.model_version, embedding_id=row.id,
-                        worker=self.bus.client_id)
+    async def _create(self, subject: Subject, vector: npt.NDArray[np.float32],
+                      owner_id: int | None) -> FaceEmbedding:
+        return await FaceEmbedding.create(subject=subject, engine=self.engine.name,
+                                          model_version=self.engine.model_version,
+                                          vector=vector.tobytes(), owner_id=owner_id)
+
+    async def add(self, name: str, row: FaceEmbedding, vector: npt.NDArray[np.float32]) -> None:
+        """Put a stored photo into this worker's gallery and tell the other workers about it."""
+        self.gallery.add(name, vector, bound=row.owner_id is not None)
+        await self.bus.publish(VISION_ENROLLED, Enrolled(
+            name=name, engine=self.engine.name, model_version=self.engine.model_version,
+            embedding_id=row.id, worker=self.bus.client_id))
+
+    async def store(self, subject: Subject, vector: npt.NDArray[np.float32]) -> None:
+        """Store an unbound photo of ``subject``, add it here and announce it (seed 002's
+        admin registration; :meth:`enrol` is the one that binds)."""
+        await self.add(subject.name, await self._create(subject, vector, None), vector)
 
     async def _still_held(self, row: FaceEmbedding, token: str, name: str) -> None:
         """Check the token again now that the bound row is stored: an account deleted while the

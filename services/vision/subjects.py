@@ -42,7 +42,7 @@ from schemas.faces import (
     SubjectsReply,
     SubjectsRequest,
 )
-from schemas.vision import VISION_ENROLLED, VisionError
+from schemas.vision import VisionError
 from services.vision.faces import Faces
 from services.vision.models import FaceEmbedding, NegativeEmbedding, Subject
 
@@ -143,12 +143,7 @@ class Subjects:
             subject = await self._get(req.id)
             if req.name is not None:
                 await Subject.filter(id=subject.id).update(display_name=req.name)
-        engine = self.faces.engine
-        row = await FaceEmbedding.create(subject=subject, engine=engine.name,
-                                         model_version=engine.model_version,
-                                         vector=vector.tobytes())
-        self.faces.gallery.add(req.id, vector)
-        await self.bus.publish(VISION_ENROLLED, self.faces.announce(req.id, row))
+        await self.faces.store(subject, vector)
         return await self._info(await self._get(req.id))
 
     async def find(self, req: FindRequest) -> FindReply:
