@@ -29,7 +29,7 @@ from schemas.vision import (
     RecogniseRequest,
     VisionError,
 )
-from services.vision.analysis import Analysis
+from services.vision.analysis import Analysis, largest
 from services.vision.distance import DEFAULT_CAMERA, CameraProfile, estimate_distance_cm
 from services.vision.engine import DetectedFace, FaceEngine, RGBImage
 from services.vision.images import ImageLimits
@@ -201,8 +201,7 @@ class Faces:
     def named(self, faces: list[DetectedFace]) -> RecogniseReply:
         """The reply for ``faces`` (largest first), each named by the gallery: one photo's, or
         a mirror frame's with embeddings its tracks kept (services/vision/tracking.py)."""
-        if not faces:
-            raise ServiceError(VisionError.NO_FACE, "No face found in the image", "face_image")
+        first = largest(faces, "face_image")
         results = []
         for face in faces:
             match = self.gallery.match(face.embedding)
@@ -211,7 +210,7 @@ class Faces:
             results.append(FaceResult(name=match.name, box=(box.left, box.top, box.right,
                                                             box.bottom), distance=distance,
                                       bound=match.bound))
-        return RecogniseReply(faces=results, distance=self._distance(faces[0]))
+        return RecogniseReply(faces=results, distance=self._distance(first))
 
     def _distance(self, face: DetectedFace) -> float | None:
         try:
