@@ -31,7 +31,7 @@ from schemas.vision import (
 )
 from services.vision.analysis import Analysis, largest
 from services.vision.distance import DEFAULT_CAMERA, CameraProfile, estimate_distance_cm
-from services.vision.engine import DetectedFace, FaceEngine, RGBImage
+from services.vision.engine import DetectedFace, FaceEngine
 from services.vision.images import ImageLimits
 from services.vision.matcher import Gallery
 from services.vision.models import FaceEmbedding, NegativeEmbedding, Subject
@@ -119,9 +119,6 @@ class Faces:
         self._add_rows(rows)
         self._tune(tuning)
 
-    async def _analyse(self, data: bytes) -> tuple[RGBImage, list[DetectedFace]]:
-        return await self.analysis(data)
-
     async def enrol(self, req: EnrolRequest) -> EnrolReply:
         """Store one photo of ``req.name``; with ``req.token`` bound to the token's account,
         which must be ``name``'s (services/vision/trust.py)."""
@@ -143,7 +140,7 @@ class Faces:
         """The embedding of the one face of an enrolment photo: ``face_count`` (saying how many
         it found) unless there is exactly one, a quality code when it is too small, blurred or
         dark. ``field`` names the upload in the errors."""
-        image, faces = await self._analyse(data)
+        image, faces = await self.analysis(data)
         if len(faces) != 1:
             raise ServiceError(
                 VisionError.FACE_COUNT,
