@@ -32,12 +32,22 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from schemas.errors import ServiceError
+from schemas.vision import VisionError
 from services.vision.config import VisionSettings, make_engine
 from services.vision.engine import DetectedFace, FaceEngine, RGBImage
 from services.vision.images import ImageLimits, decode_image
 from services.vision.sightings import Followed, Plan, follow
 
 Analysed = tuple[RGBImage, list[DetectedFace]]
+
+
+def largest(faces: list[DetectedFace], field: str) -> DetectedFace:
+    """The largest of ``faces`` (the engines list them largest first); ``no_face`` naming the
+    upload ``field`` when there is none."""
+    if not faces:
+        raise ServiceError(VisionError.NO_FACE, "No face found in the image", field)
+    return faces[0]
 
 
 def analyse_image(engine: FaceEngine, limits: ImageLimits, data: bytes) -> Analysed:

@@ -29,9 +29,9 @@ from schemas.vision import (
     RecogniseRequest,
     VisionError,
 )
-from services.vision.analysis import Analysis
+from services.vision.analysis import Analysis, largest
 from services.vision.distance import DEFAULT_CAMERA, CameraProfile, estimate_distance_cm
-from services.vision.engine import DetectedFace, FaceEngine, RGBImage
+from services.vision.engine import DetectedFace, FaceEngine
 from services.vision.images import ImageLimits
 from services.vision.matcher import Gallery
 from services.vision.models import FaceEmbedding, NegativeEmbedding, Subject
@@ -119,9 +119,6 @@ class Faces:
         self._add_rows(rows)
         self._tune(tuning)
 
-    async def _analyse(self, data: bytes) -> tuple[RGBImage, list[DetectedFace]]:
-        return await self.analysis(data)
-
     async def enrol(self, req: EnrolRequest) -> EnrolReply:
         """Store one photo of ``req.name``; with ``req.token`` bound to the token's account,
         which must be ``name``'s (services/vision/trust.py)."""
@@ -131,14 +128,10 @@ class Faces:
         name = account.username if account else req.name
         vector = await self.one_face(req.image, "face_image")
         subject, _ = await Subject.get_or_create(name=name)
-        row = await FaceEmbedding.create(subject=subject, engine=self.engine.name,
-                                         model_version=self.engine.model_version,
-                                         vector=vector.tobytes(),
-                                         owner_id=account.user_id if account else None)
+        row = await self._create(subject, vector, account.user_id if account else None)
         if token and account:
             await self._still_held(row, token, name)
-        self.gallery.add(name, vector, bound=account is not None)
-        await self.bus.publish(VISION_ENROLLED, self.announce(name, row))
+        await self.add(name, row, vector)
         photos = await FaceEmbedding.filter(subject=subject, engine=self.engine.name).count()
         return EnrolReply(name=name, photos=photos, engine=self.engine.name,
                           model_version=self.engine.model_version, bound=account is not None)
@@ -147,7 +140,7 @@ class Faces:
         """The embedding of the one face of an enrolment photo: ``face_count`` (saying how many
         it found) unless there is exactly one, a quality code when it is too small, blurred or
         dark. ``field`` names the upload in the errors."""
-        image, faces = await self._analyse(data)
+        image, faces = await self.analysis(data)
         if len(faces) != 1:
             raise ServiceError(
                 VisionError.FACE_COUNT,
@@ -158,11 +151,23 @@ class Faces:
             raise ServiceError(issues[0].code, issues[0].message, field)
         return np.asarray(faces[0].embedding, dtype=np.float32)
 
-    def announce(self, name: str, row: FaceEmbedding) -> Enrolled:
-        """The event that tells the other workers about a stored embedding."""
-        return Enrolled(name=name, engine=self.engine.name,
-                        model_version=self.engine.model_version, embedding_id=row.id,
-                        worker=self.bus.client_id)
+    async def _create(self, subject: Subject, vector: npt.NDArray[np.float32],
+                      owner_id: int | None) -> FaceEmbedding:
+        return await FaceEmbedding.create(subject=subject, engine=self.engine.name,
+                                          model_version=self.engine.model_version,
+                                          vector=vector.tobytes(), owner_id=owner_id)
+
+    async def add(self, name: str, row: FaceEmbedding, vector: npt.NDArray[np.float32]) -> None:
+        """Put a stored photo into this worker's gallery and tell the other workers about it."""
+        self.gallery.add(name, vector, bound=row.owner_id is not None)
+        await self.bus.publish(VISION_ENROLLED, Enrolled(
+            name=name, engine=self.engine.name, model_version=self.engine.model_version,
+            embedding_id=row.id, worker=self.bus.client_id))
+
+    async def store(self, subject: Subject, vector: npt.NDArray[np.float32]) -> None:
+        """Store an unbound photo of ``subject``, add it here and announce it (seed 002's
+        admin registration; :meth:`enrol` is the one that binds)."""
+        await self.add(subject.name, await self._create(subject, vector, None), vector)
 
     async def _still_held(self, row: FaceEmbedding, token: str, name: str) -> None:
         """Check the token again now that the bound row is stored: an account deleted while the
@@ -193,8 +198,7 @@ class Faces:
     def named(self, faces: list[DetectedFace]) -> RecogniseReply:
         """The reply for ``faces`` (largest first), each named by the gallery: one photo's, or
         a mirror frame's with embeddings its tracks kept (services/vision/tracking.py)."""
-        if not faces:
-            raise ServiceError(VisionError.NO_FACE, "No face found in the image", "face_image")
+        first = largest(faces, "face_image")
         results = []
         for face in faces:
             match = self.gallery.match(face.embedding)
@@ -203,7 +207,7 @@ class Faces:
             results.append(FaceResult(name=match.name, box=(box.left, box.top, box.right,
                                                             box.bottom), distance=distance,
                                       bound=match.bound))
-        return RecogniseReply(faces=results, distance=self._distance(faces[0]))
+        return RecogniseReply(faces=results, distance=self._distance(first))
 
     def _distance(self, face: DetectedFace) -> float | None:
         try:

@@ -11,10 +11,10 @@ from schemas.vision import (
     DistanceRequest,
     VisionError,
 )
-from services.vision.analysis import Analysis
+from services.vision.analysis import Analysis, largest
 from services.vision.colour import analyse_tone
 from services.vision.distance import CameraProfiles, estimate_distance_cm
-from services.vision.engine import DetectedFace, FaceEngine
+from services.vision.engine import FaceEngine
 from services.vision.images import ImageLimits
 
 
@@ -26,20 +26,14 @@ class Measures:
         self.limits = limits
         self.analysis = analysis or Analysis(engine, limits)
 
-    @staticmethod
-    def _largest(faces: list[DetectedFace]) -> DetectedFace:
-        if not faces:
-            raise ServiceError(VisionError.NO_FACE, "No face found in the image", "image")
-        return faces[0]
-
     async def distance(self, req: DistanceRequest) -> DistanceReply:
-        face = self._largest(await self.analysis.faces(req.image))
+        face = largest(await self.analysis.faces(req.image), "image")
         focal = self.cameras.for_model(req.model_code).focal_px
         return DistanceReply(distance=round(estimate_distance_cm(face, focal), 1))
 
     async def personal_color(self, req: ColourRequest) -> ColourReply:
         image, faces = await self.analysis(req.image)
-        face = self._largest(faces)
+        face = largest(faces, "image")
         try:
             result = analyse_tone(image, face)
         except ValueError as exc:

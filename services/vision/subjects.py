@@ -42,7 +42,8 @@ from schemas.faces import (
     SubjectsReply,
     SubjectsRequest,
 )
-from schemas.vision import VISION_ENROLLED, VisionError
+from schemas.vision import VisionError
+from services.vision.analysis import largest
 from services.vision.faces import Faces
 from services.vision.models import FaceEmbedding, NegativeEmbedding, Subject
 
@@ -143,19 +144,12 @@ class Subjects:
             subject = await self._get(req.id)
             if req.name is not None:
                 await Subject.filter(id=subject.id).update(display_name=req.name)
-        engine = self.faces.engine
-        row = await FaceEmbedding.create(subject=subject, engine=engine.name,
-                                         model_version=engine.model_version,
-                                         vector=vector.tobytes())
-        self.faces.gallery.add(req.id, vector)
-        await self.bus.publish(VISION_ENROLLED, self.faces.announce(req.id, row))
+        await self.faces.store(subject, vector)
         return await self._info(await self._get(req.id))
 
     async def find(self, req: FindRequest) -> FindReply:
-        faces = await self.faces.analysis.faces(req.image)
-        if not faces:
-            raise ServiceError(VisionError.NO_FACE, "No face found in the image", "file")
-        matches = self.faces.gallery.nearest(faces[0].embedding, req.limit)
+        face = largest(await self.faces.analysis.faces(req.image), "file")
+        matches = self.faces.gallery.nearest(face.embedding, req.limit)
         names = dict(await Subject.filter(name__in=[m.name for m in matches]).values_list(
             "name", "display_name"))
         return FindReply(found=[
@@ -169,11 +163,9 @@ class Subjects:
     async def _negative(self, subject_id: str, image: bytes, reported_by: str) -> None:
         """Keep the largest face of ``image`` as a negative of the subject."""
         subject = await self._get(subject_id)
-        faces = await self.faces.analysis.faces(image)
-        if not faces:
-            raise ServiceError(VisionError.NO_FACE, "No face found in the image", "file")
+        face = largest(await self.faces.analysis.faces(image), "file")
         engine = self.faces.engine
-        vector = np.asarray(faces[0].embedding, dtype=np.float32)
+        vector = np.asarray(face.embedding, dtype=np.float32)
         await NegativeEmbedding.create(subject=subject, engine=engine.name,
                                        model_version=engine.model_version,
                                        vector=vector.tobytes(), reported_by=reported_by[:80])
