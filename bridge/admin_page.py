@@ -215,7 +215,7 @@ routes = [
     Route("/admin/logout", logout, methods=["POST"], name="admin_logout"),
     Route("/admin", mirrors, methods=["GET"], name="admin_mirrors"),
     Route("/admin/faces", faces, methods=["GET"], name="admin_faces"),
-    Route("/admin/faces/{id:path}/delete", delete_face, methods=["POST"],
+    Route("/admin/faces/{id}/delete", delete_face, methods=["POST"],
           name="admin_delete_face"),
     Route("/admin/recognitions", recognitions, methods=["GET"], name="admin_recognitions"),
     Route("/admin/services", services, methods=["GET"], name="admin_services"),
