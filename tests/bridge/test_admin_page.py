@@ -5,6 +5,7 @@ logged-out token, forms without their CSRF token or from another site), on both 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -15,12 +16,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bridge.admin_session import LOGIN_CSRF, SESSION, set_cookie
+from bridge.app import create_app
+from bridge.server import serving
 from broker.client import Bus
 from schemas.messaging import MIRROR_STATUS, MIRROR_WIDGETS
 from tests.bridge.admin_stack import ADMIN_PASSWORD, AdminStack, admin_stack, csrf_in
 from tests.bridge.user_api import account
 from tests.conftest import FACES, Backend
-from tests.support import unique
+from tests.support import free_port, unique
 
 PAGES = ("/admin", "/admin/faces", "/admin/recognitions", "/admin/services")
 
@@ -209,3 +212,21 @@ async def device_clean(stack: AdminStack, mirror: str) -> None:
     async with Bus(stack.backend.bus("test"), role="test") as device:
         for topic in (MIRROR_WIDGETS, MIRROR_STATUS):
             await device.publish(topic, b"", retain=True, mirror_id=mirror)
+
+
+async def test_a_stopping_bridge_ends_its_open_streams(stack: AdminStack) -> None:
+    """uvicorn waits for running responses before it stops; an event stream never ends by
+    itself, so the bridge ends it (bridge/server.py calls the app's ``on_stop``)."""
+    port = free_port()
+    loop = asyncio.get_running_loop()
+    async with (httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client,
+                contextlib.AsyncExitStack() as streams):
+        async with serving(create_app(stack.backend.bus("bridge")), "127.0.0.1", port):
+            await stack.log_in(client)
+            stream = await streams.enter_async_context(client.stream("GET", "/admin/events"))
+            lines = stream.aiter_lines()
+            await anext(lines)
+            stopping = loop.time()
+        assert loop.time() - stopping < 5
+        async with asyncio.timeout(5):
+            await next_event(lines, "reload")
