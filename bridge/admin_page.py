@@ -12,7 +12,9 @@ inline, with a nonce) and be framed by nobody.
 
 from __future__ import annotations
 
+import functools
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -136,30 +138,34 @@ async def logout(request: Request) -> Response:
     return response
 
 
-async def _page(request: Request) -> AdminSession | None:
-    return await admin_session.session(request)
+Page = Callable[[Request, AdminSession], Awaitable[Response]]
 
 
-async def mirrors(request: Request) -> Response:
-    admin = await _page(request)
-    if admin is None:
-        return _to_login()
+def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
+    """A page only a logged-in admin sees: anybody else is sent to the login page."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        admin = await admin_session.session(request)
+        return _to_login() if admin is None else await handler(request, admin)
+
+    return endpoint
+
+
+@page
+async def mirrors(request: Request, admin: AdminSession) -> Response:
     shown = sorted(view_of(request).mirrors.values(), key=lambda m: m.mirror_id)
     return render(request, "mirrors.html", admin=admin, mirrors=shown, live=True)
 
 
-async def services(request: Request) -> Response:
-    admin = await _page(request)
-    if admin is None:
-        return _to_login()
+@page
+async def services(request: Request, admin: AdminSession) -> Response:
     shown = sorted(view_of(request).services.values(), key=lambda s: s.service)
     return render(request, "services.html", admin=admin, services=shown, live=True)
 
 
-async def recognitions(request: Request) -> Response:
-    admin = await _page(request)
-    if admin is None:
-        return _to_login()
+@page
+async def recognitions(request: Request, admin: AdminSession) -> Response:
     retention = "MIRRORHUB_RETENTION_DAYS days (30 unless set)"
     try:
         reply = await call(request, "admin", VISION_RECOGNITIONS, {"limit": RECOGNITIONS_SHOWN})
@@ -170,10 +176,8 @@ async def recognitions(request: Request) -> Response:
                   live=True, retention=retention)
 
 
-async def faces(request: Request) -> Response:
-    admin = await _page(request)
-    if admin is None:
-        return _to_login()
+@page
+async def faces(request: Request, admin: AdminSession) -> Response:
     offset = request.query_params.get("offset", "0")
     offset_at = int(offset) if offset.isdigit() and len(offset) < 10 else 0
     deleted = request.query_params.get("deleted")
