@@ -13,9 +13,11 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from tortoise.context import TortoiseContext
 
 from broker.client import Bus
+from schemas.errors import ConfigError
 from schemas.faces import VISION_DELETE_SUBJECT, VISION_REGISTER, SubjectRequest
 from schemas.recognitions import (
     VISION_RECOGNITION,
@@ -113,3 +115,15 @@ async def test_recognitions_older_than_the_retention_period_are_purged(
             table = models.Recognition._meta.db_table
             assert await client.execute_query_dict(f"SELECT id FROM {table}") == []
     assert seen.name == "obama"
+
+
+def test_the_retention_period_comes_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MIRRORHUB_RETENTION_DAYS", raising=False)
+    assert VisionSettings.from_env(tmp_path).retention == timedelta(days=30)
+    monkeypatch.setenv("MIRRORHUB_RETENTION_DAYS", "0.5")
+    assert VisionSettings.from_env(tmp_path).retention == timedelta(hours=12)
+    for bad in ("0", "-1", "a week"):
+        monkeypatch.setenv("MIRRORHUB_RETENTION_DAYS", bad)
+        with pytest.raises(ConfigError, match="MIRRORHUB_RETENTION_DAYS"):
+            VisionSettings.from_env(tmp_path)
