@@ -146,7 +146,11 @@ def page(handler: Page) -> Callable[[Request], Awaitable[Response]]:
 
     @functools.wraps(handler)
     async def endpoint(request: Request) -> Response:
-        admin = await admin_session.session(request)
+        try:
+            admin = await admin_session.session(request)
+        except HttpFail as exc:  # auth is away: say so, rather than send to the login page
+            return render(request, "refused.html", exc.status,
+                          reason=f"The session cannot be checked now: {_failed(exc)}")
         return _to_login() if admin is None else await handler(request, admin)
 
     return endpoint

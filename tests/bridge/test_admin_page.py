@@ -22,7 +22,7 @@ from broker.client import Bus
 from schemas.messaging import MIRROR_STATUS, MIRROR_WIDGETS
 from tests.bridge.admin_stack import ADMIN_PASSWORD, AdminStack, admin_stack, csrf_in
 from tests.bridge.user_api import account
-from tests.conftest import FACES, Backend
+from tests.conftest import FACES, Backend, isolated
 from tests.support import free_port, unique
 
 PAGES = ("/admin", "/admin/faces", "/admin/recognitions", "/admin/services")
@@ -230,3 +230,18 @@ async def test_a_stopping_bridge_ends_its_open_streams(stack: AdminStack) -> Non
         assert loop.time() - stopping < 5
         async with asyncio.timeout(5):
             await next_event(lines, "reload")
+
+
+async def test_with_auth_away_a_page_says_so_in_html(stack: AdminStack) -> None:
+    """A bridge whose auth does not answer (another namespace: nobody there) cannot check a
+    session: the page says why (504), it neither lets the admin in nor logs them out."""
+    port = free_port()
+    lonely = isolated(stack.backend)
+    app = create_app(lonely.bus("bridge", request_timeout=0.5))
+    async with (serving(app, "127.0.0.1", port),
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+                                  headers={"cookie": f"{SESSION}={stack.token}"}) as client):
+        page = await client.get("/admin")
+        assert page.status_code == 504 and "text/html" in page.headers["content-type"]
+        assert "The session cannot be checked now" in page.text
+        assert SESSION not in page.headers.get("set-cookie", "")
