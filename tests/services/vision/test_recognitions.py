@@ -109,7 +109,8 @@ async def test_recognitions_older_than_the_retention_period_are_purged(
     seen = FaceResult(name="obama", box=(0, 0, 10, 10), distance=0.3, live=False,
                       live_reason="passive: no evidence yet")
     try:
-        async with (open_database(url, *APP), Bus(isolated(backend).bus("vision"), role="vision") as bus):
+        async with (open_database(url, *APP),
+                    Bus(isolated(backend).bus("vision"), role="vision") as bus):
             kept_here = Recognitions(bus, timedelta(seconds=2))
             await kept_here.seen("hall", [seen], [])
             (row,) = (await kept_here.recent(RecognitionsRequest())).recognitions
