@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bridge import (
+    admin_events,
+    admin_page,
     face_admin_api,
     messaging_api,
     mirror_api,
@@ -21,6 +23,8 @@ from bridge import (
     user_files,
     user_messages,
 )
+from bridge.admin_session import Refused
+from bridge.fleet import FleetView
 from bridge.replies import HttpFail
 from broker.client import Bus
 from broker.settings import BusSettings
@@ -86,24 +90,31 @@ def create_app(
     (without it, a token is checked when one is sent, as the documented API has none).
     ``cookie_secure``: the session API's login cookie is ``Secure`` (behind HTTPS).
     ``max_upload``: the largest file ``/api/upload`` takes, in bytes.
+    The admin page (``/admin``) follows the fleet from the start (bridge/fleet.py).
     """
+    fleet = FleetView()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         async with Bus(bus_settings, role="bridge") as bus:
+            await fleet.follow(bus)
             yield {"bus": bus, "require_token": require_token, "cookie_secure": cookie_secure,
-                   "max_upload": max_upload}
+                   "max_upload": max_upload, "fleet": fleet}
+            fleet.stop()
 
     app = Starlette(
         routes=[*mirror_api.routes, *messaging_api.routes, *session_api.routes,
                  *user_accounts.routes, *user_files.routes, *user_messages.routes,
-                 *face_admin_api.routes],
+                 *face_admin_api.routes, *admin_page.routes, *admin_events.routes],
         lifespan=lifespan,
         exception_handlers={HttpFail: _fail, session_api.SessionFail: _fail,
                             user_family.UserFail: _fail, face_admin_api.FaceFail: _fail,
+                            Refused: admin_page.refused,
                             HTTPException: _http_error, Exception: _crash},
     )
     # Starlette answers "/login/" with an empty 307 to "/login"; a JSON client wants JSON, and
     # a POST redirected is a POST that clients may drop. Paths are exact: a 404 that says so.
     app.router.redirect_slashes = False
+    app.state.fleet = fleet  # what the admin page shows (tests look at it too)
+    app.state.on_stop = fleet.stop  # bridge/server.py: open event streams end with the server
     return app

@@ -19,7 +19,12 @@ async def serving(
     ``trusted_proxies`` (``MIRRORHUB_TRUSTED_PROXIES``: addresses or networks, comma-separated,
     ``*`` for any) are the peers whose ``X-Forwarded-For`` and ``X-Forwarded-Proto`` uvicorn
     believes; with none, the client is always the TCP peer (uvicorn's own default would trust
-    127.0.0.1, so any local client could claim any address)."""
+    127.0.0.1, so any local client could claim any address).
+
+    An app whose ``state.on_stop`` is a function hears that the server stops before uvicorn
+    waits for the requests still running: responses that never end by themselves (the admin
+    page's server-sent events, bridge/admin_events.py) end then, else uvicorn would wait for
+    them for ever."""
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on",
                             proxy_headers=bool(trusted_proxies),
                             forwarded_allow_ips=trusted_proxies or None)
@@ -34,4 +39,7 @@ async def serving(
         yield server
     finally:
         server.should_exit = True
+        on_stop = getattr(getattr(app, "state", None), "on_stop", None)
+        if callable(on_stop):
+            on_stop()
         await task

@@ -163,7 +163,13 @@ def persistent_client_id(settings: BusSettings, name: str) -> str:
 
 def service_bus(settings: BusSettings, service: str, *, instance: str | None = None) -> Bus:
     """A Bus for one instance of ``service``: ``online`` on every connect, ``offline`` on a clean
-    close and, as the Last Will, when the process vanishes.
+    close and, as the Last Will, when the process vanishes, all retained on
+    ``events/{service}/status``, so that whoever subscribes later (the admin page) hears the
+    service's latest word at once.
+
+    Instances of one service share that retained topic: when one goes offline while another
+    still runs, the one still running hears it and says ``online`` again, so that the retained
+    word is not "offline" while the service is up.
 
     With ``instance`` the Bus has a persistent session under a stable client id
     (``{service}-{instance}``): QoS 1 requests published while it is away wait at the broker.
@@ -174,15 +180,28 @@ def service_bus(settings: BusSettings, service: str, *, instance: str | None = N
         client_id = persistent_client_id(settings, f"{service}-{instance}")
     offline = ServiceStatus(client_id=client_id, state="offline").model_dump_json()
     bus = Bus(settings, client_id=client_id, role=service,
-              will=Will(SERVICE_STATUS.format(service=service), offline, qos=1),
+              will=Will(SERVICE_STATUS.format(service=service), offline, qos=1, retain=True),
               clean_session=instance is None)
+    online_body = ServiceStatus(client_id=client_id, state="online")
+    heard: list[bool] = []  # whether this Bus follows its service's status yet
+
+    async def others(message: Message) -> None:
+        """Another instance went offline: the retained word is to be this one's again."""
+        try:
+            status = ServiceStatus.model_validate_json(message.payload)
+        except ValueError:
+            return
+        if status.client_id != client_id and status.state == "offline" and bus.connected:
+            await bus.publish(SERVICE_STATUS, online_body, retain=True, service=service)
 
     async def online() -> None:
-        await bus.publish(SERVICE_STATUS, ServiceStatus(client_id=client_id, state="online"),
-                          service=service)
+        await bus.publish(SERVICE_STATUS, online_body, retain=True, service=service)
+        if not heard:  # once: the Bus subscribes again by itself after a reconnect
+            heard.append(True)
+            await bus.subscribe(SERVICE_STATUS, others, service=service)
 
     async def closing() -> None:
-        await bus.publish(SERVICE_STATUS, offline, service=service)
+        await bus.publish(SERVICE_STATUS, offline, retain=True, service=service)
 
     bus.on_connect(online)
     bus.on_close(closing)

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas.auth import LoginReply, LoginRequest, Password, Token
+from schemas.auth import LoginReply, LoginRequest, LogoutReply, LogoutRequest, Password, Token
 from schemas.names import Username
 from schemas.topics import Operation
 
@@ -59,6 +59,14 @@ class AdminVerifyReply(_Reply):
     expires_at: datetime
 
 
+class AdminLogoutRequest(LogoutRequest):
+    """Revoke one admin token (the admin page's logout) until it would have expired."""
+
+
+class AdminLogoutReply(LogoutReply):
+    """The admin whose token it was."""
+
+
 AUTH_ADMIN_REGISTER = Operation(
     "svc/auth/admin_register", AdminRegisterRequest,
     "Create a face admin account (open until the first exists).", reply=AdminRegisterReply,
@@ -70,4 +78,8 @@ AUTH_ADMIN_LOGIN = Operation(
 AUTH_ADMIN_VERIFY = Operation(
     "svc/auth/admin_verify", AdminVerifyRequest, "Check an admin's bearer token.",
     reply=AdminVerifyReply,
+)
+AUTH_ADMIN_LOGOUT = Operation(
+    "svc/auth/admin_logout", AdminLogoutRequest, "Revoke one admin token (logging out).",
+    reply=AdminLogoutReply,
 )

@@ -9,11 +9,21 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from schemas import admins, auth, envelope, faces, files, messaging, service, vision
+from schemas import (
+    admins,
+    auth,
+    envelope,
+    faces,
+    files,
+    messaging,
+    recognitions,
+    service,
+    vision,
+)
 from schemas.topics import Operation, Topic
 
-MODULES: tuple[ModuleType, ...] = (auth, admins, vision, faces, messaging, files, service,
-                                   envelope)
+MODULES: tuple[ModuleType, ...] = (auth, admins, vision, faces, recognitions, messaging, files,
+                                   service, envelope)
 
 
 def _declared(modules: tuple[ModuleType, ...]) -> tuple[Topic[Any], ...]:

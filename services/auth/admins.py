@@ -14,11 +14,16 @@ takes itself back, so there is one first admin. Logins are throttled as users' a
 
 from __future__ import annotations
 
+import contextlib
+from datetime import UTC, datetime
+
 from tortoise.exceptions import IntegrityError
 
 from schemas.admins import (
     AdminLoginReply,
     AdminLoginRequest,
+    AdminLogoutReply,
+    AdminLogoutRequest,
     AdminRegisterReply,
     AdminRegisterRequest,
     AdminVerifyReply,
@@ -28,11 +33,11 @@ from schemas.auth import AuthError
 from schemas.errors import ServiceError
 from services.auth.accounts import checked_login
 from services.auth.config import AuthSettings
-from services.auth.models import Admin
+from services.auth.models import Admin, RevokedToken
 from services.auth.passwords import PasswordHasher
 from services.auth.sessions import revoked
 from services.auth.throttle import Throttle
-from services.auth.tokens import ADMIN_ISSUER, TokenIssuer
+from services.auth.tokens import ADMIN_ISSUER, Claims, TokenIssuer
 from services.database import open_database
 
 ADMIN_REQUIRED = "an admin exists already: only an admin (with Authorization: Bearer) may add one"
@@ -93,11 +98,25 @@ class Admins:
                                expires_in=int(self.tokens.ttl.total_seconds()))
 
     async def admin_verify(self, req: AdminVerifyRequest) -> AdminVerifyReply:
-        """The admin of a token, which must be of the admin issuer and of an admin that still
-        exists (and existed when it was issued)."""
-        claims = self.tokens.decode(req.token, issuer=ADMIN_ISSUER)
-        admin = await Admin.get_or_none(id=claims.user_id)
-        if admin is None or claims.issued_at < admin.created_at.replace(microsecond=0):
-            raise revoked()
+        """The admin of a token, which must be of the admin issuer, not logged out, and of an
+        admin that still exists (and existed when it was issued)."""
+        claims, admin = await self._holding(req.token)
         return AdminVerifyReply(username=admin.username, admin_id=admin.id,
                                 expires_at=claims.expires_at)
+
+    async def admin_logout(self, req: AdminLogoutRequest) -> AdminLogoutReply:
+        """Revoke an admin token, in the table user tokens are revoked in (``jti`` is unique
+        across both issuers)."""
+        claims, admin = await self._holding(req.token)
+        await RevokedToken.filter(expires_at__lte=datetime.now(UTC)).delete()
+        with contextlib.suppress(IntegrityError):  # a concurrent logout inserted it first
+            await RevokedToken.create(jti=claims.jti, expires_at=claims.expires_at)
+        return AdminLogoutReply(username=admin.username)
+
+    async def _holding(self, token: str) -> tuple[Claims, Admin]:
+        claims = self.tokens.decode(token, issuer=ADMIN_ISSUER)
+        admin = await Admin.get_or_none(id=claims.user_id)
+        if (admin is None or claims.issued_at < admin.created_at.replace(microsecond=0)
+                or await RevokedToken.exists(jti=claims.jti)):
+            raise revoked()
+        return claims, admin

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from broker.service import Handler, Service
-from schemas.admins import AUTH_ADMIN_LOGIN, AUTH_ADMIN_REGISTER, AUTH_ADMIN_VERIFY
+from schemas.admins import (
+    AUTH_ADMIN_LOGIN,
+    AUTH_ADMIN_LOGOUT,
+    AUTH_ADMIN_REGISTER,
+    AUTH_ADMIN_VERIFY,
+)
 from schemas.auth import (
     AUTH_DELETE_USER,
     AUTH_DELETIONS,
@@ -42,6 +47,7 @@ AUTH = Service(
         Handler(AUTH_ADMIN_REGISTER, Admins.admin_register),
         Handler(AUTH_ADMIN_LOGIN, Admins.admin_login),
         Handler(AUTH_ADMIN_VERIFY, Admins.admin_verify),
+        Handler(AUTH_ADMIN_LOGOUT, Admins.admin_logout),
     ),
     publishes=(AUTH_USER_DELETED, AUTH_USER_RENAMED),
 )

@@ -6,6 +6,7 @@ refreshes its own in-memory gallery.
 * **Deleted**: every photo bound to the account (``owner_id``, under whatever name), and every
   unbound photo enrolled under its username, go; so does the subject once it has no photo.
   Photos under that name bound to *another* account (the name taken again since) stay.
+  Their kept recognitions (services/vision/recognitions.py) go with them.
 * **Renamed**: the photos bound to the account move to the new name. Unbound photos under the
   old name stay there: nothing showed they were the account's, and they greet by name only.
 """
@@ -15,13 +16,15 @@ from __future__ import annotations
 from schemas.auth import UserDeleted, UserRenamed
 from services.vision.faces import Faces
 from services.vision.models import FaceEmbedding, Subject
+from services.vision.recognitions import Recognitions
 
 
 class FaceAccounts:
     """:class:`services.tombstones.AccountData` for the enrolled faces."""
 
-    def __init__(self, faces: Faces) -> None:
+    def __init__(self, faces: Faces, recognitions: Recognitions) -> None:
         self.faces = faces
+        self.recognitions = recognitions
 
     async def forget(self, gone: UserDeleted) -> None:
         names = await self._names_owned_by(gone.user_id) | {gone.username}
@@ -30,6 +33,7 @@ class FaceAccounts:
         if subject is not None:
             await FaceEmbedding.filter(subject_id=subject.id, owner_id=None).delete()
         await self._drop_empty(names)
+        await self.recognitions.forget(*names)
         await self.faces.refresh(*names)
 
     async def rename(self, change: UserRenamed) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from schemas.errors import ConfigError
@@ -57,6 +58,8 @@ class VisionSettings:
     track_refresh: float = TrackSettings.refresh
     # How a face at a mirror shows it is live before it unlocks messages (vision/watch.py).
     liveness: Mode = Mode.CHALLENGE
+    # How long recognitions are kept for the admin page (services/vision/recognitions.py).
+    retention: timedelta = timedelta(days=30)
 
     def make_engine(self) -> FaceEngine:
         return make_engine(self.engine, self.insightface_dir)
@@ -85,6 +88,7 @@ class VisionSettings:
         return cls(
             data_dir=data_dir,
             liveness=Mode(liveness),
+            retention=timedelta(days=number("MIRRORHUB_RETENTION_DAYS", 30.0, 1e-5, 36500.0)),
             cameras=_cameras(env.get("MIRRORHUB_CAMERA_FOCAL_PX", "")),
             engine=engine,
             insightface_dir=Path(pack) if pack else None,

@@ -25,6 +25,7 @@ from schemas.vision import (
     VisionError,
 )
 from services.vision.faces import Faces
+from services.vision.recognitions import Recognitions
 from services.vision.tracking import Tracking, TrackSettings
 from services.vision.trust import trusted
 from services.vision.watch import Mode
@@ -63,8 +64,10 @@ class FrameWorker:
     (services/vision/tracking.py)."""
 
     def __init__(self, faces: Faces, bus: Bus, max_bytes: int,
-                 tracks: TrackSettings | None = None) -> None:
+                 tracks: TrackSettings | None = None,
+                 recognitions: Recognitions | None = None) -> None:
         self.bus = bus
+        self.recognitions = recognitions  # None keeps none
         self.max_bytes = max_bytes
         self.queue = FrameQueue()
         self.tracking = Tracking(faces, tracks or TrackSettings())
@@ -113,5 +116,7 @@ class FrameWorker:
                                   live=[face.live for face in named],
                                   live_reasons=[face.live_reason for face in named])
                 await self.bus.publish(VISION_RECOGNIZED, seen, qos=1)
+                if self.recognitions is not None:
+                    await self.recognitions.seen(event.mirror_id, named, seen.trusted)
         except BusUnavailable:
             log.warning("vision: event for mirror %s lost, broker unreachable", event.mirror_id)

@@ -16,6 +16,7 @@ from schemas.faces import (
     VISION_SUBJECT_CHANGED,
     VISION_SUBJECTS,
 )
+from schemas.recognitions import VISION_RECOGNITION, VISION_RECOGNITIONS
 from schemas.vision import (
     MIRROR_FACE_EVENT,
     MIRROR_FRAME,
@@ -30,6 +31,7 @@ from services.tombstones import Tombstones
 from services.vision.faces import Faces
 from services.vision.frames import FrameWorker
 from services.vision.measures import Measures
+from services.vision.recognitions import Recognitions
 from services.vision.subjects import Subjects
 
 VISION = Service(
@@ -47,6 +49,8 @@ VISION = Service(
         Handler(VISION_REGISTER, Subjects.register),
         Handler(VISION_FIND, Subjects.find),
         Handler(VISION_NOT_ME, Subjects.not_me),
+        # The admin page's recent recognitions (schemas/recognitions.py).
+        Handler(VISION_RECOGNITIONS, Recognitions.recent),
     ),
     listeners=(
         # Every worker hears every enrolment, to keep its in-memory gallery whole.
@@ -60,6 +64,7 @@ VISION = Service(
         Listener(VISION_SUBJECT_CHANGED, Subjects.on_subject_changed),
         Listener(MIRROR_NOT_ME, Subjects.on_not_me, shared=True),
     ),
-    tasks=(FrameWorker.run, Tombstones.catch_up),
-    publishes=(VISION_ENROLLED, MIRROR_FACE_EVENT, VISION_RECOGNIZED, VISION_SUBJECT_CHANGED),
+    tasks=(FrameWorker.run, Tombstones.catch_up, Recognitions.purge_loop),
+    publishes=(VISION_ENROLLED, MIRROR_FACE_EVENT, VISION_RECOGNIZED, VISION_SUBJECT_CHANGED,
+               VISION_RECOGNITION),
 )

@@ -1,4 +1,5 @@
-"""The vision service's tables. Raw images are not kept; only embeddings."""
+"""The vision service's tables. Raw images are not kept; only embeddings, and for a while
+the recognitions made with them."""
 
 from __future__ import annotations
 
@@ -67,3 +68,20 @@ class DeletionCursor(Model):
 
     class Meta:
         table = "vision_deletion_cursor"
+
+
+# A recognition kept for the admin page (services/vision/recognitions.py): an enrolled face seen
+# at a mirror. ``name`` is the subject's id then (no foreign key: a row outlives nothing, it is
+# deleted with its subject, and purged after MIRRORHUB_RETENTION_DAYS anyway).
+class Recognition(Model):
+    id = fields.IntField(primary_key=True)
+    at = fields.DatetimeField(db_index=True)
+    mirror_id = fields.CharField(max_length=64)
+    name = fields.CharField(max_length=64, db_index=True)
+    distance = fields.FloatField(null=True)
+    live = fields.BooleanField(null=True)
+    live_reason = fields.CharField(max_length=200, null=True)
+    trusted = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "vision_recognition"

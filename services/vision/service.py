@@ -22,6 +22,7 @@ from services.vision.images import ImageLimits
 from services.vision.matcher import Gallery
 from services.vision.measures import Measures
 from services.vision.models import DeletionCursor
+from services.vision.recognitions import Recognitions
 from services.vision.subjects import Subjects
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,17 @@ async def run_vision(
             analysis = Analysis(engine, limits, pool)
             faces = Faces(engine, gallery, bus, limits, settings.cameras.default, analysis)
             measures = Measures(engine, settings.cameras, limits, analysis)
-            frames = FrameWorker(faces, bus, settings.max_image_bytes, settings.tracks)
-            tombstones = Tombstones(bus, FaceAccounts(faces), Cursor(DeletionCursor))
+            recognitions = Recognitions(bus, settings.retention)
+            frames = FrameWorker(faces, bus, settings.max_image_bytes, settings.tracks,
+                                 recognitions)
+            tombstones = Tombstones(bus, FaceAccounts(faces, recognitions),
+                                    Cursor(DeletionCursor))
             loaded = await faces.load()
             log.info("vision: %d embeddings of %s loaded", loaded, engine.model_version)
             max_payload = settings.max_image_bytes * 4 // 3 + _ENVELOPE_SLACK
             async with VISION.serve(bus, faces, measures, frames, tombstones,
-                                    Subjects(faces, bus), max_payload=max_payload):
+                                    Subjects(faces, bus, recognitions), recognitions,
+                                    max_payload=max_payload):
                 yield faces
     finally:
         engine.__exit__(None, None, None)

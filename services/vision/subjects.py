@@ -46,6 +46,7 @@ from schemas.vision import VisionError
 from services.vision.analysis import largest
 from services.vision.faces import Faces
 from services.vision.models import FaceEmbedding, NegativeEmbedding, Subject
+from services.vision.recognitions import Recognitions
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,10 @@ def _not_found(subject_id: str) -> ServiceError:
 class Subjects:
     """The handlers of the ``svc/vision/...`` operations of schemas/faces.py."""
 
-    def __init__(self, faces: Faces, bus: Bus) -> None:
+    def __init__(self, faces: Faces, bus: Bus, recognitions: Recognitions) -> None:
         self.faces = faces
         self.bus = bus
+        self.recognitions = recognitions
 
     async def _get(self, subject_id: str) -> Subject:
         subject = await Subject.get_or_none(name=subject_id)
@@ -104,11 +106,12 @@ class Subjects:
         return await self._info(await self._get(req.id))
 
     async def delete_subject(self, req: SubjectRequest) -> SubjectDeleted:
-        """Every photo (bound or not, of every engine) and negative of the subject go, then the
-        subject: a name is personal data too."""
+        """Every photo (bound or not, of every engine), negative and kept recognition of the
+        subject go, then the subject: a name is personal data too."""
         subject = await self._get(req.id)
         removed = await FaceEmbedding.filter(subject_id=subject.id).delete()
         await NegativeEmbedding.filter(subject_id=subject.id).delete()
+        await self.recognitions.forget(req.id)
         await Subject.filter(id=subject.id).delete()
         await self._changed(req.id)
         return SubjectDeleted(id=req.id, descriptors=removed)
