@@ -1,0 +1,163 @@
+"""Liveness of an app's frames over the bus: signed challenges that any worker checks, once.
+
+Two vision services that share nothing but the data directory (so the liveness secret), each
+under a topic namespace of its own: what one makes, the other checks from the id alone.
+Frames: the genuine head turn of ``video/hamilton`` (frames 132 to 143 turn to his left; played
+backwards, to his right).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from broker.client import Bus
+from schemas.liveness import (
+    VISION_LIVENESS_CHALLENGE,
+    VISION_LIVENESS_VERIFY,
+    LivenessChallenge,
+    LivenessChallengeRequest,
+    LivenessVerdict,
+    LivenessVerifyRequest,
+)
+from services.vision.challenges import Challenges, UsedNonces, load_secret
+from services.vision.config import VisionSettings
+from services.vision.service import run_vision
+from tests.conftest import FACES, Backend, create_database, drop_database, isolated
+from tests.support import unique
+
+pytestmark = pytest.mark.skipif(not (FACES / "video").is_dir(), reason=f"no photos at {FACES}")
+
+BACK = range(132, 144)
+
+
+def hamilton(numbers: range | list[int]) -> list[bytes]:
+    return [(FACES / f"video/hamilton/frame_{n:03d}.jpg").read_bytes() for n in numbers]
+
+
+@dataclass
+class Pair:
+    """A bus to each of two vision services, and the data directory they share."""
+
+    first: Bus
+    second: Bus
+    data_dir: Path
+
+
+@pytest.fixture(scope="module")
+async def pair(backend: Backend, tmp_path_factory: pytest.TempPathFactory
+               ) -> AsyncIterator[Pair]:
+    data_dir = tmp_path_factory.mktemp("liveness")
+    database = await create_database(backend, "liveness")
+    settings = VisionSettings(data_dir=data_dir, database_url=database, threshold=None)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            buses = []
+            for _ in range(2):
+                own = isolated(backend)
+                await stack.enter_async_context(run_vision(own.bus("vision"), settings))
+                buses.append(await stack.enter_async_context(Bus(own.bus("test"))))
+            yield Pair(buses[0], buses[1], data_dir)
+    finally:
+        await drop_database(database)
+
+
+async def challenge(bus: Bus, username: str) -> LivenessChallenge:
+    return await bus.request(VISION_LIVENESS_CHALLENGE, LivenessChallengeRequest(username=username))
+
+
+async def verify(bus: Bus, username: str, frames: list[bytes],
+                 challenge_id: str | None = None) -> LivenessVerdict:
+    return await bus.request(VISION_LIVENESS_VERIFY, LivenessVerifyRequest(
+        username=username, frames=frames, challenge_id=challenge_id), timeout=30)
+
+
+async def towards(bus: Bus, username: str, action: str) -> LivenessChallenge:
+    """A challenge asking for ``action`` (the direction is drawn at random)."""
+    for _ in range(64):
+        reply = await challenge(bus, username)
+        assert [step.action for step in reply.steps] in (["turn_left"], ["turn_right"])
+        if reply.steps[0].action == action:
+            return reply
+    raise AssertionError(f"no {action} in 64 challenges")
+
+
+async def test_a_challenge_made_by_one_worker_verifies_at_another(pair: Pair) -> None:
+    user = unique("ann")
+    left = await towards(pair.first, user, "turn_left")
+    assert left.expires_in == 60 and left.steps[0].prompt == "turn your head to your left"
+    # Frames 132..143 turn to his left; backwards, to his right.
+    for action, frames in (("turn_left", hamilton(BACK)),
+                           ("turn_right", hamilton(BACK)[::-1])):
+        wrong = "turn_right" if action == "turn_left" else "turn_left"
+        failed = await verify(pair.second, user, frames,
+                              (await towards(pair.first, user, wrong)).challenge_id)
+        assert not failed.live and failed.reason.startswith("challenge: turned -"), failed
+        asked = (await towards(pair.first, user, action)).challenge_id
+        passed = await verify(pair.second, user, frames, asked)
+        direction = action.removeprefix("turn_")
+        assert passed.live and passed.reason == f"challenge: the head turned {direction}"
+        assert passed.score >= 1
+        again = await verify(pair.second, user, frames, asked)
+        assert again == LivenessVerdict(live=False, score=0.0,
+                                    reason="the challenge was used already; ask for a new one")
+
+
+async def test_the_passive_verdict_and_the_frames_it_refuses(pair: Pair) -> None:
+    user = unique("bo")
+    live = await verify(pair.first, user, hamilton(BACK))
+    assert live.live and live.reason == "passive: the head turned", live
+    still = await verify(pair.first, user, hamilton(range(148, 160)))  # facing the camera
+    assert not still.live and still.reason.startswith("passive: turned"), still
+    few = await verify(pair.first, user, hamilton(BACK)[:3])
+    assert not few.live and few.reason == "passive: 3 frames of this face, 6 needed"
+    one = await verify(pair.first, user, hamilton([132]))
+    assert one.reason == "1 frames; send 2 to 30"
+    broken = await verify(pair.first, user, [*hamilton(BACK[:2]), b"GIF89a not a frame"])
+    assert broken.reason == "frame 3: the upload is not a JPEG or PNG image"
+    cut = hamilton([133])[0][:4000]
+    assert (await verify(pair.first, user, [*hamilton([132]), cut])).reason.startswith(
+        "frame 2: the JPEG data stops before")
+    group = (FACES / "test/kit_with_rose.jpg").read_bytes()
+    assert (await verify(pair.first, user, [*hamilton([132]), group])).reason == (
+        "frame 2: 2 faces; film one person alone")
+    other = (FACES / "test/obama1.jpg").read_bytes()
+    assert (await verify(pair.first, user, [*hamilton(BACK[:3]), other])).reason == (
+        "frame 4 shows somebody else than frame 1")
+
+
+async def test_forged_expired_and_other_users_challenges_fail(pair: Pair) -> None:
+    user = unique("cy")
+    frames = hamilton(BACK[:6])
+    secret = load_secret(None, pair.data_dir)
+    forged, _ = Challenges(b"f" * 32, 60).issue(user)
+    expired, _ = Challenges(secret, 30, clock=lambda: time.time() - 60).issue(user)
+    theirs = (await challenge(pair.first, unique("dee"))).challenge_id
+    tampered = (await challenge(pair.first, user)).challenge_id[:-2] + "xx"
+    not_ours = "the challenge is not one of ours (forged, altered or malformed)"
+    for challenge_id, reason in ((forged, not_ours), (tampered, not_ours),
+                                 ("made-up", not_ours),
+                                 (expired, "the challenge expired; ask for a new one"),
+                                 (theirs, "the challenge was made for another user")):
+        started = time.perf_counter()
+        reply = await verify(pair.second, user, frames, challenge_id)
+        assert reply == LivenessVerdict(live=False, score=0.0, reason=reason)
+        assert time.perf_counter() - started < 0.5  # refused before any frame is analysed
+
+
+def test_a_nonce_is_taken_once_and_contested_when_another_worker_takes_it() -> None:
+    now = [1000.0]
+    used = UsedNonces(clock=lambda: now[0])
+    assert used.claim("a", 1060) and not used.claim("a", 1060)
+    used.heard("b", 1060)
+    assert not used.claim("b", 1060) and not used.contested("b")
+    used.heard("a", 1060)  # another worker took "a" while it was verified here
+    assert used.contested("a")
+    now[0] = 1061.0
+    assert used.claim("a", 1120) and not used.contested("a")  # forgotten once expired
+    assert len(used) == 1
