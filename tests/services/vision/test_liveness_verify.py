@@ -2,7 +2,7 @@
 
 Two vision services that share nothing but the data directory (so the liveness secret), each
 under a topic namespace of its own: what one makes, the other checks from the id alone.
-Frames: the genuine head turn of ``video/hamilton`` (frames 132 to 143 turn to his left; played
+Frames: the genuine head turn of ``video/hamilton`` (frames 134 to 142 turn to his left; played
 backwards, to his right).
 """
 
@@ -33,7 +33,7 @@ from tests.support import unique
 
 pytestmark = pytest.mark.skipif(not (FACES / "video").is_dir(), reason=f"no photos at {FACES}")
 
-BACK = range(132, 144)
+BACK = range(134, 143)
 
 
 def hamilton(numbers: range | list[int]) -> list[bytes]:
@@ -91,7 +91,7 @@ async def test_a_challenge_made_by_one_worker_verifies_at_another(pair: Pair) ->
     user = unique("ann")
     left = await towards(pair.first, user, "turn_left")
     assert left.expires_in == 60 and left.steps[0].prompt == "turn your head to your left"
-    # Frames 132..143 turn to his left; backwards, to his right.
+    # Frames 134..142 turn to his left; backwards, to his right.
     for action, frames in (("turn_left", hamilton(BACK)),
                            ("turn_right", hamilton(BACK)[::-1])):
         wrong = "turn_right" if action == "turn_left" else "turn_left"
@@ -112,23 +112,13 @@ async def test_the_passive_verdict_and_the_frames_it_refuses(pair: Pair) -> None
     user = unique("bo")
     live = await verify(pair.first, user, hamilton(BACK))
     assert live.live and live.reason == "passive: the head turned", live
-    still = await verify(pair.first, user, hamilton(range(148, 160)))  # facing the camera
+    still = await verify(pair.first, user, hamilton(range(148, 156)))  # facing the camera
     assert not still.live and still.reason.startswith("passive: turned"), still
     few = await verify(pair.first, user, hamilton(BACK)[:3])
     assert not few.live and few.reason == "passive: 3 frames of this face, 6 needed"
     one = await verify(pair.first, user, hamilton([132]))
     assert one.reason == "1 frames; send 2 to 30"
-    broken = await verify(pair.first, user, [*hamilton(BACK[:2]), b"GIF89a not a frame"])
-    assert broken.reason == "frame 3: the upload is not a JPEG or PNG image"
-    cut = hamilton([133])[0][:4000]
-    assert (await verify(pair.first, user, [*hamilton([132]), cut])).reason.startswith(
-        "frame 2: the JPEG data stops before")
-    group = (FACES / "test/kit_with_rose.jpg").read_bytes()
-    assert (await verify(pair.first, user, [*hamilton([132]), group])).reason == (
-        "frame 2: 2 faces; film one person alone")
-    other = (FACES / "test/obama1.jpg").read_bytes()
-    assert (await verify(pair.first, user, [*hamilton(BACK[:3]), other])).reason == (
-        "frame 4 shows somebody else than frame 1")
+    # The other failures, on both backends: tests/bridge/test_liveness.py.
 
 
 async def test_forged_expired_and_other_users_challenges_fail(pair: Pair) -> None:
