@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from broker.client import Bus
+from schemas.errors import ConfigError
 from schemas.liveness import (
     VISION_LIVENESS_CHALLENGE,
     VISION_LIVENESS_VERIFY,
@@ -151,3 +152,18 @@ def test_a_nonce_is_taken_once_and_contested_when_another_worker_takes_it() -> N
     now[0] = 1061.0
     assert used.claim("a", 1120) and not used.contested("a")  # forgotten once expired
     assert len(used) == 1
+
+
+def test_the_secret_is_made_once_into_the_data_dir_or_given(tmp_path: Path) -> None:
+    made = load_secret(None, tmp_path)
+    path = tmp_path / "vision" / "liveness_secret"
+    assert len(made) >= 32 and path.stat().st_mode & 0o777 == 0o600
+    assert load_secret(None, tmp_path) == made  # a second worker, or a restart
+    assert [p.name for p in path.parent.iterdir()] == ["liveness_secret"]  # no drafts left
+    given = "g" * 40
+    assert load_secret(given, tmp_path) == given.encode()
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        load_secret("short", tmp_path)
+    path.write_text("short")
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        load_secret(None, tmp_path)
