@@ -100,7 +100,7 @@ class Verifier:
         steps = [LivenessStep(action=f"turn_{step}", prompt=prompt_for(step))
                  for step in challenge.steps]
         return LivenessChallenge(challenge_id=challenge_id, steps=steps,
-                              expires_in=self.challenges.ttl)
+                                 expires_in=self.challenges.ttl)
 
     async def verify(self, req: LivenessVerifyRequest) -> LivenessVerdict:
         count = len(req.frames)
@@ -118,7 +118,7 @@ class Verifier:
             poses = await self._poses(req.frames)
         except Unusable as exc:
             return _fail(str(exc))
-        direction = challenge.steps[0] if challenge else None
+        direction = challenge.steps[0] if challenge else None  # challenges have one step
         verdict = judge(poses, direction, self.rules)
         if challenge is not None and self.used.contested(challenge.nonce):
             return _fail("the challenge was presented twice at once; ask for a new one")
