@@ -15,6 +15,7 @@ from bridge import (
     admin_events,
     admin_page,
     face_admin_api,
+    liveness_api,
     messaging_api,
     mirror_api,
     session_api,
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 async def _fail(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HttpFail | session_api.SessionFail | user_family.UserFail
-                      | face_admin_api.FaceFail)
+                      | face_admin_api.FaceFail | liveness_api.LivenessFail)
     return exc.response()
 
 
@@ -54,6 +55,7 @@ def _seed_000(status: int, message: str) -> JSONResponse:
 # seed 003's are exact paths (``/api/face...`` is seed 002's). Any other path answers seed 000's.
 _FAMILIES: list[tuple[Callable[[str], bool], Callable[[int, str], JSONResponse]]] = [
     (face_admin_api.family, face_admin_api.answer),
+    (liveness_api.family, liveness_api.answer),
     (_exact(session_api.PATHS), session_api.answer),
     (_exact(user_family.PATHS), user_family.answer),
 ]
@@ -105,11 +107,12 @@ def create_app(
     app = Starlette(
         routes=[*mirror_api.routes, *messaging_api.routes, *session_api.routes,
                  *user_accounts.routes, *user_files.routes, *user_messages.routes,
-                 *face_admin_api.routes, *admin_page.routes, *admin_events.routes],
+                 *face_admin_api.routes, *liveness_api.routes, *admin_page.routes,
+                 *admin_events.routes],
         lifespan=lifespan,
         exception_handlers={HttpFail: _fail, session_api.SessionFail: _fail,
                             user_family.UserFail: _fail, face_admin_api.FaceFail: _fail,
-                            Refused: admin_page.refused,
+                            liveness_api.LivenessFail: _fail, Refused: admin_page.refused,
                             HTTPException: _http_error, Exception: _crash},
     )
     # Starlette answers "/login/" with an empty 307 to "/login"; a JSON client wants JSON, and

@@ -59,11 +59,19 @@ async def _replay(body: bytes) -> AsyncGenerator[bytes, None]:
 
 
 async def read_fields(request: Request, limit: int) -> dict[str, Any]:
-    """Query and body fields of ``request`` as one dict; files as :class:`UploadFile`."""
+    """Query and body fields of ``request`` as one dict; files as :class:`Upload`."""
     fields: dict[str, Any] = dict(request.query_params)
+    fields.update(await read_items(request, limit))
+    return fields
+
+
+async def read_items(request: Request, limit: int, *,
+                     max_files: int = 8) -> list[tuple[str, Any]]:
+    """The body's fields in the order sent, a name as often as it was sent (a form may repeat
+    one); a multipart body may hold at most ``max_files`` files."""
     body = await read_body(request, limit)
     if not body.strip():
-        return fields
+        return []
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("application/json", "") or content_type.endswith("+json"):
         try:
@@ -76,12 +84,11 @@ async def read_fields(request: Request, limit: int) -> dict[str, Any]:
             raise BadBody(400, _TOO_DEEP)
         if not isinstance(data, dict):
             raise BadBody(400, "JSON body must be an object")
-        fields.update(data)
-        return fields
+        return list(data.items())
     try:
         if content_type == "multipart/form-data":
             form = await MultiPartParser(request.headers, _replay(body), max_part_size=limit,
-                                         max_files=8, max_fields=64).parse()
+                                         max_files=max_files, max_fields=64).parse()
         elif content_type == "application/x-www-form-urlencoded":
             form = await FormParser(request.headers, _replay(body), max_part_size=limit,
                                     max_fields=64).parse()
@@ -89,14 +96,15 @@ async def read_fields(request: Request, limit: int) -> dict[str, Any]:
             raise BadBody(415, f"unsupported content type {content_type!r}; send JSON or a form")
     except MultiPartException as exc:
         raise BadBody(400, f"malformed form: {exc.message}") from exc
+    items: list[tuple[str, Any]] = []
     for key, value in form.multi_items():
         if isinstance(value, UploadFile):
-            fields[key] = Upload(value.filename or "", value.content_type or "",
-                                 await value.read())
+            items.append((key, Upload(value.filename or "", value.content_type or "",
+                                      await value.read())))
             await value.close()
         else:
-            fields[key] = value
-    return fields
+            items.append((key, value))
+    return items
 
 
 _TOO_DEEP = f"JSON body is nested deeper than {MAX_JSON_DEPTH} levels"

@@ -106,13 +106,15 @@ async def call(
     qos: int = 0,
     timeout_status: int = 504,
     timeout_message: str | None = None,
+    timeout: float | None = None,
 ) -> Rep:
     """Validate ``fields`` against the operation's request model, send it, return the reply.
 
     Error replies become :class:`HttpFail`: the common codes get their status from the table
-    above, the service's own codes get ``domain_status`` (default 200). ``qos`` is passed to
-    :meth:`Bus.request`; an operation whose late requests are dropped unprocessed (sending a
-    message) answers a timeout with ``timeout_status`` and ``timeout_message`` instead of 504.
+    above, the service's own codes get ``domain_status`` (default 200). ``qos`` and
+    ``timeout`` (seconds; None: the bus's request timeout) are passed to :meth:`Bus.request`;
+    an operation whose late requests are dropped unprocessed (sending a message) answers a
+    timeout with ``timeout_status`` and ``timeout_message`` instead of 504.
     """
     assert operation.payload is not None
     try:
@@ -121,7 +123,7 @@ async def call(
         error = validation_error(exc)
         raise HttpFail(type_, error.message, 400, field=error.field) from exc
     try:
-        return await bus_of(request).request(operation, body, qos=qos)
+        return await bus_of(request).request(operation, body, qos=qos, timeout=timeout)
     except ServiceError as exc:
         status = _STATUS.get(exc.code, (domain_status or {}).get(exc.code, 200))
         raise HttpFail(type_, exc.message, status, exc.code, reason=exc.reason,

@@ -15,6 +15,7 @@ from schemas import (
     envelope,
     faces,
     files,
+    liveness,
     messaging,
     recognitions,
     service,
@@ -22,7 +23,8 @@ from schemas import (
 )
 from schemas.topics import Operation, Topic
 
-MODULES: tuple[ModuleType, ...] = (auth, admins, vision, faces, recognitions, messaging, files,
+MODULES: tuple[ModuleType, ...] = (auth, admins, vision, faces, liveness, recognitions, messaging,
+                                   files,
                                    service, envelope)
 
 

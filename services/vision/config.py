@@ -58,6 +58,10 @@ class VisionSettings:
     track_refresh: float = TrackSettings.refresh
     # How a face at a mirror shows it is live before it unlocks messages (vision/watch.py).
     liveness: Mode = Mode.CHALLENGE
+    # Signing key and lifetime in seconds of /liveness/challenge's ids (vision/challenges.py);
+    # None: the key generated into the data directory.
+    liveness_secret: str | None = None
+    liveness_ttl: int = 60
     # How long recognitions are kept for the admin page (services/vision/recognitions.py).
     retention: timedelta = timedelta(days=30)
 
@@ -99,4 +103,6 @@ class VisionSettings:
             processes=number("MIRRORHUB_VISION_PROCESSES", 1, 0, 64),
             track_refresh=number("MIRRORHUB_VISION_TRACK_REFRESH", TrackSettings.refresh, 0.0,
                                  3600.0),
+            liveness_secret=env.get("MIRRORHUB_LIVENESS_SECRET") or None,
+            liveness_ttl=number("MIRRORHUB_LIVENESS_TTL", 60, 5, 3600),
         )

@@ -16,6 +16,11 @@ from schemas.faces import (
     VISION_SUBJECT_CHANGED,
     VISION_SUBJECTS,
 )
+from schemas.liveness import (
+    VISION_CHALLENGE_USED,
+    VISION_LIVENESS_CHALLENGE,
+    VISION_LIVENESS_VERIFY,
+)
 from schemas.recognitions import VISION_RECOGNITION, VISION_RECOGNITIONS
 from schemas.vision import (
     MIRROR_FACE_EVENT,
@@ -33,6 +38,7 @@ from services.vision.frames import FrameWorker
 from services.vision.measures import Measures
 from services.vision.recognitions import Recognitions
 from services.vision.subjects import Subjects
+from services.vision.verification import Verifier
 
 VISION = Service(
     "vision",
@@ -49,6 +55,9 @@ VISION = Service(
         Handler(VISION_REGISTER, Subjects.register),
         Handler(VISION_FIND, Subjects.find),
         Handler(VISION_NOT_ME, Subjects.not_me),
+        # Liveness over HTTP (schemas/liveness.py).
+        Handler(VISION_LIVENESS_CHALLENGE, Verifier.challenge),
+        Handler(VISION_LIVENESS_VERIFY, Verifier.verify),
         # The admin page's recent recognitions (schemas/recognitions.py).
         Handler(VISION_RECOGNITIONS, Recognitions.recent),
     ),
@@ -63,8 +72,10 @@ VISION = Service(
         # Every worker reloads a changed subject; one worker stores a mirror's "not me".
         Listener(VISION_SUBJECT_CHANGED, Subjects.on_subject_changed),
         Listener(MIRROR_NOT_ME, Subjects.on_not_me, shared=True),
+        # Every worker hears every challenge taken, so that each is used once.
+        Listener(VISION_CHALLENGE_USED, Verifier.on_used),
     ),
     tasks=(FrameWorker.run, Tombstones.catch_up, Recognitions.purge_loop),
     publishes=(VISION_ENROLLED, MIRROR_FACE_EVENT, VISION_RECOGNIZED, VISION_SUBJECT_CHANGED,
-               VISION_RECOGNITION),
+               VISION_CHALLENGE_USED, VISION_RECOGNITION),
 )

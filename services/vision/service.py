@@ -13,6 +13,7 @@ from services.database import open_database
 from services.tombstones import Cursor, Tombstones
 from services.vision.accounts import FaceAccounts
 from services.vision.analysis import Analysis, worker_pool
+from services.vision.challenges import Challenges, load_secret
 from services.vision.config import VisionSettings
 from services.vision.engine import FaceEngine
 from services.vision.faces import Faces
@@ -24,6 +25,7 @@ from services.vision.measures import Measures
 from services.vision.models import DeletionCursor
 from services.vision.recognitions import Recognitions
 from services.vision.subjects import Subjects
+from services.vision.verification import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ async def run_vision(
     """Serve ``svc/vision/*`` and mirrors' frames until the context exits, with the engine the
     settings name unless one is given."""
     own_engine = engine is None  # worker processes can only make the settings' engine
+    challenges = Challenges(load_secret(settings.liveness_secret, settings.data_dir),
+                            settings.liveness_ttl)
     engine = engine or settings.make_engine()
     await asyncio.to_thread(engine.__enter__)  # loads models: seconds, off the loop
     try:
@@ -62,8 +66,9 @@ async def run_vision(
             loaded = await faces.load()
             log.info("vision: %d embeddings of %s loaded", loaded, engine.model_version)
             max_payload = settings.max_image_bytes * 4 // 3 + _ENVELOPE_SLACK
+            verifier = Verifier(analysis, gallery.threshold, challenges, bus)
             async with VISION.serve(bus, faces, measures, frames, tombstones,
-                                    Subjects(faces, bus, recognitions), recognitions,
+                                    Subjects(faces, bus, recognitions), recognitions, verifier,
                                     max_payload=max_payload):
                 yield faces
     finally:

@@ -100,7 +100,9 @@ async def test_a_mirror_publishes_only_its_own_topics(
         await service.subscribe_raw("#", seen.put)
         for forbidden in ("events/vision/recognized", "mirrors/bath/frame",
                           "mirrors/hall/display", "svc/auth/login", "mirrors/bath/not_me",
-                          "svc/vision/delete_subject", "svc/auth/admin_register"):
+                          "svc/vision/delete_subject", "svc/auth/admin_register",
+                          "svc/vision/liveness_challenge", "svc/vision/liveness_verify",
+                          "events/vision/challenge_used"):
             await hall.publish_raw(forbidden, b"{}", qos=1)
         await hall.publish_raw("mirrors/hall/frame", b"jpeg", qos=1)  # after them, on one link
         await seen.wait_for("mirrors/hall/frame")
