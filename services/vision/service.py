@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from broker.service import service_bus
 from broker.settings import BusSettings
-from services.database import open_database
+from services.database import open_database, server_away
 from services.tombstones import Cursor, Tombstones
 from services.vision.accounts import FaceAccounts
 from services.vision.analysis import Analysis, worker_pool
@@ -59,7 +59,8 @@ async def run_vision(
             log.info("vision: %d embeddings of %s loaded", loaded, engine.model_version)
             max_payload = settings.max_image_bytes * 4 // 3 + _ENVELOPE_SLACK
             async with VISION.serve(bus, faces, measures, frames, tombstones,
-                                    Subjects(faces, bus), max_payload=max_payload):
+                                    Subjects(faces, bus), max_payload=max_payload,
+                                    unavailable=server_away):
                 yield faces
     finally:
         engine.__exit__(None, None, None)
