@@ -60,6 +60,6 @@ VISION = Service(
         Listener(VISION_SUBJECT_CHANGED, Subjects.on_subject_changed),
         Listener(MIRROR_NOT_ME, Subjects.on_not_me, shared=True),
     ),
-    tasks=(FrameWorker.run, Tombstones.catch_up),
+    tasks=(FrameWorker.run, Tombstones.catch_up, Faces.keep_in_step),
     publishes=(VISION_ENROLLED, MIRROR_FACE_EVENT, VISION_RECOGNIZED, VISION_SUBJECT_CHANGED),
 )
