@@ -14,6 +14,10 @@ docs/operations.md.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -25,7 +29,8 @@ import pytest
 
 from tests.burst import TRANSIENT, Burst
 from tests.conftest import FACES
-from tests.fleet_layout import ROLES, Fleet
+from tests.fleet_layout import ROLES, ROOT, Fleet
+from tests.support import process_tree, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -227,3 +232,47 @@ async def test_kill_9_of_every_part_loses_and_repeats_nothing(tmp_path: Path) ->
         exits = fleet.stop_roles()
         assert exits == dict.fromkeys(exits, 0), {
             name: (code, fleet.roles[name].tail()) for name, code in exits.items() if code != 0}
+
+
+# A test process of its own that starts the fleet, says where its database lives, and waits.
+_FLEET_ALONE = """
+import sys, time
+from pathlib import Path
+from tests.fleet_layout import Fleet
+with Fleet(Path(sys.argv[1])) as fleet:
+    print(fleet.database.directory, flush=True)
+    time.sleep(600)
+"""
+
+
+async def test_nothing_outlives_a_test_process_killed_with_kill_9(tmp_path: Path) -> None:
+    test = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _FLEET_ALONE, str(tmp_path), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE)
+    assert test.stdout is not None
+    tree: set[int] = set()
+    database: Path | None = None
+    try:
+        database = Path((await asyncio.wait_for(test.stdout.readline(), 60)).decode().strip())
+        # The test process, Mosquitto, PostgreSQL and its 5 helpers, four roles, the vision
+        # worker and its resource tracker: wait until all are there.
+        async with asyncio.timeout(60):
+            while len(tree := process_tree(test.pid)) < 14:
+                await asyncio.sleep(0.2)
+        test.send_signal(signal.SIGKILL)
+        await test.wait()
+        async with asyncio.timeout(15):
+            while any(running(pid) for pid in tree):
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        left = [pid for pid in tree | process_tree(test.pid) if running(pid)]
+        for pid in left:  # the test's own: it must not leave them either
+            os.kill(pid, signal.SIGKILL)
+        raise AssertionError(f"{len(left)} of {len(tree)} processes outlived the test "
+                             "process (or never started)") from None
+    finally:
+        if test.returncode is None:
+            test.kill()
+            await test.wait()
+        if database is not None:
+            shutil.rmtree(database, ignore_errors=True)
