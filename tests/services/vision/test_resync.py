@@ -1,7 +1,8 @@
 """Vision workers stay in step across a broker outage: a photo enrolled while the broker is
 away is stored and the enrolment succeeds (before: it failed with the row already stored), and
 the other worker, which never heard of it, has it once it has reconnected and resynced its
-gallery from the database they share."""
+gallery from the database they share. On a private Mosquitto, which can be killed and started
+again on the same port at once."""
 
 from __future__ import annotations
 
@@ -10,54 +11,35 @@ from pathlib import Path
 
 import pytest
 
-from broker.server import EmbeddedBroker
-from schemas.errors import BrokerError
 from schemas.vision import EnrolRequest
 from services.vision.config import VisionSettings
 from services.vision.service import run_vision
 from tests.conftest import ACCOUNTS, FACES, Backend
-from tests.support import free_port, unique
+from tests.private_mosquitto import PrivateMosquitto
 
 pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
-
-
-async def restarted(port: int) -> EmbeddedBroker:
-    """The broker on ``port`` again, once the old one's socket has let go of it."""
-    async with asyncio.timeout(10):
-        while True:
-            broker = EmbeddedBroker(port=port, accounts=ACCOUNTS)
-            try:
-                await broker.__aenter__()
-                return broker
-            except BrokerError:
-                await asyncio.sleep(0.2)
 
 
 async def test_an_enrolment_during_a_broker_outage_reaches_the_other_worker(
     tmp_path: Path,
 ) -> None:
-    port = free_port()
-    own = Backend("embedded+sqlite", "127.0.0.1", port, None, f"sqlite://{tmp_path}")
-    settings = VisionSettings(data_dir=tmp_path, database_url=own.database_url("vision"),
-                              threshold=None)
-    broker = EmbeddedBroker(port=port, accounts=ACCOUNTS)
-    await broker.__aenter__()
-    try:
+    with PrivateMosquitto(tmp_path / "mosquitto", passwords=ACCOUNTS) as broker:
+        own = Backend("mosquitto+sqlite", "127.0.0.1", broker.port, None, f"sqlite://{tmp_path}")
+        settings = VisionSettings(data_dir=tmp_path, database_url=own.database_url("vision"),
+                                  threshold=None)
         async with (
             run_vision(own.bus("vision"), settings) as first,
             run_vision(own.bus("vision"), settings) as second,
         ):
-            await broker.__aexit__(None, None, None)
-            name = unique("rose")
+            broker.kill()
+            name = "rose-resync"
             photo = (FACES / "train/rose_leslie/img1.jpg").read_bytes()
             reply = await first.enrol(EnrolRequest(name=name, image=photo))
             assert reply.photos == 1
             assert first.gallery.count(name) == 1 and second.gallery.count(name) == 0
-            broker = await restarted(port)
+            broker.start()
             async with asyncio.timeout(15):  # reconnection backoff, then the resync
                 while second.gallery.count(name) == 0:
                     await asyncio.sleep(0.05)
             assert second.gallery.count(name) == 1
             assert first.gallery.count(name) == 1  # its own resync keeps one, not two
-    finally:
-        await broker.__aexit__(None, None, None)
