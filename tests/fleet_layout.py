@@ -29,7 +29,7 @@ from typing import Self
 
 from tests.private_mosquitto import PrivateMosquitto
 from tests.private_postgres import PrivatePostgres
-from tests.support import die_with_parent, free_port
+from tests.support import die_with_parent, free_port, process_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLES = ("auth", "vision", "messaging", "bridge")
@@ -68,6 +68,22 @@ class Role:
         if process is not None and process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+    def workers(self) -> list[int]:
+        """The pids of its multiprocessing workers (vision's analysis processes), not the
+        resource tracker."""
+        process = self._process
+        if process is None:
+            return []
+        found = []
+        for pid in process_tree(process.pid) - {process.pid}:
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:  # it ended meanwhile
+                continue
+            if b"spawn_main" in command:
+                found.append(pid)
+        return found
 
     def stop(self) -> int | None:
         """SIGTERM, as a supervisor stops it; its exit code, None when it had to be killed."""
