@@ -21,7 +21,12 @@ from services.vision.config import VisionSettings
 from services.vision.service import run_vision
 from tests.conftest import ACCOUNTS, FACES, Backend
 
-pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+# Slow: it waits for two worker processes to load their models (10 s or more); the default run
+# is near its time budget. tests/test_faults.py kills the worker of the fleet layout too.
+pytestmark = [
+    pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}"),
+    pytest.mark.slow, pytest.mark.timeout(300),
+]
 
 
 async def test_a_killed_worker_process_is_replaced(tmp_path: Path) -> None:
