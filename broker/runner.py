@@ -11,6 +11,8 @@ event and a log line.
 Replies go only to reply topics (``reply/{client_id}``, :data:`schemas.envelope.REPLY`): a
 request naming any other ``reply_to`` (a mirror's display, another service's requests) is
 rejected, never answered there. A request whose ``deadline`` has passed is dropped unanswered.
+A handler's failure that the service's ``unavailable`` hook explains (its database server is
+away, say) is answered ``unavailable`` ("try again") with one log line, not ``internal``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ class Answer:
     qos: int = 0
 
 
+# Why an exception a handler raised means that something the service depends on is away (its
+# database server), not that the service failed: a sentence, or None for any other error.
+Unavailable = Callable[[Exception], str | None]
+
+
 def validation_error(exc: ValidationError) -> ServiceError:
     """The first problem of a pydantic error as an ``invalid`` error naming the field."""
     first = exc.errors()[0]
@@ -74,11 +81,13 @@ class ServiceRunner:
         answers: Sequence[Answer],
         *,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
+        unavailable: Unavailable | None = None,
     ) -> None:
         self.bus = bus
         self.service = service
         self.answers = tuple(answers)
         self.max_payload = max_payload
+        self.unavailable = unavailable
 
     async def __aenter__(self) -> Self:
         for answer in self.answers:
@@ -142,7 +151,12 @@ class ServiceRunner:
             return await answer.func(request, **params)
         except ServiceError as exc:
             return exc
-        except Exception:
+        except Exception as exc:
+            away = self.unavailable(exc) if self.unavailable is not None else None
+            if away is not None:  # the caller may try again; a traceback would say nothing
+                log.warning("%s could not answer %s: %s", self.service,
+                            answer.operation.template, away)
+                return ServiceError(ErrorCode.UNAVAILABLE, f"{self.service}: {away}; try again")
             log.exception("%s failed on %s", self.service, answer.operation.template)
             return ServiceError(ErrorCode.INTERNAL, f"{self.service} failed; see its log")
 

@@ -42,7 +42,7 @@ from pydantic import BaseModel
 from broker.access import namespaced_client_id
 from broker.client import Bus, Message
 from broker.protocol import Will
-from broker.runner import DEFAULT_MAX_PAYLOAD, Answer, ServiceRunner
+from broker.runner import DEFAULT_MAX_PAYLOAD, Answer, ServiceRunner, Unavailable
 from broker.settings import BusSettings
 from schemas.service import REJECTED, SERVICE_STATUS, ServiceStatus
 from schemas.topics import Operation, Topic
@@ -113,15 +113,18 @@ class Service:
         return [*self.publishes, SERVICE_STATUS, REJECTED]
 
     @contextlib.asynccontextmanager
-    async def serve(self, bus: Bus, *parts: object,
-                    max_payload: int = DEFAULT_MAX_PAYLOAD) -> AsyncIterator[None]:
-        """Subscribe every row, connect ``bus`` and run the tasks until the context exits."""
+    async def serve(self, bus: Bus, *parts: object, max_payload: int = DEFAULT_MAX_PAYLOAD,
+                    unavailable: Unavailable | None = None) -> AsyncIterator[None]:
+        """Subscribe every row, connect ``bus`` and run the tasks until the context exits.
+        ``unavailable`` tells a handler's failures that mean a dependency is away
+        (:class:`broker.runner.ServiceRunner`)."""
         answers = [Answer(h.operation, bind(h.func, parts), h.qos) for h in self.handlers]
         listeners = [(lst, bind(lst.func, parts)) for lst in self.listeners]
         loops = [bind(task, parts) for task in self.tasks]
         for listener, func in listeners:
             await bus.subscribe(listener.topic, func, qos=listener.qos, shared=listener.shared)
-        async with ServiceRunner(bus, self.name, answers, max_payload=max_payload), bus:
+        async with ServiceRunner(bus, self.name, answers, max_payload=max_payload,
+                                 unavailable=unavailable), bus:
             failure: BaseException | None = None
             async with asyncio.TaskGroup() as group:
                 running = [group.create_task(loop(), name=f"{self.name}:{loop.__name__}")

@@ -10,6 +10,11 @@ and is not written to. tortoise 1.1 does not manage that alone: when its first c
 recorder takes the failure for "no migrations applied", so the next statement waits for the
 lock forever. So a SQLite file is first checked byte by byte (:func:`check_sqlite_file`), and
 the connection is opened explicitly, outside tortoise's lock, before migrating.
+
+A server that goes away later (PostgreSQL killed, restarting, out of reach) fails the queries
+meanwhile; :func:`server_away` tells those failures apart, so a service answers them
+``unavailable`` (HTTP 503: try again) instead of ``internal``. asyncpg's pool connects again by
+itself once the server is back: nothing needs restarting.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import contextlib
 import logging
 import sqlite3
 import struct
+import traceback
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type hints
 from tortoise.context import TortoiseContext
 from tortoise.exceptions import BaseORMException
 from tortoise.migrations.executor import MigrationExecutor
@@ -36,6 +43,26 @@ _SQLITE_HEADER = 100
 # errors in its own, except OSError (the server is unreachable) and SQLite's DatabaseError on
 # connecting.
 _UNUSABLE = (sqlite3.Error, BaseORMException, OSError)
+
+
+# asyncpg's errors for a server that is gone or not (yet) taking connections: the connection
+# broke or was refused, the server is starting, recovering or shutting down.
+_SERVER_GONE = (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)
+
+
+def server_away(exc: Exception) -> str | None:
+    """Why ``exc``, raised by a query, means the database server cannot be reached right now;
+    None for any other error (a bug, bad data). A refused or reset socket counts only when it
+    comes from asyncpg's own connecting: elsewhere it is somebody else's server."""
+    if isinstance(exc, _SERVER_GONE):
+        return f"its database server is unavailable ({exc})"
+    if isinstance(exc, ConnectionError) and any(
+        frame.f_globals.get("__name__", "").startswith("asyncpg.")
+        for frame, _ in traceback.walk_tb(exc.__traceback__)
+    ):
+        return f"its database server cannot be reached ({exc})"
+    return None
 
 
 def connection_name(db_url: str, app: str) -> str:

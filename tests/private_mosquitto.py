@@ -16,10 +16,8 @@ process (``PR_SET_PDEATHSIG``), so nothing outlives a killed test run.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -29,15 +27,9 @@ from typing import Self
 import pytest
 
 from tests.certs import Pki
-from tests.support import free_port, reachable
+from tests.support import die_with_parent, free_port, reachable
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
 
 class PrivateMosquitto:
     """One private Mosquitto (see the module docstring)."""
@@ -96,7 +88,7 @@ class PrivateMosquitto:
     def start(self, timeout: float = 10.0) -> None:
         log = self.log.open("ab")
         self._process = subprocess.Popen([MOSQUITTO, "-c", str(self.config)], stdout=log,
-                                         stderr=log, preexec_fn=_die_with_parent)
+                                         stderr=log, preexec_fn=die_with_parent)
         log.close()
         deadline = time.monotonic() + timeout
         while not reachable(("127.0.0.1", self.port)):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
+import signal
 import socket
 import uuid
 from email.message import EmailMessage
@@ -25,6 +27,16 @@ def _address(variable: str, default: int) -> tuple[str, int]:
 MOSQUITTO = _address("MIRRORHUB_TEST_MOSQUITTO", 1883)
 POSTGRES = _address("MIRRORHUB_TEST_POSTGRES", 5432)
 POSTGRES_ADMIN_DSN = f"postgresql://postgres@{POSTGRES[0]}:{POSTGRES[1]}/test"
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """A ``preexec_fn``: the child is killed (SIGKILL) when the test process ends, however it
+    ends, ``kill -9`` included. Linux ties this to the thread that started the child, so start
+    children from the main thread (the event loop's), never from a worker thread."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:

@@ -19,7 +19,7 @@ from services.auth.profiles import Profiles
 from services.auth.sessions import Sessions
 from services.auth.throttle import Limits, Throttle
 from services.auth.tokens import Keyring, TokenIssuer
-from services.database import open_database
+from services.database import open_database, server_away
 
 
 @contextlib.asynccontextmanager
@@ -50,6 +50,7 @@ async def run_auth(bus_settings: BusSettings, settings: AuthSettings) -> AsyncIt
         open_database(settings.database_url, "auth", "services.auth.models",
                       "services.auth.migrations"),
         AUTH.serve(bus, accounts, Sessions(tokens, bus, tombstones),
-                   Profiles(hasher, tokens, bus), tombstones, Admins(hasher, tokens, throttle)),
+                   Profiles(hasher, tokens, bus), tombstones, Admins(hasher, tokens, throttle),
+                   unavailable=server_away),
     ):
         yield accounts

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from broker.service import service_bus
 from broker.settings import BusSettings
-from services.database import open_database
+from services.database import open_database, server_away
 from services.messaging.blobs import Blobs
 from services.messaging.config import MessagingSettings
 from services.messaging.files import Files
@@ -60,5 +60,5 @@ async def run_messaging(
                              "services.messaging.migrations"):
         await files.open()  # before any request can reach the store
         async with MESSAGING.serve(bus, Sender(messages, screens), messages, layouts, mirrors,
-                                   screens, files, tombstones):
+                                   screens, files, tombstones, unavailable=server_away):
             yield Messaging(messages, layouts, mirrors, screens, tombstones, files)

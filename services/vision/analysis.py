@@ -15,6 +15,12 @@ its parent pid once a second where that is not available. multiprocessing's reso
 which "spawn" starts beside the pool, exits by itself once the last process holding its pipe is
 gone. "spawn" rather than "forkserver": the fork server would be one more process to outlive
 us, and forking from it still copies its state; "fork" copies the running event loop.
+
+A worker that dies (``kill -9``, the OOM killer, a crash in a decoder) breaks a
+``ProcessPoolExecutor`` for good: every later call would fail while the service itself lives
+on. :class:`WorkerPool` starts a new pool then; the calls that were running answer
+``unavailable`` (503, try again) rather than being retried, since the image may be what killed
+the worker.
 """
 
 from __future__ import annotations
@@ -22,16 +28,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import logging
 import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import TypeVar
 
+from schemas.envelope import ErrorCode
 from schemas.errors import ServiceError
 from schemas.vision import VisionError
 from services.vision.config import VisionSettings, make_engine
@@ -39,7 +49,10 @@ from services.vision.engine import DetectedFace, FaceEngine, RGBImage
 from services.vision.images import ImageLimits, decode_image
 from services.vision.sightings import Followed, Plan, follow
 
+log = logging.getLogger(__name__)
+
 Analysed = tuple[RGBImage, list[DetectedFace]]
+T = TypeVar("T")
 
 
 def largest(faces: list[DetectedFace], field: str) -> DetectedFace:
@@ -58,36 +71,72 @@ def analyse_image(engine: FaceEngine, limits: ImageLimits, data: bytes) -> Analy
     return image, faces
 
 
+class WorkerPool:
+    """``settings.processes`` worker processes, replaced by new ones when one of them dies
+    (see the module docstring). Enter it with :func:`worker_pool`."""
+
+    def __init__(self, settings: VisionSettings) -> None:
+        self.settings = settings
+        self.restarts = 0  # how often a dead worker made it start a new pool
+        self._executor = self._new()
+
+    def _new(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the parent runs an event loop and threads that a fork would copy
+        # mid-air.
+        settings = self.settings
+        return ProcessPoolExecutor(settings.processes,
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_open_worker,
+                                   initargs=(settings.engine, settings.insightface_dir,
+                                             os.getpid()))
+
+    async def ready(self) -> None:
+        """Wait until every worker has its engine open (models loaded)."""
+        await asyncio.gather(*(self.run(_ready) for _ in range(self.settings.processes)))
+
+    async def run(self, func: Callable[..., T], *args: object) -> T:
+        executor = self._executor
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, func, *args)
+        except BrokenProcessPool as exc:
+            if executor is self._executor:  # the first call to find it broken replaces it
+                log.error("vision: a worker process died; starting new workers")
+                self.restarts += 1
+                self._executor = self._new()
+                executor.shutdown(wait=False, cancel_futures=True)
+            raise ServiceError(ErrorCode.UNAVAILABLE, "vision: a worker process died while "
+                               "analysing; new workers are starting, try again") from exc
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
 class Analysis:
     """``await analysis(data)``: :func:`analyse_image` in a thread with ``engine``, or in the
-    worker processes of ``executor`` (see :func:`worker_pool`)."""
+    worker processes of ``pool`` (see :func:`worker_pool`)."""
 
     def __init__(self, engine: FaceEngine, limits: ImageLimits,
-                 executor: ProcessPoolExecutor | None = None) -> None:
+                 pool: WorkerPool | None = None) -> None:
         self.engine = engine
         self.limits = limits
-        self._executor = executor
+        self._pool = pool
 
     async def __call__(self, data: bytes) -> Analysed:
-        if self._executor is None:
+        if self._pool is None:
             return await asyncio.to_thread(analyse_image, self.engine, self.limits, data)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _in_worker, self.limits, data)
+        return await self._pool.run(_in_worker, self.limits, data)
 
     async def faces(self, data: bytes) -> list[DetectedFace]:
         """The faces alone: from a worker, the decoded image (megabytes) does not travel back."""
-        if self._executor is None:
+        if self._pool is None:
             return (await self(data))[1]
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _faces_in_worker, self.limits, data)
+        return await self._pool.run(_faces_in_worker, self.limits, data)
 
     async def follow(self, data: bytes, plan: Plan) -> Followed:
         """A mirror's frame seen with its tracks in mind (:func:`follow_image`)."""
-        if self._executor is None:
+        if self._pool is None:
             return await asyncio.to_thread(follow_image, self.engine, self.limits, data, plan)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _follow_in_worker, self.limits, data,
-                                          plan)
+        return await self._pool.run(_follow_in_worker, self.limits, data, plan)
 
 
 def follow_image(engine: FaceEngine, limits: ImageLimits, data: bytes, plan: Plan) -> Followed:
@@ -153,19 +202,12 @@ def _ready() -> str:
 
 
 @contextlib.asynccontextmanager
-async def worker_pool(settings: VisionSettings) -> AsyncIterator[ProcessPoolExecutor]:
+async def worker_pool(settings: VisionSettings) -> AsyncIterator[WorkerPool]:
     """``settings.processes`` worker processes with their engines open (models loaded) before
     the context is entered."""
-    # spawn, not fork: the parent runs an event loop and threads that a fork would copy mid-air.
-    executor = ProcessPoolExecutor(settings.processes,
-                                   mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_open_worker,
-                                   initargs=(settings.engine, settings.insightface_dir,
-                                             os.getpid()))
+    pool = WorkerPool(settings)
     try:
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(executor, _ready)
-                               for _ in range(settings.processes)))
-        yield executor
+        await pool.ready()
+        yield pool
     finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown()

@@ -4,6 +4,9 @@ Every worker keeps the embeddings in an in-memory :class:`Gallery`, loaded from 
 at start and kept in step with the other workers through ``events/vision/enrolled``: the event
 names the new row, which each worker reads from the database they share, so that nobody who can
 publish the event can put a face (or a binding) into the galleries without it being stored.
+An event lost while the broker was away (a worker's enrolment then is stored, but nobody hears
+of it) is made up for by :meth:`Faces.keep_in_step`: after every reconnection each worker
+makes its whole gallery what the database holds.
 A photo enrolled with its user's token is bound to the account (services/vision/trust.py).
 Subjects' own thresholds and "not me" negatives (services/vision/subjects.py) are loaded and
 refreshed with their photos.
@@ -11,6 +14,7 @@ refreshed with their photos.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -18,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from broker.client import Bus, Message
-from schemas.errors import ServiceError
+from schemas.errors import BusUnavailable, ServiceError
 from schemas.vision import (
     VISION_ENROLLED,
     Enrolled,
@@ -40,6 +44,7 @@ from services.vision.trust import account_of
 
 log = logging.getLogger(__name__)
 
+_RESYNC_RETRY = (0.5, 30.0)  # seconds between attempts at a resync: first, at most (doubling)
 _Row = tuple[str, bytes, int | None]  # a stored embedding: subject name, vector, owner's id
 # A subject's own threshold and its negatives' vectors, by subject name.
 _Tuning = dict[str, tuple[float | None, list[bytes]]]
@@ -67,6 +72,36 @@ class Faces:
         self.gallery = gallery
         self.bus = bus
         self.limits = limits
+        self._reconnected = asyncio.Event()
+        self._connections = 0
+        bus.on_connect(self._on_connect)
+
+    async def _on_connect(self) -> None:
+        self._connections += 1
+        if self._connections > 1:  # the first connection follows load()
+            self._reconnected.set()
+
+    async def keep_in_step(self) -> None:
+        """After each reconnection to the broker, make the gallery what the database holds:
+        the other workers' ``enrolled`` and ``subject_changed`` events of meanwhile are lost.
+        A database that is away meanwhile is tried again, 0.5 s doubling to 30 s."""
+        while True:
+            await self._reconnected.wait()
+            self._reconnected.clear()
+            delay = _RESYNC_RETRY[0]
+            while True:
+                try:
+                    names = {str(name) for name in
+                             await Subject.all().values_list("name", flat=True)}
+                    await self.refresh(*(names | self.gallery.subjects))
+                    break
+                except Exception as exc:  # keep serving: the gallery is stale, not wrong
+                    log.warning("vision: resync of the gallery failed, again in %g s: %s",
+                                delay, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _RESYNC_RETRY[1])
+            log.info("vision: gallery resynced after a reconnection (%d embeddings)",
+                     len(self.gallery))
 
     async def _stored(self, **filters: object) -> list[_Row]:
         """The stored embeddings of this engine and model version that match ``filters``."""
@@ -160,9 +195,14 @@ class Faces:
     async def add(self, name: str, row: FaceEmbedding, vector: npt.NDArray[np.float32]) -> None:
         """Put a stored photo into this worker's gallery and tell the other workers about it."""
         self.gallery.add(name, vector, bound=row.owner_id is not None)
-        await self.bus.publish(VISION_ENROLLED, Enrolled(
-            name=name, engine=self.engine.name, model_version=self.engine.model_version,
-            embedding_id=row.id, worker=self.bus.client_id))
+        try:
+            await self.bus.publish(VISION_ENROLLED, Enrolled(
+                name=name, engine=self.engine.name, model_version=self.engine.model_version,
+                embedding_id=row.id, worker=self.bus.client_id))
+        except BusUnavailable as exc:
+            # The photo is stored: failing the enrolment now would tell a lie. The other
+            # workers pick it up when they resync after this outage (keep_in_step).
+            log.warning("vision: enrolment of %s stored, not announced: %s", name, exc)
 
     async def store(self, subject: Subject, vector: npt.NDArray[np.float32]) -> None:
         """Store an unbound photo of ``subject``, add it here and announce it (seed 002's

@@ -75,7 +75,7 @@ VISION = Service(
         # Every worker hears every challenge taken, so that each is used once.
         Listener(VISION_CHALLENGE_USED, Verifier.on_used),
     ),
-    tasks=(FrameWorker.run, Tombstones.catch_up, Recognitions.purge_loop),
+    tasks=(FrameWorker.run, Tombstones.catch_up, Recognitions.purge_loop, Faces.keep_in_step),
     publishes=(VISION_ENROLLED, MIRROR_FACE_EVENT, VISION_RECOGNIZED, VISION_SUBJECT_CHANGED,
                VISION_CHALLENGE_USED, VISION_RECOGNITION),
 )

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from broker.service import service_bus
 from broker.settings import BusSettings
-from services.database import open_database
+from services.database import open_database, server_away
 from services.tombstones import Cursor, Tombstones
 from services.vision.accounts import FaceAccounts
 from services.vision.analysis import Analysis, worker_pool
@@ -69,7 +69,7 @@ async def run_vision(
             verifier = Verifier(analysis, gallery.threshold, challenges, bus)
             async with VISION.serve(bus, faces, measures, frames, tombstones,
                                     Subjects(faces, bus, recognitions), recognitions, verifier,
-                                    max_payload=max_payload):
+                                    max_payload=max_payload, unavailable=server_away):
                 yield faces
     finally:
         engine.__exit__(None, None, None)
