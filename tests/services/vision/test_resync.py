@@ -38,7 +38,7 @@ async def test_an_enrolment_during_a_broker_outage_reaches_the_other_worker(
             assert reply.photos == 1
             assert first.gallery.count(name) == 1 and second.gallery.count(name) == 0
             broker.start()
-            async with asyncio.timeout(15):  # reconnection backoff, then the resync
+            async with asyncio.timeout(45):  # reconnection backoff, then the resync (loaded CI)
                 while second.gallery.count(name) == 0:
                     await asyncio.sleep(0.05)
             assert second.gallery.count(name) == 1
