@@ -15,6 +15,7 @@ from bridge import (
     face_admin_api,
     messaging_api,
     mirror_api,
+    openapi,
     session_api,
     user_accounts,
     user_family,
@@ -97,7 +98,7 @@ def create_app(
     app = Starlette(
         routes=[*mirror_api.routes, *messaging_api.routes, *session_api.routes,
                  *user_accounts.routes, *user_files.routes, *user_messages.routes,
-                 *face_admin_api.routes],
+                 *face_admin_api.routes, *openapi.routes],
         lifespan=lifespan,
         exception_handlers={HttpFail: _fail, session_api.SessionFail: _fail,
                             user_family.UserFail: _fail, face_admin_api.FaceFail: _fail,
