@@ -26,9 +26,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from bridge import face_admin_spec, mirror_spec
 from bridge.app import create_app
+from bridge.openapi import DECLARED, document
 from bridge.server import serving
+from bridge.spec import Endpoint, Reply
 from services.auth.service import run_auth
 from services.messaging.service import run_messaging
 from services.vision.config import VisionSettings
@@ -167,6 +173,41 @@ async def every_operation(url: str, work: Path, settings: str, phases: str) -> N
         summary = output[output.rfind("SUMMARY"):]
         assert code == 0, output[-20_000:]
         assert "Tested: " in summary and " passed" in summary, summary
+
+
+async def _boom(request: Request) -> Response:
+    raise RuntimeError("a bug")
+
+
+# /whoami's 401 said to be seed 002's shape ({"detail": ...}): its real reply is not.
+_WRONG = replace(next(e for e in DECLARED if e.path == "/whoami"), replies={
+    401: Reply("Wrongly documented.", (face_admin_spec.Detail,)),
+    200: Reply("The token's user.", (mirror_spec.WhoamiOk,))})
+_BOOM = Endpoint("GET", "/boom", "meta", "A route that fails",
+                 {200: Reply("Never."), 500: Reply("Documented, and still a failure.")})
+
+
+@pytest.mark.parametrize("backend", ["embedded+sqlite"], indirect=True)
+async def test_the_run_fails_on_a_500_and_on_a_reply_unlike_its_schema(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """What the runs above would report: a bridge with a route that crashes and a route whose
+    declaration is wrong."""
+    app = create_app(backend.bus("bridge"))
+    app.router.routes.append(Route("/boom", _boom, methods=["GET"], name="boom"))
+    app.state.openapi = document(app.routes, (*(e for e in DECLARED if e.path != "/whoami"),
+                                              _WRONG, _BOOM))
+    port = free_port()
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(SETTINGS)
+    async with serving(app, "127.0.0.1", port):
+        code, output = await schemathesis(
+            f"http://127.0.0.1:{port}", tmp_path, config, "--phases", "fuzzing",
+            "--include-path", "/boom", "--include-path", "/whoami")
+    assert code == 1, output
+    assert "Custom check failed: `no_server_error`" in output and "500 from GET /boom" in output
+    assert "Response violates schema" in output and "is a required property" in output
+    assert "Tested: 2" in output, output
 
 
 # The default run: the embedded backend, fuzzing (positive and negative data) and the links.
