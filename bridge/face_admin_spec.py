@@ -11,6 +11,7 @@ from bridge.spec import (
     REPLY,
     Auth,
     Endpoint,
+    Family,
     Fields,
     Link,
     Name,
@@ -166,3 +167,5 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _admin("POST", "/api/face/{id}/not_me", "Keep a photo's largest face as not face id",
            {200: _detail("kept as not face <id>", FaceDetail), **_UNKNOWN}, body=PhotoFields),
 )
+
+FAMILY = Family(TAG, "Seed 002: admin accounts and enrolled faces.", ENDPOINTS, (Detail,))

@@ -8,11 +8,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from bridge.mirror_spec import seed_000
+from bridge.mirror_spec import Fail000, seed_000
 from bridge.spec import (
     REPLY,
     Auth,
     Endpoint,
+    Family,
     Fields,
     Idempotent,
     Name,
@@ -119,3 +120,5 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/get_widgets_custom", TAG, "The layout for a model (and user)",
              merged(_get, {200: _ok(LayoutOk, _get_fail)}), query=LayoutQuery),
 )
+
+FAMILY = Family(TAG, "Seed 000: messages and widget layouts.", ENDPOINTS, (Fail000,))

@@ -17,6 +17,7 @@ from bridge.spec import (
     REPLY,
     Auth,
     Endpoint,
+    Family,
     Fields,
     Link,
     Mail,
@@ -226,3 +227,5 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *(_image_route(method, "/personal_color", "The season of the largest face's colouring",
                    ImageFields, ColourOk, _colour_fail, _colour) for method in ("GET", "POST")),
 )
+
+FAMILY = Family(TAG, "Seeds 000/001: accounts and faces.", ENDPOINTS, (Fail000,))

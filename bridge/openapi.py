@@ -8,8 +8,9 @@ parameters the route's). The schemas are the models' JSON Schemas (2020-12, as O
 takes them). tests/bridge/test_openapi.py checks that the declarations and the routes are the
 same set, both ways.
 
-A new family's routes appear in the document once its module's ``ENDPOINTS`` is in
-:data:`DECLARED` (the one place to add them, e.g. the liveness routes).
+A new family's routes appear in the document once its declarations (a
+:class:`~bridge.spec.Family`) are in :data:`FAMILIES`, the one place to add them (the liveness
+routes, say): its routes without them fail the test.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from bridge import face_admin_spec, messaging_spec, mirror_spec, session_spec, user_spec
-from bridge.spec import HEADERS, JSON, Auth, Endpoint, Reply
+from bridge.spec import HEADERS, JSON, Auth, Endpoint, Family, Reply
 
 _REF = "#/components/schemas/{model}"
 
@@ -33,25 +34,20 @@ META_TAG = "meta"
 OPENAPI = Endpoint("GET", "/openapi.json", META_TAG, "This document (OpenAPI 3.1)",
                    {200: Reply("The document.")})
 
-# Every family's declarations, in the order the document lists them. A family added to the
-# bridge (its routes in bridge/app.py) adds its ``ENDPOINTS`` here.
-DECLARED: tuple[Endpoint, ...] = (
-    *mirror_spec.ENDPOINTS,
-    *messaging_spec.ENDPOINTS,
-    *face_admin_spec.ENDPOINTS,
-    *user_spec.ENDPOINTS,
-    *session_spec.ENDPOINTS,
-    OPENAPI,
+# Every family, in the order the document lists them. A family added to the bridge (its
+# routes in bridge/app.py) adds its declarations here: the liveness routes' FAMILY, say.
+FAMILIES: tuple[Family, ...] = (
+    mirror_spec.FAMILY,
+    messaging_spec.FAMILY,
+    face_admin_spec.FAMILY,
+    user_spec.FAMILY,
+    session_spec.FAMILY,
 )
+DECLARED: tuple[Endpoint, ...] = (
+    *(endpoint for family in FAMILIES for endpoint in family.endpoints), OPENAPI)
 
-TAGS = [
-    {"name": mirror_spec.TAG, "description": "Seeds 000/001: accounts and faces."},
-    {"name": messaging_spec.TAG, "description": "Seed 000: messages and widget layouts."},
-    {"name": face_admin_spec.TAG, "description": "Seed 002: admin accounts and enrolled faces."},
-    {"name": user_spec.TAG, "description": "Seed 003: accounts, files and messages."},
-    {"name": session_spec.TAG, "description": "Seed 004: accounts with a session cookie."},
-    {"name": META_TAG, "description": "About the API itself."},
-]
+TAGS = [*({"name": family.tag, "description": family.description} for family in FAMILIES),
+        {"name": META_TAG, "description": "About the API itself."}]
 
 SECURITY_SCHEMES: dict[str, Any] = {
     Auth.USER.value: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from bridge.session_api import MIN_LENGTH
-from bridge.spec import PRINTABLE, REPLY, Auth, Endpoint, Fields, Reply, merged
+from bridge.spec import PRINTABLE, REPLY, Auth, Endpoint, Family, Fields, Reply, merged
 from schemas.auth import NAME_MAX, PASSWORD_MAX
 from schemas.names import USERNAME_MAX
 
@@ -75,3 +75,5 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                              400: _said("Unauthorized users, or Failed to delete user!")}),
              auth=Auth.SESSION),
 )
+
+FAMILY = Family(TAG, "Seed 004: accounts with a session cookie.", ENDPOINTS, (SessionSaid,))

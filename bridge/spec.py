@@ -108,6 +108,17 @@ class Endpoint:
         return (self.method.upper(), self.path)
 
 
+@dataclass(frozen=True)
+class Family:
+    """One API family's declarations: its tag in the document, its endpoints, and the models
+    its failures take (a family's failure models are these or narrow them, as subclasses)."""
+
+    tag: str
+    description: str
+    endpoints: tuple[Endpoint, ...]
+    failures: tuple[type[BaseModel], ...]
+
+
 class Fields(BaseModel):
     """Request fields: unknown ones are ignored, as the bridge ignores them."""
 

@@ -16,6 +16,7 @@ from bridge.spec import (
     REPLY,
     Auth,
     Endpoint,
+    Family,
     Fields,
     Idempotent,
     Link,
@@ -217,3 +218,5 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     _user("GET", "/api/message", "What the token's user sent and received", {
         200: Reply("Newest first, both ways together.", (HistoryReply,))}, query=HistoryQuery),
 )
+
+FAMILY = Family(TAG, "Seed 003: accounts, files and messages.", ENDPOINTS, (UserSaid, TokenRefused))
