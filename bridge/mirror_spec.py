@@ -117,8 +117,10 @@ class WhoamiOk(_Ok):
 
 
 class FaceFields(Fields):
+    """The person's name is ``displayname`` (seed 000) or, without it, ``username`` (001)."""
+
     displayname: Name | None = None
-    username: Name | None = None
+    username: str | None = None  # read only without a displayname, as a Name
     face_image: bytes
 
 

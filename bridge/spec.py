@@ -126,8 +126,9 @@ class Fields(BaseModel):
 
 
 class Idempotent(BaseModel):
-    key: str | None = Field(default=None, alias="Idempotency-Key", min_length=1, max_length=64,
-                            description="A retry with the same key stores nothing new.")
+    key: str | None = Field(default=None, alias="Idempotency-Key", max_length=64,
+                            description="A retry with the same key stores nothing new; an "
+                                        "empty one is none.")
 
 
 def fail_model(name: str, base: type[BaseModel], **fields: Any) -> type[BaseModel]:
