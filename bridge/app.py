@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 
 from bridge import (
     face_admin_api,
@@ -69,7 +70,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = f"{exc.detail}: paths take no trailing slash ({path.rstrip('/')})"
     response = _shape(path)(exc.status_code, message)
     response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed(request))
     return response
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method some route takes on the request's path. Starlette's 405 names only the
+    first route's, and one path may have several (``/api/message``: GET lists, POST sends)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
