@@ -44,7 +44,9 @@ class SentOk(_Ok):
     timestamp: str
 
 
-class MessagesQuery(BaseModel):
+class PageQuery(BaseModel):
+    """A page of messages, newest first (seed 003's history pages the same way)."""
+
     limit: int = Field(default=50, ge=1, le=200)
     before: int | None = Field(default=None, ge=1, le=MESSAGE_ID_MAX)
 
@@ -113,7 +115,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              body=SendFields, headers=Idempotent, auth=Auth.USER, auth_optional=True),
     Endpoint("GET", "/get_messages/{receiver_username}", TAG, "A user's messages, newest first",
              merged(_messages, _tokens(_messages_fail), {200: _ok(MessagesOk, _messages_fail)}),
-             query=MessagesQuery, auth=Auth.USER, auth_optional=True),
+             query=PageQuery, auth=Auth.USER, auth_optional=True),
     Endpoint("POST", "/widgets_custom", TAG, "Store a model's (or a user's) widget layout",
              merged(_set, _tokens(_set_fail), {200: _ok(LayoutSet, _set_fail)}),
              body=LayoutFields, auth=Auth.USER, auth_optional=True),

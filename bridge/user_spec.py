@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from bridge.messaging_spec import PageQuery
 from bridge.spec import (
     FIELDS,
     MULTIPART,
@@ -27,7 +28,7 @@ from bridge.spec import (
     merged,
 )
 from schemas.auth import Password
-from schemas.messaging import CONTENT_MAX, MESSAGE_ID_MAX
+from schemas.messaging import CONTENT_MAX
 
 TAG = "user"
 
@@ -127,11 +128,6 @@ class MessageFields(Fields):
     message_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-class HistoryQuery(BaseModel):
-    limit: int = Field(default=50, ge=1, le=200)
-    before: int | None = Field(default=None, ge=1, le=MESSAGE_ID_MAX)
-
-
 class Item(BaseModel):
     model_config = REPLY
     id: int
@@ -216,7 +212,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         422: _said("this message_id was already used for another message")},
         body=MessageFields, headers=Idempotent),
     _user("GET", "/api/message", "What the token's user sent and received", {
-        200: Reply("Newest first, both ways together.", (HistoryReply,))}, query=HistoryQuery),
+        200: Reply("Newest first, both ways together.", (HistoryReply,))}, query=PageQuery),
 )
 
 FAMILY = Family(TAG, "Seed 003: accounts, files and messages.", ENDPOINTS, (UserSaid, TokenRefused))

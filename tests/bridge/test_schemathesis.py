@@ -42,6 +42,7 @@ from services.messaging.service import run_messaging
 from services.vision.config import VisionSettings
 from services.vision.service import run_vision
 from services.vision.watch import Mode
+from tests.bridge.user_api import account
 from tests.conftest import (
     Backend,
     auth_settings,
@@ -101,13 +102,7 @@ async def whole_stack(backend: Backend, data_dir: Path) -> AsyncIterator[str]:
 
 
 async def user_token(http: httpx.AsyncClient) -> str:
-    name = unique("st-user")
-    made = await http.post("/api/register", json={
-        "username": name, "password": PASSWORD, "first_name": "Sam", "last_name": "Test"})
-    assert made.status_code == 201, made.text
-    login = await http.post("/login", json={"username": name, "password": PASSWORD})
-    token: str = login.json()["token"]
-    return token
+    return (await account(http)).headers["Authorization"].removeprefix("Bearer ")
 
 
 async def session_cookie(http: httpx.AsyncClient) -> str:
