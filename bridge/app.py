@@ -76,13 +76,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def _allowed(request: Request) -> list[str]:
-    """Every method some route takes on the request's path. Starlette's 405 names only the
-    first route's, and one path may have several (``/api/message``: GET lists, POST sends)."""
-    methods: set[str] = set()
-    for route in request.app.routes:
-        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
-            methods |= route.methods or set()
-    return sorted(methods)
+    """Every method of the path Starlette refused the request on (its first route whose
+    template matches), over every route of that template: Starlette's 405 names the first
+    route's alone, and one path may have several (``/api/message``: GET lists, POST sends).
+    Other templates matching too (``/api/face/{id}`` for ``/api/face/find``) are other paths."""
+    routes = [route for route in request.app.routes if isinstance(route, Route)]
+    template = next((route.path for route in routes
+                     if route.matches(request.scope)[0] != Match.NONE), None)
+    return sorted({method for route in routes if route.path == template
+                   for method in route.methods or ()})
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
