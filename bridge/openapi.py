@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from bridge import face_admin_spec, messaging_spec, mirror_spec, session_spec, user_spec
-from bridge.spec import HEADERS, JSON, Auth, Endpoint, Family, Reply
+from bridge.spec import HEADERS, JSON, Auth, Endpoint, Family, Link, Reply
 
 _REF = "#/components/schemas/{model}"
 
@@ -50,13 +50,15 @@ TAGS = [*({"name": family.tag, "description": family.description} for family in 
         {"name": META_TAG, "description": "About the API itself."}]
 
 SECURITY_SCHEMES: dict[str, Any] = {
-    Auth.USER.value: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                "description": "A user's token from /login, /api/login or seed 004's cookie."},
-    Auth.ADMIN.value: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                 "description": "An admin's token from /jwt/login (refused where a user's is "
-                                "wanted, and the other way round)."},
+    Auth.USER.value: {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "A user's token from /login, /api/login or seed 004's cookie."},
+    Auth.ADMIN.value: {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "An admin's token from /jwt/login (refused where a user's is wanted, "
+                       "and the other way round)."},
     Auth.SESSION.value: {"type": "apiKey", "in": "cookie", "name": "X-LIVENESS-TOKEN",
-                   "description": "Set by POST /auth/login."},
+                         "description": "Set by POST /auth/login."},
 }
 
 
@@ -147,7 +149,7 @@ class _Builder:
             out["links"] = {link.name: self.link(link) for link in reply.links}
         return out
 
-    def link(self, link: Any) -> dict[str, Any]:
+    def link(self, link: Link) -> dict[str, Any]:
         out: dict[str, Any] = {"operationId": self.operation_id(link.method, link.path)}
         if link.parameters:
             out["parameters"] = dict(link.parameters)
@@ -217,7 +219,8 @@ def document(routes: Sequence[BaseRoute],
 
 
 async def serve(request: Request) -> JSONResponse:
-    """Public, like the docs it is generated with: it names no account and no secret."""
+    """Public, like the docs it is generated with: it names no account and no secret. Made
+    from the app's own routes on the first request, then kept (``app.state.openapi``)."""
     cached: dict[str, Any] | None = getattr(request.app.state, "openapi", None)
     if cached is None:
         cached = document(request.app.routes)
