@@ -122,7 +122,8 @@ class FileQuery(BaseModel):
 
 class MessageFields(Fields):
     text: str = Field(min_length=1, max_length=CONTENT_MAX)
-    receiver: Name | None = None
+    # Without one, or empty, the message is a note to the sender.
+    receiver: Name | Literal[""] | None = None
     file_type: str | None = None
     file_name: str | None = None
     message_id: str | None = Field(default=None, min_length=1, max_length=64)
