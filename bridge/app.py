@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 
 from bridge import (
     admin_events,
@@ -18,6 +19,7 @@ from bridge import (
     liveness_api,
     messaging_api,
     mirror_api,
+    openapi,
     session_api,
     user_accounts,
     user_family,
@@ -74,7 +76,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = f"{exc.detail}: paths take no trailing slash ({path.rstrip('/')})"
     response = _shape(path)(exc.status_code, message)
     response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed(request))
     return response
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method of the path Starlette refused the request on (its first route whose
+    template matches), over every route of that template: Starlette's 405 names the first
+    route's alone, and one path may have several (``/api/message``: GET lists, POST sends).
+    Other templates matching too (``/api/face/{id}`` for ``/api/face/find``) are other paths."""
+    routes = [route for route in request.app.routes if isinstance(route, Route)]
+    template = next((route.path for route in routes
+                     if route.matches(request.scope)[0] != Match.NONE), None)
+    return sorted({method for route in routes if route.path == template
+                   for method in route.methods or ()})
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
@@ -108,7 +124,7 @@ def create_app(
         routes=[*mirror_api.routes, *messaging_api.routes, *session_api.routes,
                  *user_accounts.routes, *user_files.routes, *user_messages.routes,
                  *face_admin_api.routes, *liveness_api.routes, *admin_page.routes,
-                 *admin_events.routes],
+                 *admin_events.routes, *openapi.routes],
         lifespan=lifespan,
         exception_handlers={HttpFail: _fail, session_api.SessionFail: _fail,
                             user_family.UserFail: _fail, face_admin_api.FaceFail: _fail,

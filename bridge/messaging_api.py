@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bridge.replies import acting_user, call, fields_of, success
+from bridge.replies import HttpFail, acting_user, call, fields_of, message_id_problem, success
 from schemas.messaging import (
     MESSAGING_GET_LAYOUT,
     MESSAGING_LIST,
@@ -43,6 +43,9 @@ async def send_message(request: Request) -> JSONResponse:
     fields = await fields_of(request, "message_sent", MESSAGING_BODY_LIMIT)
     fields.pop("attachment", None)  # seed 003's (bridge/user_messages.py), with a token
     await acting_user(request, "message_sent", fields.get("sender_username"), "sender_username")
+    problem = message_id_problem(fields)
+    if problem is not None:
+        raise HttpFail("message_sent", problem.message, 400, problem.code, field=problem.field)
     key = request.headers.get("idempotency-key", "").strip()
     if key:
         fields["message_id"] = key

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -29,6 +29,7 @@ from broker.runner import validation_error
 from schemas.auth import AUTH_VERIFY, AuthError
 from schemas.envelope import ErrorCode
 from schemas.errors import BusUnavailable, RequestTimeout, ServiceError
+from schemas.messaging import MessageId
 from schemas.names import normal_username
 from schemas.topics import Operation
 
@@ -133,6 +134,22 @@ async def call(
         raise HttpFail(type_, message, timeout_status) from exc
     except BusUnavailable as exc:
         raise HttpFail(type_, f"service unavailable: {exc}", 503) from exc
+
+
+class _Key(BaseModel):
+    model_config = ConfigDict(strict=True)
+    message_id: MessageId | None = None
+
+
+def message_id_problem(fields: dict[str, Any]) -> ServiceError | None:
+    """Why the ``message_id`` field is not a message id (None: it is one, or is absent). Asked
+    also where an ``Idempotency-Key`` header wins over the field, so that a malformed field is
+    refused (400 naming it) rather than silently dropped."""
+    try:
+        _Key.model_validate({"message_id": fields.get("message_id")})
+    except ValidationError as exc:
+        return validation_error(exc)
+    return None
 
 
 def bearer_token(request: Request, type_: str, *, required: bool = True) -> str | None:

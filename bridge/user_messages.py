@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bridge.replies import HttpFail, call
+from bridge.replies import HttpFail, call, message_id_problem
 from bridge.user_family import answer, ask, fail, fields, token_user
 from schemas.files import FileRef
 from schemas.messaging import MESSAGING_HISTORY, MESSAGING_SEND, MessageOut, MessagingError
@@ -51,6 +51,9 @@ async def send_message(request: Request) -> JSONResponse:
     user = await token_user(request)
     given = await fields(request)
     attachment = _attachment(given)
+    problem = message_id_problem(given)
+    if problem is not None:
+        raise fail(400, problem.message, problem.code)
     receiver = given.get("receiver")
     key = request.headers.get("idempotency-key", "").strip() or given.get("message_id")
     body = {"sender_username": user.username,

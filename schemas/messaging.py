@@ -156,6 +156,8 @@ ModelCode = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MODEL_CODE_MAX)
 ]
 Content = Annotated[str, StringConstraints(min_length=1, max_length=CONTENT_MAX)]
+# A send's idempotency key (the Idempotency-Key header, or a message_id field).
+MessageId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 def _not_blank(value: str) -> str:
@@ -180,7 +182,7 @@ class SendRequest(_Strict):
     sender_username: Username
     receiver_username: Username
     content: Annotated[Content, AfterValidator(_not_blank)]
-    message_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    message_id: MessageId | None = None
     attachment: FileRef | None = None
 
 

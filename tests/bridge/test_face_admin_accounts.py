@@ -177,3 +177,13 @@ async def test_racing_first_registrations_make_one_admin(backend: Backend,
         logins = [await own.http.post("/jwt/login", json={"username": name, "password": "pw-1"})
                   for name in names]
         assert sorted(login.status_code for login in logins) == [200, 401, 401, 401, 401]
+
+
+async def test_a_405_names_the_methods_of_its_own_path(stack: FaceStack) -> None:
+    """``/api/face/find`` also fits ``/api/face/{id}``'s template, whose methods are another
+    path's: the 405 names find's own."""
+    wrong = await stack.http.request("OPTIONS", "/api/face/find", headers=stack.auth)
+    assert said(wrong) == (405, {"detail": "Method Not Allowed"})
+    assert wrong.headers["allow"] == "POST"
+    both = await stack.http.request("OPTIONS", "/api/face/register", headers=stack.auth)
+    assert both.headers["allow"] == "POST, PUT"

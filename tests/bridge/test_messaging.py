@@ -162,6 +162,22 @@ async def test_same_idempotency_key_stores_once(http: httpx.AsyncClient) -> None
     assert len((await inbox(http, bob))["messages"]) == 2
 
 
+async def test_a_malformed_message_id_is_refused_beside_a_key_too(
+    http: httpx.AsyncClient,
+) -> None:
+    """The header wins over the field, but a field that is no message id is a 400 naming it,
+    not dropped unseen (schemathesis sent ``"message_id": {}`` beside a key)."""
+    ann, bob = await register(http), await register(http)
+    for bad, why in (({}, "Input should be a valid string"), ("", "at least 1 character"),
+                     ("k" * 65, "at most 64 characters")):
+        reply = await http.post("/send_message", headers={"Idempotency-Key": unique("key")},
+                                json={"sender_username": ann, "receiver_username": bob,
+                                      "content": "hi", "message_id": bad})
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["field"] == "message_id" and why in reply.json()["message"]
+    assert (await inbox(http, bob))["messages"] == []
+
+
 async def test_get_messages_of_unknown_user_and_bad_paging(http: httpx.AsyncClient) -> None:
     unknown = await http.get(f"/get_messages/{unique('ghost')}")
     assert unknown.status_code == 200

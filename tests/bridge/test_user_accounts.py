@@ -336,3 +336,14 @@ async def test_wrong_methods_and_paths_answer_in_the_family_shape(
     # Only the family's exact paths: another /api/... path is seed 000's shape.
     other = await http.get("/api/users")
     assert said(other) == (404, {"result": "fail", "type": "http", "message": "Not Found"})
+
+
+async def test_a_405_allows_every_method_of_a_path_served_by_two_routes(
+    http: httpx.AsyncClient,
+) -> None:
+    """/api/message is two routes (GET lists, POST sends): the 405 names both (schemathesis'
+    allow_header_conformance found Starlette naming the first route's alone)."""
+    for method in ("OPTIONS", "PUT", "DELETE"):
+        wrong = await http.request(method, "/api/message")
+        assert said(wrong) == (405, {"message": "Method Not Allowed"})
+        assert wrong.headers["allow"] == "GET, HEAD, POST"

@@ -129,6 +129,20 @@ async def test_an_idempotency_key_stores_a_message_once(http: httpx.AsyncClient)
     assert reply.status_code == 422
 
 
+async def test_a_malformed_message_id_is_refused_beside_a_key_too(
+    http: httpx.AsyncClient,
+) -> None:
+    """As /send_message: the header wins, but a message_id field that is none is a 400."""
+    ann = await account(http)
+    key = {"Idempotency-Key": unique("key")}
+    for bad in ({}, "", "k" * 65):
+        reply = await http.post("/api/message", json={"text": "hi", "message_id": bad},
+                                headers={**ann.headers, **key})
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["message"].startswith("message_id: ")
+    assert (await history(http, ann))["sent"] == []
+
+
 async def test_the_list_pages_back_through_both_ways(http: httpx.AsyncClient) -> None:
     ann, bob = await account(http), await account(http)
     for n in range(5):
