@@ -19,7 +19,8 @@ It prints the figures and fails (exit code 1) when
 * any process's memory grew more than 10% over the last half: the median RSS of the run's last
   tenth against that of the tenth after its middle (the first half is warm-up);
 * any message was lost: each one sent must appear on a display of a mirror showing its
-  receiver, and on no display of anybody else;
+  receiver, and on no display of anybody else; one the bridge refused (503, "NOT sent") is sent
+  again with the same Idempotency-Key, and one never taken by the end of sending fails too;
 * any display was wrong, or a mirror never showed its person (:class:`devices.fleet.Summary`).
 """
 
@@ -54,6 +55,8 @@ class Post:
     sent: dict[str, str] = field(default_factory=dict)  # content -> receiver
     shown: set[str] = field(default_factory=set)  # contents seen on their receiver's display
     elsewhere: set[str] = field(default_factory=set)  # seen on somebody else's display
+    retries: int = 0  # sends refused (503) and made again
+    unsent: list[str] = field(default_factory=list)  # still refused when sending stopped
 
     def heard(self, mirror_id: str, expected: str, display: Display) -> None:
         for message in display.messages:
@@ -69,17 +72,25 @@ class Post:
 
 async def send_messages(http: httpx.AsyncClient, post: Post, people: list[str], every: float,
                         until: float) -> None:
+    """One message every ``every`` seconds until ``until``, to the people in turn. A refused
+    one (the documented 503 "the message was NOT sent") is sent again with the same
+    Idempotency-Key, as a client should, until it is stored or ``until`` passes."""
     count = 0
     while time.monotonic() + every < until:
         await asyncio.sleep(every)
         receiver = people[count % len(people)]
         content = f"soak message {count} for {receiver}"
         post.sent[content] = receiver  # before sending: a display can come before the reply
-        reply = await http.post("/send_message", data={
-            "sender_username": SENDER, "receiver_username": receiver, "content": content})
-        if reply.json().get("result") != "success":
-            del post.sent[content]  # refused, so nothing to deliver; say why
-            print(f"soak: /send_message refused: {reply.text}", file=sys.stderr)
+        form = {"sender_username": SENDER, "receiver_username": receiver, "content": content}
+        headers = {"Idempotency-Key": f"soak-{count}"}
+        while (await http.post("/send_message", data=form, headers=headers)
+               ).json().get("result") != "success":
+            post.retries += 1
+            if time.monotonic() >= until:
+                post.unsent.append(content)
+                del post.sent[content]
+                break
+            await asyncio.sleep(1)
         count += 1
 
 
@@ -122,7 +133,8 @@ def report(summary: Summary, post: Post, figures: list[Memory], minutes: float) 
              "the embedded broker (mirrorhub up in a child process, the fleet in this one)",
              *summary.lines(),
              f"messages: {len(post.sent)} sent, {len(post.shown)} shown to their receiver, "
-             f"{len(post.lost)} lost, {len(post.elsewhere)} on another person's display",
+             f"{len(post.lost)} lost, {len(post.elsewhere)} on another person's display; "
+             f"{post.retries} sends refused and made again, {len(post.unsent)} never taken",
              "",
              "| process | RSS after the middle | RSS at the end | growth | peak | CPU (cores) |",
              "| --- | --- | --- | --- | --- | --- |"]
@@ -131,6 +143,8 @@ def report(summary: Summary, post: Post, figures: list[Memory], minutes: float) 
     why = [f"{f.label} grew {f.growth:+.1%}" for f in figures if f.growth > MAX_GROWTH]
     if post.lost:
         why.append(f"{len(post.lost)} messages lost, e.g. {post.lost[0]!r}")
+    if post.unsent:
+        why.append(f"{len(post.unsent)} messages never taken by /send_message")
     if post.elsewhere:
         why.append(f"{len(post.elsewhere)} messages on another person's display")
     if not figures:

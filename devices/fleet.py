@@ -255,8 +255,14 @@ class Fleet:
                 async with gate:
                     return await stack.enter_async_context(self._mirror(index))
 
-            self._mirrors = list(await asyncio.gather(
-                *(connect(index) for index in range(self.plan.mirrors))))
+            # Every attempt ends before a failure is raised, so that each mirror that did
+            # connect is on the stack and says goodbye.
+            connected = await asyncio.gather(
+                *(connect(index) for index in range(self.plan.mirrors)), return_exceptions=True)
+            for result in connected:
+                if isinstance(result, BaseException):
+                    raise result
+            self._mirrors = [mirror for mirror in connected if isinstance(mirror, Mirror)]
             cameras = [asyncio.create_task(self._camera(i)) for i in range(self.plan.mirrors)]
             stopped = asyncio.create_task(stop.wait())
             streaming = time.monotonic()
@@ -266,11 +272,11 @@ class Fleet:
                 seconds = time.monotonic() - streaming
                 for task in cameras:
                     task.cancel()
-                results = await asyncio.gather(*cameras, return_exceptions=True)
-            for result in results:  # a frame that cannot be read any more ends the run
-                if isinstance(result, ConfigError):
+                ended = await asyncio.gather(*cameras, return_exceptions=True)
+            for outcome in ended:  # e.g. a frame that cannot be read any more: the run ends
+                if isinstance(outcome, Exception):
                     stopped.cancel()
-                    raise result
+                    raise outcome
             if not stop.is_set():
                 await self._settle(stopped)
             stopped.cancel()
