@@ -143,15 +143,25 @@ async def measure(kind: str, mirrors: int, fps: float, warmup: float, window: fl
            for label, samples in meter.rss.items()}
     cpu = {label: (cpu_end[label] - cpu_start.get(label, 0.0)) / wall for label in cpu_end}
     lines = (work / "fleet.log").read_text().splitlines()
-    summary = json.loads(next(line for line in reversed(lines) if line.startswith("{")))
+    summaries = [line for line in lines if line.startswith("{")]
+    # No summary: the fleet failed (it says why on its last line), which the table shows.
+    summary = json.loads(summaries[-1]) if summaries else {"error": (lines or ["?"])[-1]}
     return Row(kind, mirrors, fps, {k: v / MB for k, v in _by_role(rss).items()},
                _by_role(cpu), summary)
+
+
+def _checked(summary: dict[str, object]) -> str:
+    missing = summary.get("missing")
+    if not isinstance(missing, list):
+        return f"fleet failed: {summary.get('error')}"
+    return f"{summary.get('right')} / {len(missing)}, online in {summary.get('connected_in')} s"
 
 
 def table(rows: list[Row]) -> list[str]:
     lines = [
         "| broker | mirrors | fps | broker | services + bridge | vision worker | fleet "
-        "| backend per mirror | fleet per mirror | displays right / mirrors missing |",
+        "| backend per mirror | fleet per mirror "
+        "| displays right / mirrors missing, fleet online in |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
@@ -169,7 +179,7 @@ def table(rows: list[Row]) -> list[str]:
             f"{row.backend_cpu * 1000 / row.mirrors:.2f} ms/s "
             f"| {fleet_rss * 1024 / row.mirrors:.0f} KB, "
             f"{row.cpu.get('fleet', 0.0) * 1000 / row.mirrors:.2f} ms/s "
-            f"| {row.fleet.get('right')} / {len(row.fleet.get('missing', []))} |")  # type: ignore[arg-type]
+            f"| {_checked(row.fleet)} |")
     for kind in sorted({row.broker for row in rows}):
         sizes = sorted((row for row in rows if row.broker == kind), key=lambda r: r.mirrors)
         if len(sizes) >= 2:

@@ -168,11 +168,12 @@ class Summary:
     missing: tuple[str, ...]
     wrong_shown: tuple[tuple[str, str, str, int], ...]  # mirror, expected, shown, times
     latencies: tuple[float, ...]
+    connected_in: float = 0.0  # seconds until every mirror was online
 
     @classmethod
-    def of(cls, plan: FleetPlan, tallies: Sequence[Tally], frames: int,
-           seconds: float) -> Summary:
-        return cls(
+    def of(cls, plan: FleetPlan, tallies: Sequence[Tally], frames: int, seconds: float,
+           connected_in: float = 0.0) -> Summary:
+        return cls(connected_in=connected_in,
             mirrors=len(tallies), people=len(plan.people), seconds=seconds, fps=plan.fps,
             frames=frames, right=sum(t.right for t in tallies),
             wrong=sum(t.wrong.total() for t in tallies), idle=sum(t.idle for t in tallies),
@@ -198,8 +199,9 @@ class Summary:
     def lines(self) -> list[str]:
         """The summary for people, a few lines."""
         lines = [
-            f"fleet: {self.mirrors} mirrors, {self.people} people, {self.seconds:.0f} s at "
-            f"{self.fps:g} fps: {self.frames} frames sent",
+            f"fleet: {self.mirrors} mirrors (online in {self.connected_in:.1f} s), "
+            f"{self.people} people, {self.seconds:.0f} s at {self.fps:g} fps: "
+            f"{self.frames} frames sent",
             f"displays: {self.right} right, {self.wrong} wrong, {len(self.missing)} missing "
             f"(never showed their person), {self.idle} idle",
         ]
@@ -218,7 +220,8 @@ class Summary:
     def as_json(self) -> dict[str, Any]:
         """The summary for programs: the counts, the missing mirrors and the latency figures."""
         return {"mirrors": self.mirrors, "people": self.people, "seconds": self.seconds,
-                "fps": self.fps, "frames": self.frames, "right": self.right,
+                "fps": self.fps, "connected_in": round(self.connected_in, 3),
+                "frames": self.frames, "right": self.right,
                 "wrong": self.wrong, "idle": self.idle, "missing": list(self.missing),
                 "latency": self.latency(), "ok": self.ok}
 
@@ -248,23 +251,12 @@ class Fleet:
         """Connect every mirror, stream for the plan's time (or until ``stop``), give late
         displays :attr:`FleetPlan.settle` seconds, say goodbye and sum up."""
         stop = stop or asyncio.Event()
-        async with contextlib.AsyncExitStack() as stack:
-            gate = asyncio.Semaphore(CONNECTING)
-
-            async def connect(index: int) -> Mirror:
-                async with gate:
-                    return await stack.enter_async_context(self._mirror(index))
-
-            # Every attempt ends before a failure is raised, so that each mirror that did
-            # connect is on the stack and says goodbye.
-            connected = await asyncio.gather(
-                *(connect(index) for index in range(self.plan.mirrors)), return_exceptions=True)
-            for result in connected:
-                if isinstance(result, BaseException):
-                    raise result
-            self._mirrors = [mirror for mirror in connected if isinstance(mirror, Mirror)]
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            connecting = time.monotonic()
+            await self._connect()
+            connected_in = time.monotonic() - connecting
             cameras = [asyncio.create_task(self._camera(i)) for i in range(self.plan.mirrors)]
-            stopped = asyncio.create_task(stop.wait())
             streaming = time.monotonic()
             try:
                 await asyncio.wait([stopped], timeout=self.plan.seconds)
@@ -275,12 +267,34 @@ class Fleet:
                 ended = await asyncio.gather(*cameras, return_exceptions=True)
             for outcome in ended:  # e.g. a frame that cannot be read any more: the run ends
                 if isinstance(outcome, Exception):
-                    stopped.cancel()
                     raise outcome
             if not stop.is_set():
                 await self._settle(stopped)
+        finally:
             stopped.cancel()
-        return Summary.of(self.plan, self.tallies, self.frames_sent, seconds)
+            # All at once: one after the other, a thousand goodbyes to a busy broker (each
+            # waiting up to its timeout) would take longer than the run.
+            await asyncio.gather(*(mirror.__aexit__(None, None, None)
+                                   for mirror in self._mirrors), return_exceptions=True)
+        return Summary.of(self.plan, self.tallies, self.frames_sent, seconds, connected_in)
+
+    async def _connect(self) -> None:
+        """Every mirror online, :data:`CONNECTING` at a time; each one that connected is in
+        :attr:`_mirrors` (to be closed) even when another failed, whose error is raised."""
+        gate = asyncio.Semaphore(CONNECTING)
+
+        async def connect(index: int) -> None:
+            async with gate:
+                mirror = self._mirror(index)
+                await mirror.__aenter__()
+                self._mirrors.append(mirror)
+
+        outcomes = await asyncio.gather(*(connect(i) for i in range(self.plan.mirrors)),
+                                        return_exceptions=True)
+        self._mirrors.sort(key=lambda mirror: mirror.mirror_id)  # index order, for _camera
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     def _mirror(self, index: int) -> Mirror:
         tally = self.tallies[index]

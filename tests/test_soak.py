@@ -33,7 +33,7 @@ async def test_a_short_soak_passes() -> None:
     assert process.returncode == 0, report + stderr.decode()[-2000:]
     lines = report.splitlines()
     assert lines[-1] == "PASS"
-    assert lines[1].startswith("fleet: 10 mirrors, 3 people")
+    assert lines[1].startswith("fleet: 10 mirrors (online in ") and ", 3 people, " in lines[1]
     assert "0 wrong, 0 missing" in report and "0 lost, 0 on another person's display" in report
     sent = next(line for line in lines if line.startswith("messages: "))
     assert int(sent.split()[1]) >= 5  # one every 2 s for the first 22 s
