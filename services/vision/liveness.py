@@ -24,8 +24,17 @@ moved by at least :attr:`Rules.min_turn`, ``asymmetry`` moved the same way by at
 :attr:`Rules.min_slope` times that, and ``roll`` by at most :attr:`Rules.max_roll` degrees.
 A head-turn challenge asks the same of a window, in the asked direction. The distributions the
 defaults come from are in docs/vision.md (Liveness). The four eye corners lie nearly on one
-line, so no homography is fitted to them; SCRFD's points (insightface) have no eye corners,
-and :func:`pose` refuses them (an engine without these cues never shows liveness).
+line, so no homography is fitted to them.
+
+SCRFD's five points (the insightface engine: the eye centres, the nose tip, the mouth corners)
+have no eye corners, so no ``asymmetry``; but its eyes and mouth corners span a proper plane,
+so the window is judged by how far the points stay from one plane instead
+(:func:`plane_residual`): live when ``turn`` moved by at least :attr:`Rules.min_plane_turn` and
+the points of its first and last frames are, by the median over those pairs, at least
+:attr:`Rules.min_plane` eye gaps off the best homography between them. A print or a screen,
+whatever its tilt and roll, stays on it up to the points' jitter; so ``roll`` is not read.
+:func:`pose` tells the layouts apart by what the engine named: SCRFD's ``left_eye``,
+``right_eye`` and ``nose`` are its first three points, dlib's are not.
 """
 
 from __future__ import annotations
@@ -36,6 +45,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
+
+import cv2
+import numpy as np
 
 from schemas.errors import ConfigError
 from services.vision.engine import LocatedFace, Point
@@ -55,11 +67,14 @@ class Direction(StrEnum):
 
 
 class Pose(NamedTuple):
-    """One frame's cues (see the module docstring)."""
+    """One frame's cues (see the module docstring); ``points``: SCRFD's five points in image
+    pixels, for the plane cue (None for dlib's, whose ``asymmetry`` is read instead; SCRFD's
+    ``asymmetry`` is 0 and not read)."""
 
     turn: float
     asymmetry: float
     roll: float  # degrees
+    points: tuple[Point, ...] | None = None
 
 
 class Verdict(NamedTuple):
@@ -80,12 +95,17 @@ class Rules:
     min_slope: float = 0.5
     max_roll: float = 5.0
     max_frames: int = 12  # the longest window judged
+    # SCRFD's five points (module docstring), in eye gaps.
+    min_plane_turn: float = 0.10
+    min_plane: float = 0.05
 
     def __post_init__(self) -> None:
         if self.ends < 1 or self.max_frames < 2 * self.ends:
             raise ConfigError("a liveness window holds at least two ends of at least a frame")
         if not self.min_turn > 0 or self.min_slope < 0 or not self.max_roll > 0:
             raise ConfigError("min_turn and max_roll must be positive, min_slope not negative")
+        if not self.min_plane_turn > 0 or not self.min_plane > 0:
+            raise ConfigError("min_plane_turn and min_plane must be positive")
 
     @property
     def min_frames(self) -> int:
@@ -93,10 +113,12 @@ class Rules:
 
 
 def pose(face: LocatedFace) -> Pose:
-    """The cues of one face found by dlib (five points); ``ValueError`` for other layouts or
-    a face too small to read."""
+    """The cues of one face found by dlib or by SCRFD (five points each); ``ValueError`` for
+    other layouts or a face too small to read."""
     if len(face.landmarks) != 5:
-        raise ValueError("liveness reads dlib's five points")
+        raise ValueError("liveness reads dlib's or SCRFD's five points")
+    if scrfd_layout(face):
+        return _scrfd_pose(face)
     right_outer, right_inner, left_outer, left_inner, nose = face.landmarks
     ux, uy = right_outer[0] - left_outer[0], right_outer[1] - left_outer[1]
     span = math.hypot(ux, uy)
@@ -117,6 +139,38 @@ def pose(face: LocatedFace) -> Pose:
     middle = _mid(left_mid, right_mid)
     turn = (along(nose) - along(middle)) / gap
     return Pose(turn, (left_width - right_width) / widths, math.degrees(math.atan2(uy, ux)))
+
+
+def scrfd_layout(face: LocatedFace) -> bool:
+    """Whether the face's points are SCRFD's (the insightface engine's): eyes and nose first."""
+    return len(face.landmarks) == 5 and face.landmarks[:3] == (face.left_eye, face.right_eye,
+                                                                face.nose)
+
+
+def _scrfd_pose(face: LocatedFace) -> Pose:
+    (lx, ly), (rx, ry), (nx, ny) = face.left_eye, face.right_eye, face.nose
+    gap = math.hypot(rx - lx, ry - ly)
+    if gap < 2:
+        raise ValueError("the eyes are too close together to read")
+    ux, uy = (rx - lx) / gap, (ry - ly) / gap
+    turn = ((nx - (lx + rx) / 2) * ux + (ny - (ly + ry) / 2) * uy) / gap
+    return Pose(turn, 0.0, math.degrees(math.atan2(uy, ux)), face.landmarks)
+
+
+def plane_residual(first: Sequence[Point], second: Sequence[Point]) -> float:
+    """How far ``second``'s points are from ``first``'s moved by one homography: the root mean
+    square distance to the best one's projections, in eye gaps of ``second`` (its points 0 and
+    1). A plane's points (a print, a screen) stay on it but for their jitter; a turning head's
+    nose tip leaves the plane of its eyes and mouth corners. 0 when no homography fits (the
+    points coincide or lie on a line): no evidence."""
+    source = np.asarray(first, dtype=np.float64)
+    target = np.asarray(second, dtype=np.float64)
+    homography, _ = cv2.findHomography(source, target, 0)  # all points, least squares
+    gap = math.dist(second[0], second[1])
+    if homography is None or gap < 2:
+        return 0.0
+    projected = cv2.perspectiveTransform(source[None], homography)[0]
+    return math.sqrt(float(((projected - target) ** 2).sum(axis=1).mean())) / gap
 
 
 def _mid(a: Point, b: Point) -> Point:
@@ -144,12 +198,17 @@ def challenged(poses: Sequence[Pose], direction: Direction, rules: Rules = Rules
 
 
 def _change(window: Sequence[Pose], cue: int, ends: int) -> float:
-    first = statistics.median(pose[cue] for pose in window[:ends])
-    last = statistics.median(pose[cue] for pose in window[-ends:])
+    def value(pose: Pose) -> float:
+        return (pose.turn, pose.asymmetry, pose.roll)[cue]
+
+    first = statistics.median(value(pose) for pose in window[:ends])
+    last = statistics.median(value(pose) for pose in window[-ends:])
     return last - first
 
 
 def _judge(window: Sequence[Pose], sign: float, rules: Rules, success: str) -> Verdict:
+    if all(pose.points is not None for pose in window):
+        return _judge_plane(window, sign, rules, success)
     turn = _change(window, 0, rules.ends) * sign
     asymmetry = _change(window, 1, rules.ends) * sign
     roll = abs(_change(window, 2, rules.ends))
@@ -165,4 +224,19 @@ def _judge(window: Sequence[Pose], sign: float, rules: Rules, success: str) -> V
     if roll > rules.max_roll:
         return Verdict(False, score, f"the eye line rolled {roll:.0f} degrees as the nose"
                        " moved (a tilted photo)")
+    return Verdict(True, score, success)
+
+
+def _judge_plane(window: Sequence[Pose], sign: float, rules: Rules, success: str) -> Verdict:
+    turn = _change(window, 0, rules.ends) * sign
+    plane = statistics.median(plane_residual(first.points, last.points)
+                              for first in window[:rules.ends] for last in window[-rules.ends:]
+                              if first.points is not None and last.points is not None)
+    score = round(min(turn / rules.min_plane_turn, plane / rules.min_plane), 3)
+    if turn < rules.min_plane_turn:
+        return Verdict(False, score, f"turned {turn:+.2f} eye gaps, {rules.min_plane_turn}"
+                       " needed")
+    if plane < rules.min_plane:
+        return Verdict(False, score, f"the points moved as one plane's do (a photo):"
+                       f" {plane:.3f} eye gaps off it, {rules.min_plane} needed")
     return Verdict(True, score, success)
