@@ -57,6 +57,8 @@ class VisionSettings:
     track_refresh: float = TrackSettings.refresh
     # How a face at a mirror shows it is live before it unlocks messages (vision/watch.py).
     liveness: Mode = Mode.CHALLENGE
+    # An anti-spoofing classifier for mirrors' faces (services/vision/spoof.py); None: none.
+    liveness_model: Path | None = None
 
     def make_engine(self) -> FaceEngine:
         return make_engine(self.engine, self.insightface_dir)
@@ -82,9 +84,11 @@ class VisionSettings:
         if liveness not in set(Mode):
             raise ConfigError(f"MIRRORHUB_LIVENESS must be off, passive or challenge, got"
                               f" {liveness!r}")
+        model = env.get("MIRRORHUB_LIVENESS_MODEL")
         return cls(
             data_dir=data_dir,
             liveness=Mode(liveness),
+            liveness_model=Path(model) if model else None,
             cameras=_cameras(env.get("MIRRORHUB_CAMERA_FOCAL_PX", "")),
             engine=engine,
             insightface_dir=Path(pack) if pack else None,

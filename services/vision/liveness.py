@@ -50,7 +50,7 @@ import cv2
 import numpy as np
 
 from schemas.errors import ConfigError
-from services.vision.engine import LocatedFace, Point
+from services.vision.engine import DetectedFace, LocatedFace, Point
 
 
 class Direction(StrEnum):
@@ -141,7 +141,7 @@ def pose(face: LocatedFace) -> Pose:
     return Pose(turn, (left_width - right_width) / widths, math.degrees(math.atan2(uy, ux)))
 
 
-def scrfd_layout(face: LocatedFace) -> bool:
+def scrfd_layout(face: LocatedFace | DetectedFace) -> bool:
     """Whether the face's points are SCRFD's (the insightface engine's): eyes and nose first."""
     return len(face.landmarks) == 5 and face.landmarks[:3] == (face.left_eye, face.right_eye,
                                                                 face.nose)
