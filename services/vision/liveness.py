@@ -28,11 +28,13 @@ line, so no homography is fitted to them.
 
 SCRFD's five points (the insightface engine: the eye centres, the nose tip, the mouth corners)
 have no eye corners, so no ``asymmetry``; but its eyes and mouth corners span a proper plane,
-so the window is judged by how far the points stay from one plane instead
-(:func:`plane_residual`): live when ``turn`` moved by at least :attr:`Rules.min_plane_turn` and
-the points of its first and last frames are, by the median over those pairs, at least
-:attr:`Rules.min_plane` eye gaps off the best homography between them. A print or a screen,
-whatever its tilt and roll, stays on it up to the points' jitter; so ``roll`` is not read.
+so the window is judged by how far the points stay from one plane instead: live when ``turn``
+moved by at least :attr:`Rules.min_plane_turn`, the points of its first and last frames are, by
+the median over those pairs, at least :attr:`Rules.min_plane` eye gaps off the best homography
+between them (:func:`plane_residual`), and the nose tip moved at least
+:attr:`Rules.min_parallax` eye gaps, the way it turned, against the plane of the eyes and mouth
+corners (:func:`nose_parallax`). A print or a screen, whatever its tilt and roll, stays on one
+plane up to the points' jitter; so ``roll`` is not read.
 :func:`pose` tells the layouts apart by what the engine named: SCRFD's ``left_eye``,
 ``right_eye`` and ``nose`` are its first three points, dlib's are not.
 """
@@ -98,14 +100,15 @@ class Rules:
     # SCRFD's five points (module docstring), in eye gaps.
     min_plane_turn: float = 0.10
     min_plane: float = 0.05
+    min_parallax: float = 0.10
 
     def __post_init__(self) -> None:
         if self.ends < 1 or self.max_frames < 2 * self.ends:
             raise ConfigError("a liveness window holds at least two ends of at least a frame")
         if not self.min_turn > 0 or self.min_slope < 0 or not self.max_roll > 0:
             raise ConfigError("min_turn and max_roll must be positive, min_slope not negative")
-        if not self.min_plane_turn > 0 or not self.min_plane > 0:
-            raise ConfigError("min_plane_turn and min_plane must be positive")
+        if not self.min_plane_turn > 0 or not self.min_plane > 0 or not self.min_parallax > 0:
+            raise ConfigError("min_plane_turn, min_plane and min_parallax must be positive")
 
     @property
     def min_frames(self) -> int:
@@ -173,6 +176,30 @@ def plane_residual(first: Sequence[Point], second: Sequence[Point]) -> float:
     return math.sqrt(float(((projected - target) ** 2).sum(axis=1).mean())) / gap
 
 
+def nose_parallax(first: Sequence[Point], second: Sequence[Point]) -> float:
+    """How far SCRFD's nose tip (point 2) of ``second`` lies from where the homography of the
+    eyes and mouth corners (points 0, 1, 3, 4) from ``first`` puts it, along ``second``'s eye
+    line in its eye gaps, positive towards the image's right as ``turn`` is. A head turning
+    moves its nose tip out of that plane the way it turns; a plane's stays in it. 0 when the
+    four points fix no homography."""
+    corners = [0, 1, 3, 4]
+    if math.dist(first[0], first[1]) < 2:
+        return 0.0
+    try:
+        homography = cv2.getPerspectiveTransform(
+            np.asarray([first[i] for i in corners], dtype=np.float32),
+            np.asarray([second[i] for i in corners], dtype=np.float32))
+    except cv2.error:
+        return 0.0
+    (lx, ly), (rx, ry) = second[0], second[1]
+    gap = math.hypot(rx - lx, ry - ly)
+    if gap < 2 or not np.isfinite(homography).all():
+        return 0.0
+    nose = np.asarray([[first[2]]], dtype=np.float64)
+    px, py = (float(v) for v in cv2.perspectiveTransform(nose, homography)[0, 0])
+    return ((second[2][0] - px) * (rx - lx) + (second[2][1] - py) * (ry - ly)) / gap / gap
+
+
 def _mid(a: Point, b: Point) -> Point:
     return ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
 
@@ -229,14 +256,20 @@ def _judge(window: Sequence[Pose], sign: float, rules: Rules, success: str) -> V
 
 def _judge_plane(window: Sequence[Pose], sign: float, rules: Rules, success: str) -> Verdict:
     turn = _change(window, 0, rules.ends) * sign
-    plane = statistics.median(plane_residual(first.points, last.points)
-                              for first in window[:rules.ends] for last in window[-rules.ends:]
-                              if first.points is not None and last.points is not None)
-    score = round(min(turn / rules.min_plane_turn, plane / rules.min_plane), 3)
+    pairs = [(first.points, last.points) for first in window[:rules.ends]
+             for last in window[-rules.ends:]
+             if first.points is not None and last.points is not None]
+    plane = statistics.median(plane_residual(*pair) for pair in pairs)
+    parallax = statistics.median(nose_parallax(*pair) for pair in pairs) * sign
+    score = round(min(turn / rules.min_plane_turn, plane / rules.min_plane,
+                      parallax / rules.min_parallax), 3)
     if turn < rules.min_plane_turn:
         return Verdict(False, score, f"turned {turn:+.2f} eye gaps, {rules.min_plane_turn}"
                        " needed")
     if plane < rules.min_plane:
         return Verdict(False, score, f"the points moved as one plane's do (a photo):"
                        f" {plane:.3f} eye gaps off it, {rules.min_plane} needed")
+    if parallax < rules.min_parallax:
+        return Verdict(False, score, f"the nose moved {parallax:+.2f} eye gaps against the"
+                       f" eyes and mouth, {rules.min_parallax} needed (a bent photo?)")
     return Verdict(True, score, success)

@@ -22,6 +22,7 @@ from services.vision.liveness import (
     Pose,
     Rules,
     challenged,
+    nose_parallax,
     passive,
     plane_residual,
     pose,
@@ -86,16 +87,22 @@ def test_a_plane_moved_by_homographies_stays_on_one(hamilton: dict[int, Pose]) -
     assert points is not None
     source = np.asarray(points)
     rng = np.random.default_rng(3)
-    gap = math.dist(points[0], points[1])
     for _ in range(20):
         warp = np.eye(3) + rng.normal(0, [[0.1, 0.1, 5], [0.1, 0.1, 5], [3e-4, 3e-4, 0]])
         moved = np.c_[source, np.ones(5)] @ warp.T
         target = [(float(x), float(y)) for x, y in moved[:, :2] / moved[:, 2:]]
         assert plane_residual(points, target) < 1e-6
-        # The nose tip a tenth of an eye gap off the plane of the eyes and mouth corners:
-        off = [*target[:2], (target[2][0] + 0.1 * gap, target[2][1]), *target[3:]]
+        assert abs(nose_parallax(points, target)) < 1e-4
+        # The nose tip a tenth of an eye gap off the plane of the eyes and mouth corners,
+        # along the eye line:
+        line = np.subtract(target[1], target[0]) / math.dist(target[0], target[1])
+        nose = tuple(np.add(target[2], 0.1 * math.dist(target[0], target[1]) * line))
+        off = [*target[:2], (float(nose[0]), float(nose[1])), *target[3:]]
         assert plane_residual(points, off) > 0.01
-    assert plane_residual([(0.0, 0.0)] * 5, list(points)) == 0.0  # nothing to fit: no evidence
+        assert nose_parallax(points, off) == pytest.approx(0.1, abs=1e-4)
+    # Nothing to fit: no evidence.
+    assert plane_residual([(0.0, 0.0)] * 5, list(points)) == 0.0
+    assert nose_parallax([(0.0, 0.0)] * 5, list(points)) == 0.0
 
 
 def test_points_that_barely_move_are_no_evidence(hamilton: dict[int, Pose]) -> None:
