@@ -50,10 +50,10 @@ def keypoints_for(face: LocatedFace | DetectedFace) -> tuple[Point, ...]:
 
 
 def judge(model: SpoofModel, image: RGBImage, face: LocatedFace) -> LivenessScore:
-    """The model's verdict on ``face`` of ``image``; not judged (``rejected``) when its eyes
-    coincide or too little of its crop is in the frame."""
+    """The model's verdict on ``face`` of ``image``; not judged (``rejected`` says why) when
+    its points align no crop, too little of the crop is in the frame, or the model answers
+    something that is not a probability: one face's trouble never costs the frame."""
     try:
-        keypoints = keypoints_for(face)
-    except ValueError as exc:
+        return model.score(image, keypoints_for(face))
+    except (ValueError, RuntimeError) as exc:
         return LivenessScore(live_score=None, is_live=None, rejected=str(exc))
-    return model.score(image, keypoints)

@@ -17,13 +17,13 @@ from schemas.errors import ConfigError
 from services.vision.analysis import Analysis, open_spoof_model, worker_pool
 from services.vision.config import VisionSettings
 from services.vision.dlib_engine import DlibEngine
-from services.vision.engine import RGBImage
+from services.vision.engine import LocatedFace, RGBImage
 from services.vision.images import ImageLimits
 from services.vision.insightface_liveness import InsightFaceLiveness, LivenessScore
 from services.vision.sightings import follow
-from services.vision.spoof import SpoofModel, keypoints_for
+from services.vision.spoof import SpoofModel, judge, keypoints_for
 from services.vision.tracking import Tracker, TrackSettings
-from services.vision.watch import Liveness, LivenessSettings, Mode
+from services.vision.watch import Liveness, LivenessSettings, Mode, Watch
 from tests.services.vision.conftest import FACES
 from tests.services.vision.onnx_models import constant_liveness_model
 from tests.services.vision.support import Photos
@@ -148,3 +148,20 @@ async def test_frames_are_judged_where_the_engine_runs(
     async with worker_pool(settings) as pool:
         in_worker = await Analysis(engine, limits, pool).follow(frame, plan)
     assert [s.spoof for s in in_worker.sightings] == [LivenessScore(1.0, True)]
+
+
+def test_a_face_the_model_cannot_judge_adds_nothing(
+        photos: Photos, models: dict[str, InsightFaceLiveness]) -> None:
+    image = photos.image("train/obama/obama.jpg")
+    (found,) = photos.faces("train/obama/obama.jpg")
+    face = LocatedFace(box=found.box, landmarks=found.landmarks, score=found.score,
+                       left_eye=found.left_eye, right_eye=found.right_eye, nose=found.nose)
+    squashed = LocatedFace(box=face.box, landmarks=face.landmarks, score=face.score,
+                           left_eye=face.left_eye, right_eye=face.left_eye, nose=face.nose)
+    verdict = judge(models["spoof"], image, squashed)
+    assert (verdict.live_score, verdict.is_live) == (None, None)
+    assert verdict.rejected == "the eyes coincide: nothing to align"
+    watch = Watch(LivenessSettings(mode=Mode.PASSIVE), 0.0)
+    seen = [watch.see(face, n / 10, verdict) for n in range(4)]
+    assert all(not each.reason.startswith("model:") for each in seen), seen
+    assert judge(models["spoof"], image, face) == LivenessScore(0.0, False)
