@@ -16,6 +16,7 @@ runs its three stages itself to keep the floats.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -37,10 +38,11 @@ class FivePoints:
         self._status = module.StageStatus
         self._engine = engine
 
-    def locate(self, image: RGBImage) -> list[LocatedFace]:
+    def locate(self, image: RGBImage, regions: Sequence[Box] | None = None) -> list[LocatedFace]:
+        """``regions`` are dlib's to scan (:meth:`DlibEngine.locate`), a fraction of the cost."""
         detector = self._detector
         height, width = image.shape[:2]
-        found = self._engine.locate(image)
+        found = self._engine.locate(image, regions)
         if not found:
             return []
         boxes = np.array([[face.box.left, face.box.top, face.box.right, face.box.bottom, 1.0]
