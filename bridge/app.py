@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bridge import (
     face_admin_api,
     messaging_api,
+    metrics,
     mirror_api,
     session_api,
     user_accounts,
@@ -78,7 +80,7 @@ async def _crash(request: Request, exc: Exception) -> Response:
 
 def create_app(
     bus_settings: BusSettings, *, require_token: bool = False, cookie_secure: bool = False,
-    max_upload: int = MAX_UPLOAD_DEFAULT,
+    max_upload: int = MAX_UPLOAD_DEFAULT, metrics_token: str | None = None,
 ) -> Starlette:
     """The bridge app; its MQTT connection opens and closes with the app's lifespan.
 
@@ -86,18 +88,21 @@ def create_app(
     (without it, a token is checked when one is sent, as the documented API has none).
     ``cookie_secure``: the session API's login cookie is ``Secure`` (behind HTTPS).
     ``max_upload``: the largest file ``/api/upload`` takes, in bytes.
+    ``metrics_token``: ``GET /metrics`` wants it as a bearer token (None: open; bridge/metrics.py).
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         async with Bus(bus_settings, role="bridge") as bus:
             yield {"bus": bus, "require_token": require_token, "cookie_secure": cookie_secure,
-                   "max_upload": max_upload}
+                   "max_upload": max_upload, "metrics_token": metrics_token}
 
+    routes = [*mirror_api.routes, *messaging_api.routes, *session_api.routes,
+              *user_accounts.routes, *user_files.routes, *user_messages.routes,
+              *face_admin_api.routes, *metrics.routes]
     app = Starlette(
-        routes=[*mirror_api.routes, *messaging_api.routes, *session_api.routes,
-                 *user_accounts.routes, *user_files.routes, *user_messages.routes,
-                 *face_admin_api.routes],
+        routes=routes,
+        middleware=[Middleware(metrics.HttpMetrics, routes=routes)],
         lifespan=lifespan,
         exception_handlers={HttpFail: _fail, session_api.SessionFail: _fail,
                             user_family.UserFail: _fail, face_admin_api.FaceFail: _fail,

@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             "up": lambda: stack.up(settings),
             "broker": lambda: stack.broker_only(settings),
             "service": lambda: stack.service_only(settings, args.name),
-            "bridge": lambda: stack.serve_bridge(settings),
+            "bridge": lambda: stack.bridge_only(settings),
         }
         if args.command == "mirror":
             # Bad input fails here, before anything connects.

@@ -71,6 +71,9 @@ class Settings:
     trusted_proxies: str = ""  # peers whose X-Forwarded-For the bridge believes (throttling)
     max_upload: int = MAX_UPLOAD_DEFAULT  # the largest file /api/upload takes, in bytes
     listeners: BrokerListeners = BrokerListeners()
+    metrics_token: str | None = None  # GET /metrics on the bridge wants it (None: open)
+    metrics_host: str = "127.0.0.1"  # where MIRRORHUB_METRICS_PORT listens
+    metrics_port: int | None = None  # this process's own /metrics endpoint (None: none)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -96,6 +99,9 @@ class Settings:
             trusted_proxies=env.get("MIRRORHUB_TRUSTED_PROXIES", "").strip(),
             listeners=BrokerListeners.from_env(),
             max_upload=max_upload_bytes(),
+            metrics_token=env.get("MIRRORHUB_METRICS_TOKEN") or None,
+            metrics_host=env.get("MIRRORHUB_METRICS_HOST") or "127.0.0.1",
+            metrics_port=_optional_port("MIRRORHUB_METRICS_PORT"),
         )
 
     @property

@@ -31,6 +31,7 @@ class Mirrors:
     def __init__(self) -> None:
         self._model_codes: dict[str, str | None] = {}
         self.displays: dict[str, Display] = {}  # what each mirror was last told to show
+        self.online: set[str] = set()  # mirrors whose last status was online (for metrics)
 
     async def on_status(self, message: Message) -> tuple[str, str] | None:
         """Store a mirror's status; returns (mirror_id, status), or None for a message that was
@@ -41,6 +42,10 @@ class Mirrors:
                         message.payload[:40], message.topic)
             return None
         mirror, _ = await Mirror.get_or_create(mirror_id=message.params["mirror_id"])
+        if status == "online":
+            self.online.add(mirror.mirror_id)
+        else:
+            self.online.discard(mirror.mirror_id)
         mirror.status = status
         await mirror.save(update_fields=["status", "updated_at"])
         return mirror.mirror_id, status

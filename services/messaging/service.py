@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from broker.metrics import MIRRORS_ONLINE
 from broker.service import service_bus
 from broker.settings import BusSettings
 from services.database import open_database
@@ -59,6 +60,7 @@ async def run_messaging(
     async with open_database(settings.database_url, "messaging", "services.messaging.models",
                              "services.messaging.migrations"):
         await files.open()  # before any request can reach the store
-        async with MESSAGING.serve(bus, Sender(messages, screens), messages, layouts, mirrors,
-                                   screens, files, tombstones):
-            yield Messaging(messages, layouts, mirrors, screens, tombstones, files)
+        with MIRRORS_ONLINE.sampling(lambda: len(mirrors.online), bus.client_id):
+            async with MESSAGING.serve(bus, Sender(messages, screens), messages, layouts,
+                                       mirrors, screens, files, tombstones):
+                yield Messaging(messages, layouts, mirrors, screens, tombstones, files)
