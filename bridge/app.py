@@ -24,6 +24,7 @@ from bridge import (
     user_messages,
 )
 from bridge.replies import HttpFail
+from bridge.request_ids import RequestIds
 from broker.client import Bus
 from broker.settings import BusSettings
 from schemas.files import MAX_UPLOAD_DEFAULT
@@ -102,7 +103,8 @@ def create_app(
               *face_admin_api.routes, *metrics.routes]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(metrics.HttpMetrics, routes=routes)],
+        # Request ids outermost: the metrics middleware's time and a crash's log line have one.
+        middleware=[Middleware(RequestIds), Middleware(metrics.HttpMetrics, routes=routes)],
         lifespan=lifespan,
         exception_handlers={HttpFail: _fail, session_api.SessionFail: _fail,
                             user_family.UserFail: _fail, face_admin_api.FaceFail: _fail,

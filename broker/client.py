@@ -66,6 +66,7 @@ from broker.protocol import (
     topic_matches,
 )
 from broker.settings import BusSettings
+from broker.tracing import REQUEST_ID
 from schemas.envelope import REPLY
 from schemas.errors import AccessDenied, BusUnavailable, RequestTimeout
 from schemas.topics import Operation, Topic
@@ -438,7 +439,7 @@ class Bus:
         deadline = timeout if timeout is not None else self.settings.request_timeout
         # The service must start before this, so that its reply can still arrive in time.
         expires = time.time() + deadline - min(deadline / 4, _REPLY_MARGIN)
-        request_id, future, envelope = self._calls.start(body, expires)
+        request_id, future, envelope = self._calls.start(body, expires, REQUEST_ID.get())
         expiry = max(1, math.ceil(expires - time.time()))  # MQTT 5: the broker drops it then
         started = time.perf_counter()
         failure: BaseException | None = None

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from broker.client import Bus, Message, MessageCallback
 from broker.metrics import HANDLED, HANDLER_SECONDS
+from broker.tracing import request_id
 from schemas.envelope import REPLY_TO_PATTERN, REQUEST_ID_MAX, ErrorCode, RequestEnvelope
 from schemas.errors import BusUnavailable, ServiceError
 from schemas.service import REJECTED, Rejected
@@ -117,12 +118,15 @@ class ServiceRunner:
             log.info("%s dropped an expired request %s on %s", self.service, envelope.id, topic)
             self._count(answer, "expired")
             return
-        started = time.perf_counter()
-        body = await self._call(answer, envelope.body, message.params)
-        HANDLER_SECONDS.labels(self.service, answer.operation.template).observe(
-            time.perf_counter() - started)
-        self._count(answer, body.code if isinstance(body, ServiceError) else "ok")
-        await self._send(envelope.reply_to, envelope.id, body)
+        with request_id(envelope.request_id):  # the handler's log lines and calls carry it
+            started = time.perf_counter()
+            body = await self._call(answer, envelope.body, message.params)
+            took = time.perf_counter() - started
+            outcome = body.code if isinstance(body, ServiceError) else "ok"
+            HANDLER_SECONDS.labels(self.service, answer.operation.template).observe(took)
+            self._count(answer, outcome)
+            log.debug("%s answered %s in %.1f ms: %s", self.service, topic, took * 1000, outcome)
+            await self._send(envelope.reply_to, envelope.id, body)
 
     def _count(self, answer: Answer, outcome: str) -> None:
         HANDLED.labels(self.service, answer.operation.template, str(outcome)).inc()

@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from devices.frames import MAX_FPS
 from devices.mirror import Simulation
 from mirrorhub import asyncapi as asyncapi_doc
-from mirrorhub import stack
+from mirrorhub import logs, stack
 from mirrorhub.credentials import device_accounts, device_password, remove_device
 from mirrorhub.settings import Settings
 from schemas.errors import ConfigError, MirrorhubError, ServiceError
@@ -198,8 +198,11 @@ def _in_data_dir(settings: Settings, needed: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        logs.configure(args.log_level, logs.log_format(os.environ.get("MIRRORHUB_LOG_FORMAT")))
+    except ConfigError as exc:
+        print(f"mirrorhub: {exc}", file=sys.stderr)
+        return 2
     # amqtt narrates every packet at INFO; its warnings still show.
     logging.getLogger("amqtt").setLevel(logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)

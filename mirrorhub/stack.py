@@ -55,7 +55,8 @@ async def serve_bridge(settings: Settings, broker_port: int | None = None) -> No
                      cookie_secure=settings.cookie_secure, max_upload=settings.max_upload,
                      metrics_token=settings.metrics_token)
     async with serving(app, settings.bridge_host, settings.bridge_port, log_level="info",
-                       trusted_proxies=settings.trusted_proxies) as srv:
+                       trusted_proxies=settings.trusted_proxies,
+                       own_logging=settings.log_format == "text") as srv:
         while not srv.should_exit:  # uvicorn sets it on SIGINT/SIGTERM
             await asyncio.sleep(0.2)
 

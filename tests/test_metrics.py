@@ -5,22 +5,19 @@ that restricts them; a process's own endpoint (``MIRRORHUB_METRICS_PORT``)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker.client import Bus
 from broker.metrics import serve_metrics
 from devices.frames import FrameFolder
 from devices.mirror import Mirror
 from schemas.auth import AUTH_LOGIN
-from schemas.errors import RequestTimeout, ServiceError
 from tests.bridge.stack import bridge_at
 from tests.conftest import FACES, Backend, isolated
+from tests.roles import auth_process
 from tests.support import free_port, unique
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -126,34 +123,10 @@ async def test_a_service_run_apart_is_scraped_on_its_port(
     backend: Backend, tmp_path: Path
 ) -> None:
     """``mirrorhub service auth`` with MIRRORHUB_METRICS_PORT: its own requests show there."""
-    scoped = isolated(backend)
-    settings = scoped.bus("auth")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIRRORHUB_")}
-    env.update(MIRRORHUB_BROKER_URL=settings.url.to_url(),
-               MIRRORHUB_TOPIC_NAMESPACE=scoped.namespace, MIRRORHUB_DATA_DIR=str(tmp_path),
-               MIRRORHUB_METRICS_PORT=str(port), MIRRORHUB_ARGON2_MEMORY_KIB="1024")
-    if scoped.shared_group:
-        env["MIRRORHUB_SHARED_GROUP"] = scoped.shared_group
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mirrorhub.cli", "service", "auth", env=env,
-        cwd=Path(__file__).resolve().parents[1], stderr=asyncio.subprocess.PIPE)
-    try:
-        async with Bus(scoped.bus("test")) as bus, httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{port}") as http:
-            for _ in range(100):  # until the service answers
-                try:
-                    await bus.request(AUTH_LOGIN, {"username": "nobody", "password": "x"},
-                                      timeout=1)
-                except ServiceError as exc:
-                    assert exc.code == "login_failed"
-                    break
-                except RequestTimeout:
-                    assert process.returncode is None, "the service exited"
-            samples = await scrape(http)
-        assert total(samples, "mirrorhub_handled_total", service="auth",
-                     operation=AUTH_LOGIN.template, outcome="login_failed") >= 1
-    finally:
-        process.terminate()
-        _, stderr = await asyncio.wait_for(process.communicate(), 15)
-    assert process.returncode == 0, stderr.decode()[-2000:]
+    async with (auth_process(isolated(backend), tmp_path, MIRRORHUB_METRICS_PORT=str(port)),
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http):
+        samples = await scrape(http)
+    # The login auth_process waits for was answered in that process, and counted there.
+    assert total(samples, "mirrorhub_handled_total", service="auth",
+                 operation=AUTH_LOGIN.template, outcome="login_failed") >= 1
