@@ -15,6 +15,9 @@
     mirrorhub asyncapi [--check]      write docs/asyncapi.yaml from the services' declarations
     mirrorhub admin add NAME          a face admin account (seed 002); the password is asked for,
                                       or read from the first line of stdin when it is not a terminal
+    mirrorhub faces import SOURCE [--json] [--concurrency N] [--timeout S]
+                                      enrol a folder per person (or a CSV of name,path) over MQTT,
+                                      skipping photos enrolled before; exit 1 if any failed
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from devices.mirror import Simulation
 from mirrorhub import asyncapi as asyncapi_doc
 from mirrorhub import logs, stack
 from mirrorhub.credentials import device_accounts, device_password, remove_device
+from mirrorhub.faces_import import DEFAULT_CONCURRENCY, import_faces
 from mirrorhub.settings import Settings
 from schemas.errors import ConfigError, MirrorhubError, ServiceError
 from services.auth.admins import add_admin
@@ -67,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
     admin = sub.add_parser("admin", help="face admin accounts (seed 002's /jwt/login)")
     admin.add_argument("action", choices=("add",))
     admin.add_argument("name", help="the admin's username")
+    faces = sub.add_parser("faces", help="enrolled faces in bulk")
+    faces.add_argument("action", choices=("import",))
+    faces.add_argument("source", type=Path, metavar="SOURCE",
+                       help="a folder of one folder per person, or a CSV file of name,path")
+    faces.add_argument("--json", action="store_true", help="print the summary as JSON")
+    faces.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+                       help=f"photos in flight at once (default {DEFAULT_CONCURRENCY})")
+    faces.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                       help="seconds to wait for each photo's enrolment (default 60)")
     _mirror_parser(sub.add_parser(
         "mirror", help="a simulated mirror: status, widgets, camera frames; prints displays",
         description="Be mirror M until Ctrl-C: publish its status and widgets, send the images "
@@ -140,6 +153,21 @@ def _admin(settings: Settings, name: str) -> int:
         raise ConfigError(f"{name}: {exc.message}") from exc
     print(f"admin {stored} added")
     return 0
+
+
+def _faces(settings: Settings, args: argparse.Namespace) -> int:
+    """``faces import``: as the ``operator`` account of the embedded broker (its data dir must
+    exist), or through ``MIRRORHUB_BROKER_URL``."""
+    source: Path = args.source
+    if not source.exists():
+        raise ConfigError(f"{source} does not exist")
+    if args.concurrency < 1:
+        raise ConfigError("--concurrency must be 1 or more")
+    if settings.external_broker is None:
+        _in_data_dir(settings, settings.accounts_file)
+    bus = settings.bus("operator")
+    return uvloop.run(import_faces(bus, source, concurrency=args.concurrency,
+                                   timeout=args.timeout, as_json=args.json))
 
 
 def _asyncapi(path: Path, check: bool) -> int:
@@ -217,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "admin":
             return _admin(settings, args.name)
+        if args.command == "faces":
+            return _faces(settings, args)
         if args.command == "device":
             _in_data_dir(settings, settings.data_dir)
             return _device(settings, args.action, args.mirror_id)

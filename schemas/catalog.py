@@ -9,11 +9,11 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from schemas import admins, auth, envelope, faces, files, messaging, service, vision
+from schemas import admins, auth, envelope, faces, files, messaging, photos, service, vision
 from schemas.topics import Operation, Topic
 
-MODULES: tuple[ModuleType, ...] = (auth, admins, vision, faces, messaging, files, service,
-                                   envelope)
+MODULES: tuple[ModuleType, ...] = (auth, admins, vision, faces, photos, messaging, files,
+                                   service, envelope)
 
 
 def _declared(modules: tuple[ModuleType, ...]) -> tuple[Topic[Any], ...]:

@@ -16,6 +16,7 @@ from schemas.faces import (
     VISION_SUBJECT_CHANGED,
     VISION_SUBJECTS,
 )
+from schemas.photos import VISION_KNOWN_PHOTOS
 from schemas.vision import (
     MIRROR_FACE_EVENT,
     MIRROR_FRAME,
@@ -37,6 +38,7 @@ VISION = Service(
     handlers=(
         Handler(VISION_ENROL, Faces.enrol),
         Handler(VISION_RECOGNISE, Faces.recognise),
+        Handler(VISION_KNOWN_PHOTOS, Faces.known_photos),
         Handler(VISION_DISTANCE, Measures.distance),
         Handler(VISION_COLOUR, Measures.personal_color),
         # Seed 002's face admin API (schemas/faces.py).

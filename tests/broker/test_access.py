@@ -39,6 +39,7 @@ DEVICES = {"hall": "hall-secret", "bath": "bath-secret"}
     ("hall", "svc/auth/deletions", Access.PUBLISH, False),  # who was deleted: not a mirror's
     ("hall", "svc/vision/enrol", Access.PUBLISH, False),
     ("+", "svc/vision/enrol", Access.PUBLISH, False),
+    ("hall", "svc/vision/known_photos", Access.PUBLISH, False),  # which photos are enrolled
     ("hall", "mirrors/hall/display", Access.SUBSCRIBE, True),
     ("hall", "mirrors/hall/events/#", Access.SUBSCRIBE, True),
     ("hall", "mirrors/+/display", Access.SUBSCRIBE, False),
@@ -100,7 +101,8 @@ async def test_a_mirror_publishes_only_its_own_topics(
         await service.subscribe_raw("#", seen.put)
         for forbidden in ("events/vision/recognized", "mirrors/bath/frame",
                           "mirrors/hall/display", "svc/auth/login", "mirrors/bath/not_me",
-                          "svc/vision/delete_subject", "svc/auth/admin_register"):
+                          "svc/vision/delete_subject", "svc/auth/admin_register",
+                          "svc/vision/known_photos"):
             await hall.publish_raw(forbidden, b"{}", qos=1)
         await hall.publish_raw("mirrors/hall/frame", b"jpeg", qos=1)  # after them, on one link
         await seen.wait_for("mirrors/hall/frame")

@@ -1,0 +1,158 @@
+"""``mirrorhub faces import``: the shared train/ photos plus made failures (a file that is no
+image, a photo of two people, a stray file) enrolled over MQTT into a vision service of its own;
+the summary names each failure with its reason; a second run, through the command itself,
+skips everything enrolled before. On PostgreSQL the vision database's connections stay within
+the service's pool while photos are sent four at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+import cv2
+import numpy as np
+import pytest
+
+from broker.client import Bus
+from mirrorhub.faces_import import Importer, Summary, photos_in
+from services.vision.config import VisionSettings
+from services.vision.faces import Faces
+from services.vision.service import run_vision
+from tests.conftest import FACES, Backend, create_database, drop_database, isolated
+from tests.roles import ROOT
+from tests.support import POSTGRES_ADMIN_DSN, unique
+
+TRAIN = FACES / "train"
+POOL_MAX = 5  # tortoise's asyncpg pool, unless the URL says otherwise
+
+
+def two_faces() -> bytes:
+    """One photo of two people, side by side, from two real photos of one height."""
+    images = [cv2.imread(str(TRAIN / photo)) for photo in ("biden/biden.jpg", "obama/obama.jpg")]
+    assert all(img is not None for img in images)
+    height = min(img.shape[0] for img in images if img is not None)
+    scaled = [cv2.resize(img, (img.shape[1] * height // img.shape[0], height))
+              for img in images if img is not None]
+    ok, data = cv2.imencode(".jpg", np.hstack(scaled))
+    assert ok
+    return bytes(data)
+
+
+def source_folder(root: Path) -> Path:
+    source = root / "people"
+    shutil.copytree(TRAIN, source)
+    (source / "obama" / "notes.jpg").write_text("not a photo at all\n")
+    (source / "pair").mkdir()
+    (source / "pair" / "two.jpg").write_bytes(two_faces())
+    (source / "stray.jpg").write_bytes((TRAIN / "biden" / "biden.jpg").read_bytes())
+    return source
+
+
+@contextlib.asynccontextmanager
+async def vision_of_its_own(backend: Backend, data_dir: Path) -> AsyncIterator[tuple[Backend,
+                                                                                   Faces, str]]:
+    own = isolated(backend)
+    if own.shared_group is not None:
+        own = replace(own, shared_group=unique("vision"))
+    url = await create_database(backend, "import")
+    settings = VisionSettings(data_dir=data_dir, database_url=url, threshold=None)
+    try:
+        async with run_vision(own.bus("vision"), settings) as faces:
+            yield own, faces, url
+    finally:
+        await drop_database(url)
+
+
+async def connections_of(url: str, seen: list[int]) -> None:
+    """Sample how many connections the database at ``url`` has, until cancelled."""
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        while True:
+            seen.append(await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                url.rsplit("/", 1)[1]))
+            await asyncio.sleep(0.02)
+    finally:
+        await admin.close()
+
+
+def failures_by_file(summary: Summary) -> dict[str, str]:
+    return {Path(failure.path).name: failure.code for failure in summary.failures}
+
+
+@pytest.mark.timeout(300)
+async def test_import_reports_failures_and_a_second_run_skips_everything(
+    backend: Backend, tmp_path: Path,
+) -> None:
+    source = source_folder(tmp_path)
+    photos, stray = photos_in(source)
+    train = sorted(TRAIN.glob("*/*"))
+    assert len(photos) == len(train) + 2
+    async with vision_of_its_own(backend, tmp_path) as (own, faces, url):
+        seen: list[int] = []
+        watch = (asyncio.create_task(connections_of(url, seen))
+                 if url.startswith("postgres") else None)
+        advanced: list[int] = []
+        try:
+            async with Bus(own.bus("test")) as bus:
+                first = await Importer(bus, advance=lambda: advanced.append(1)).run(photos,
+                                                                                  stray)
+        finally:
+            if watch is not None:
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
+        assert first.enrolled == len(train) and first.skipped == 0
+        assert failures_by_file(first) == {"notes.jpg": "not_an_image", "two.jpg": "face_count",
+                                           "stray.jpg": "no_person"}
+        two = next(f for f in first.failures if f.code == "face_count")
+        assert two.name == "pair" and "found 2 faces" in two.message
+        assert len(advanced) == len(photos)  # the bar reaches its end
+        assert len(faces.gallery) == len(train)
+        assert {"biden", "obama", "kit_harington"} <= faces.gallery.subjects
+        if watch is not None:
+            assert seen and max(seen) <= POOL_MAX, seen
+
+        # Again, through the command: everything enrolled before is skipped, nothing is sent.
+        settings = own.bus("test")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MIRRORHUB_")}
+        env.update(MIRRORHUB_BROKER_URL=settings.url.to_url(),
+                   MIRRORHUB_TOPIC_NAMESPACE=own.namespace, MIRRORHUB_DATA_DIR=str(tmp_path))
+        command = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mirrorhub.cli", "faces", "import", str(source), "--json",
+            env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(command.communicate(), 120)
+        assert command.returncode == 1, err.decode()[-2000:]  # 1: some photos failed
+        second = json.loads(out)
+        assert second["enrolled"] == 0 and second["skipped"] == len(train)
+        assert second["failed"] == 3
+        assert {Path(f["path"]).name: f["code"] for f in second["failures"]} == \
+            failures_by_file(first)
+        assert len(faces.gallery) == len(train)
+
+
+async def test_a_csv_lists_photos_and_the_same_photo_is_sent_once(
+    backend: Backend, tmp_path: Path,
+) -> None:
+    listing = tmp_path / "photos.csv"
+    listing.write_text("name,path\n"
+                       f"kit,{TRAIN / 'kit_harington' / 'john1.jpeg'}\n"
+                       f"kit,{TRAIN / 'kit_harington' / 'john1.jpeg'}\n"
+                       "rose,missing.jpg\n"
+                       "only-a-name\n")
+    photos, bad = photos_in(listing)
+    assert [p.name for p in photos] == ["kit", "kit", "rose"]
+    assert [(f.path, f.code) for f in bad] == [(f"{listing}:5", "no_person")]
+    async with (vision_of_its_own(backend, tmp_path) as (own, faces, _),
+                Bus(own.bus("test")) as bus):
+        summary = await Importer(bus).run(photos, bad)
+    assert (summary.enrolled, summary.skipped) == (1, 1)
+    assert failures_by_file(summary) == {"missing.jpg": "unreadable", "photos.csv:5": "no_person"}
+    assert len(faces.gallery) == 1
