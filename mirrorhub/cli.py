@@ -40,11 +40,13 @@ from pydantic import ValidationError
 from devices.frames import MAX_FPS
 from devices.mirror import Simulation
 from mirrorhub import asyncapi as asyncapi_doc
-from mirrorhub import logs, stack
+from mirrorhub import device_events, logs, stack
 from mirrorhub.credentials import device_accounts, device_password, remove_device
 from mirrorhub.faces_import import DEFAULT_CONCURRENCY, import_faces
 from mirrorhub.settings import Settings
 from schemas.errors import ConfigError, MirrorhubError, ServiceError
+from schemas.homeassistant import DEVICE_ADDED, DEVICE_REMOVED
+from schemas.topics import Topic
 from services.auth.admins import add_admin
 from services.auth.config import AuthSettings
 
@@ -118,10 +120,25 @@ def _device(settings: Settings, action: str, mirror_id: str | None) -> int:
         raise ConfigError(f"mirrorhub device {action} needs a mirror id")
     if action == "add":
         print(f"{mirror_id} {device_password(path, mirror_id)}")
+        # Unheard, the mirror gets its entities when it first connects: no warning.
+        _tell(settings, DEVICE_ADDED, mirror_id)
         return 0
-    if not remove_device(path, mirror_id):
+    removed = remove_device(path, mirror_id)
+    why = _tell(settings, DEVICE_REMOVED, mirror_id)  # again, if the last time failed
+    if why is not None:
+        print(f"mirrorhub: the services were not told that {mirror_id} is gone ({why}); "
+              "Home Assistant keeps its entities until this is run again with the broker up",
+              file=sys.stderr)
+    if not removed:
         raise ConfigError(f"mirror {mirror_id!r} has no account")
     return 0
+
+
+def _tell(settings: Settings, topic: Topic[Any], mirror_id: str) -> str | None:
+    """Tell the services (mirrorhub/device_events.py); why not, when they were not told."""
+    if settings.external_broker is None and not settings.accounts_file.exists():
+        return None  # no broker, so no service, ever ran with this data dir: none to tell
+    return device_events.tell(settings.bus("operator"), topic, mirror_id)
 
 
 def _password() -> str:

@@ -9,11 +9,22 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from schemas import admins, auth, envelope, faces, files, messaging, photos, service, vision
+from schemas import (
+    admins,
+    auth,
+    envelope,
+    faces,
+    files,
+    homeassistant,
+    messaging,
+    photos,
+    service,
+    vision,
+)
 from schemas.topics import Operation, Topic
 
 MODULES: tuple[ModuleType, ...] = (auth, admins, vision, faces, photos, messaging, files,
-                                   service, envelope)
+                                   homeassistant, service, envelope)
 
 
 def _declared(modules: tuple[ModuleType, ...]) -> tuple[Topic[Any], ...]:

@@ -14,6 +14,7 @@ from services.messaging.blobs import Blobs
 from services.messaging.config import MessagingSettings
 from services.messaging.files import Files
 from services.messaging.handlers import MESSAGING, Sender
+from services.messaging.homeassistant import HomeAssistant
 from services.messaging.layouts import Layouts
 from services.messaging.messages import Messages
 from services.messaging.mirrors import Mirrors
@@ -62,5 +63,6 @@ async def run_messaging(
         await files.open()  # before any request can reach the store
         with MIRRORS_ONLINE.sampling(lambda: len(mirrors.online), bus.client_id):
             async with MESSAGING.serve(bus, Sender(messages, screens), messages, layouts,
-                                       mirrors, screens, files, tombstones):
+                                       mirrors, screens, files, tombstones,
+                                       HomeAssistant(bus, mirrors, settings.ha_prefix)):
                 yield Messaging(messages, layouts, mirrors, screens, tombstones, files)
