@@ -11,6 +11,7 @@ from typing import Any
 
 from schemas import (
     admins,
+    audit,
     auth,
     envelope,
     faces,
@@ -23,7 +24,7 @@ from schemas import (
 )
 from schemas.topics import Operation, Topic
 
-MODULES: tuple[ModuleType, ...] = (auth, admins, vision, faces, photos, messaging, files,
+MODULES: tuple[ModuleType, ...] = (auth, admins, audit, vision, faces, photos, messaging, files,
                                    homeassistant, service, envelope)
 
 

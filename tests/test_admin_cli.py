@@ -1,5 +1,5 @@
 """``mirrorhub admin add NAME``: an admin made from the command line logs in over MQTT, and
-closes the open first registration."""
+closes the open first registration; the audit log says the command line made it."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from schemas.admins import (
     AdminLoginRequest,
     AdminRegisterRequest,
 )
+from schemas.audit import AUTH_AUDIT, AuditRequest
 from schemas.auth import AuthError
 from schemas.errors import ServiceError
 from services.auth.service import run_auth
@@ -62,3 +63,9 @@ async def test_admin_add_reads_the_password_from_stdin(backend: Backend, tmp_pat
         second = await bus.request(AUTH_ADMIN_REGISTER, AdminRegisterRequest(
             username=unique(), password="pw", token=login.token))
         assert not second.first
+        # The audit log says who made whom: the command line the first, this admin the second.
+        log = await bus.request(AUTH_AUDIT, AuditRequest(token=login.token))
+        said = [(e.action, e.actor, e.source, e.target) for e in log.entries]
+        assert said == [("admin.register", name, "api", second.username),
+                        ("admin.login", name, "api", name),
+                        ("admin.register", None, "command", name)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from broker.service import Handler, Service
 from schemas.admins import AUTH_ADMIN_LOGIN, AUTH_ADMIN_REGISTER, AUTH_ADMIN_VERIFY
+from schemas.audit import AUTH_AUDIT, AUTH_AUDIT_RECORD
 from schemas.auth import (
     AUTH_DELETE_USER,
     AUTH_DELETIONS,
@@ -21,6 +22,7 @@ from schemas.auth import (
 )
 from services.auth.accounts import Accounts
 from services.auth.admins import Admins
+from services.auth.audit import Audit
 from services.auth.deletions import Deletions
 from services.auth.profiles import Profiles
 from services.auth.sessions import Sessions
@@ -42,6 +44,8 @@ AUTH = Service(
         Handler(AUTH_ADMIN_REGISTER, Admins.admin_register),
         Handler(AUTH_ADMIN_LOGIN, Admins.admin_login),
         Handler(AUTH_ADMIN_VERIFY, Admins.admin_verify),
+        Handler(AUTH_AUDIT_RECORD, Audit.audit_record),
+        Handler(AUTH_AUDIT, Audit.audit),
     ),
     publishes=(AUTH_USER_DELETED, AUTH_USER_RENAMED),
 )

@@ -41,6 +41,7 @@ DEVICES = {"hall": "hall-secret", "bath": "bath-secret"}
     ("+", "svc/vision/enrol", Access.PUBLISH, False),
     ("hall", "svc/vision/known_photos", Access.PUBLISH, False),  # which photos are enrolled
     ("hall", "events/devices/removed", Access.PUBLISH, False),  # only operators say so
+    ("hall", "svc/auth/audit", Access.PUBLISH, False),  # the admins' audit log
     ("+", "events/devices/added", Access.PUBLISH, False),
     ("hall", "homeassistant/sensor/mirrorhub_hall/person/config", Access.PUBLISH, False),
     ("hall", "mirrors/hall/person", Access.PUBLISH, False),  # the service's to say
