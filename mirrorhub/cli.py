@@ -18,6 +18,7 @@
     mirrorhub faces import SOURCE [--json] [--concurrency N] [--timeout S]
                                       enrol a folder per person (or a CSV of name,path) over MQTT,
                                       skipping photos enrolled before; exit 1 if any failed
+    mirrorhub export USER             everything held about one user, as JSON (embeddings aside)
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from devices.mirror import Simulation
 from mirrorhub import asyncapi as asyncapi_doc
 from mirrorhub import device_events, logs, stack
 from mirrorhub.credentials import device_accounts, device_password, remove_device
+from mirrorhub.export import export_user
 from mirrorhub.faces_import import DEFAULT_CONCURRENCY, import_faces
 from mirrorhub.settings import Settings
 from schemas.errors import ConfigError, MirrorhubError, ServiceError
@@ -82,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"photos in flight at once (default {DEFAULT_CONCURRENCY})")
     faces.add_argument("--timeout", type=float, default=60.0, metavar="S",
                        help="seconds to wait for each photo's enrolment (default 60)")
+    export = sub.add_parser("export", help="everything held about one user, as JSON")
+    export.add_argument("username", metavar="USER")
     _mirror_parser(sub.add_parser(
         "mirror", help="a simulated mirror: status, widgets, camera frames; prints displays",
         description="Be mirror M until Ctrl-C: publish its status and widgets, send the images "
@@ -187,6 +191,18 @@ def _faces(settings: Settings, args: argparse.Namespace) -> int:
                                    timeout=args.timeout, as_json=args.json))
 
 
+def _export(settings: Settings, username: str) -> int:
+    """``export USER``: as the ``operator`` account, like ``faces import``; an unknown user is
+    a plain error (status 2)."""
+    if settings.external_broker is None:
+        _in_data_dir(settings, settings.accounts_file)
+    try:
+        print(uvloop.run(export_user(settings.bus("operator"), username)))
+    except ServiceError as exc:
+        raise ConfigError(f"{username}: {exc.message}") from exc
+    return 0
+
+
 def _asyncapi(path: Path, check: bool) -> int:
     text = asyncapi_doc.render(asyncapi_doc.document())
     current = path.read_text(encoding="utf-8") if path.exists() else None
@@ -264,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
             return _admin(settings, args.name)
         if args.command == "faces":
             return _faces(settings, args)
+        if args.command == "export":
+            return _export(settings, args.username)
         if args.command == "device":
             _in_data_dir(settings, settings.data_dir)
             return _device(settings, args.action, args.mirror_id)

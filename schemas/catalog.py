@@ -14,6 +14,7 @@ from schemas import (
     audit,
     auth,
     envelope,
+    export,
     faces,
     files,
     homeassistant,
@@ -25,7 +26,7 @@ from schemas import (
 from schemas.topics import Operation, Topic
 
 MODULES: tuple[ModuleType, ...] = (auth, admins, audit, vision, faces, photos, messaging, files,
-                                   homeassistant, service, envelope)
+                                   homeassistant, export, service, envelope)
 
 
 def _declared(modules: tuple[ModuleType, ...]) -> tuple[Topic[Any], ...]:

@@ -20,10 +20,12 @@ from schemas.auth import (
     AUTH_USER_RENAMED,
     AUTH_VERIFY,
 )
+from schemas.export import AUTH_EXPORT
 from services.auth.accounts import Accounts
 from services.auth.admins import Admins
 from services.auth.audit import Audit
 from services.auth.deletions import Deletions
+from services.auth.exports import export_account
 from services.auth.profiles import Profiles
 from services.auth.sessions import Sessions
 
@@ -46,6 +48,7 @@ AUTH = Service(
         Handler(AUTH_ADMIN_VERIFY, Admins.admin_verify),
         Handler(AUTH_AUDIT_RECORD, Audit.audit_record),
         Handler(AUTH_AUDIT, Audit.audit),
+        Handler(AUTH_EXPORT, export_account),
     ),
     publishes=(AUTH_USER_DELETED, AUTH_USER_RENAMED),
 )

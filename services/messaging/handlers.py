@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from broker.service import Handler, Listener, Service
 from schemas.auth import AUTH_USER_DELETED, AUTH_USER_RENAMED
+from schemas.export import MESSAGING_EXPORT
 from schemas.files import (
     FILES_ABORT,
     FILES_BEGIN,
@@ -29,6 +30,7 @@ from schemas.messaging import (
     SendRequest,
 )
 from schemas.vision import VISION_RECOGNIZED
+from services.messaging.exports import export_user
 from services.messaging.files import Files
 from services.messaging.homeassistant import HomeAssistant
 from services.messaging.layouts import Layouts
@@ -63,6 +65,7 @@ MESSAGING = Service(
         Handler(MESSAGING_SET_LAYOUT, Layouts.set),
         Handler(MESSAGING_GET_LAYOUT, Layouts.get),
         Handler(MESSAGING_MIRROR, Mirrors.state),
+        Handler(MESSAGING_EXPORT, export_user),
         # Files: ``owner`` is taken as given, since only role accounts may publish to svc/#.
         Handler(FILES_BEGIN, Files.begin),
         Handler(FILES_CHUNK, Files.chunk),

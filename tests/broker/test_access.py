@@ -42,6 +42,8 @@ DEVICES = {"hall": "hall-secret", "bath": "bath-secret"}
     ("hall", "svc/vision/known_photos", Access.PUBLISH, False),  # which photos are enrolled
     ("hall", "events/devices/removed", Access.PUBLISH, False),  # only operators say so
     ("hall", "svc/auth/audit", Access.PUBLISH, False),  # the admins' audit log
+    ("hall", "svc/auth/export", Access.PUBLISH, False),  # a user's data
+    ("+", "svc/messaging/export", Access.PUBLISH, False),
     ("+", "events/devices/added", Access.PUBLISH, False),
     ("hall", "homeassistant/sensor/mirrorhub_hall/person/config", Access.PUBLISH, False),
     ("hall", "mirrors/hall/person", Access.PUBLISH, False),  # the service's to say
