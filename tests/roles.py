@@ -20,6 +20,18 @@ from tests.conftest import Backend
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def cli_env(backend: Backend, role: str = "test", **extra: str) -> dict[str, str]:
+    """The environment of a ``python -m mirrorhub.cli`` process on ``backend``'s broker, as
+    ``role``, under its namespace: the test process's own ``MIRRORHUB_*`` left out."""
+    settings = backend.bus(role)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MIRRORHUB_")}
+    env.update(MIRRORHUB_BROKER_URL=settings.url.to_url(),
+               MIRRORHUB_TOPIC_NAMESPACE=backend.namespace, **extra)
+    if backend.shared_group:
+        env["MIRRORHUB_SHARED_GROUP"] = backend.shared_group
+    return env
+
+
 @dataclass
 class Role:
     process: asyncio.subprocess.Process
@@ -44,13 +56,8 @@ async def auth_process(backend: Backend, data_dir: Path, *args: str,
                        **env: str) -> AsyncIterator[Role]:
     """``mirrorhub [args] service auth`` on ``backend`` (a namespace of its own is wise), with
     ``env`` added; answering requests once entered, stopped with SIGTERM (status 0) on exit."""
-    settings = backend.bus("auth")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MIRRORHUB_")}
-    environ.update(MIRRORHUB_BROKER_URL=settings.url.to_url(), MIRRORHUB_DATA_DIR=str(data_dir),
-                   MIRRORHUB_TOPIC_NAMESPACE=backend.namespace,
-                   MIRRORHUB_ARGON2_MEMORY_KIB="1024", **env)
-    if backend.shared_group:
-        environ["MIRRORHUB_SHARED_GROUP"] = backend.shared_group
+    environ = cli_env(backend, "auth", MIRRORHUB_DATA_DIR=str(data_dir),
+                      MIRRORHUB_ARGON2_MEMORY_KIB="1024", **env)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mirrorhub.cli", *args, "service", "auth", env=environ, cwd=ROOT,
         stderr=asyncio.subprocess.PIPE)

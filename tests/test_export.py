@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +19,7 @@ from mirrorhub.export import gather
 from tests.bridge.test_messaging import register, send
 from tests.bridge.user_api import account, upload
 from tests.conftest import FACES, Backend
-from tests.roles import ROOT
+from tests.roles import ROOT, cli_env
 from tests.support import unique
 
 pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
@@ -35,9 +34,7 @@ def keys_of(node: Any) -> set[str]:
 
 
 async def export_command(backend: Backend, username: str) -> tuple[int, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIRRORHUB_")}
-    env.update(MIRRORHUB_BROKER_URL=backend.bus("test").url.to_url(),
-               MIRRORHUB_TOPIC_NAMESPACE=backend.namespace)
+    env = cli_env(backend)
     command = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mirrorhub.cli", "export", username, env=env, cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

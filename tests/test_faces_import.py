@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -27,7 +26,7 @@ from services.vision.config import VisionSettings
 from services.vision.faces import Faces
 from services.vision.service import run_vision
 from tests.conftest import FACES, Backend, create_database, drop_database, isolated
-from tests.roles import ROOT
+from tests.roles import ROOT, cli_env
 from tests.support import POSTGRES_ADMIN_DSN, unique
 
 TRAIN = FACES / "train"
@@ -121,10 +120,7 @@ async def test_import_reports_failures_and_a_second_run_skips_everything(
             assert seen and max(seen) <= POOL_MAX, seen
 
         # Again, through the command: everything enrolled before is skipped, nothing is sent.
-        settings = own.bus("test")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MIRRORHUB_")}
-        env.update(MIRRORHUB_BROKER_URL=settings.url.to_url(),
-                   MIRRORHUB_TOPIC_NAMESPACE=own.namespace, MIRRORHUB_DATA_DIR=str(tmp_path))
+        env = cli_env(own, MIRRORHUB_DATA_DIR=str(tmp_path))
         command = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "mirrorhub.cli", "faces", "import", str(source), "--json",
             env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

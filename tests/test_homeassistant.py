@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ from tests.conftest import (
     isolated,
     messaging_settings,
 )
-from tests.roles import ROOT
+from tests.roles import ROOT, cli_env
 from tests.support import free_port, unique
 
 PREFIX = "ha-test"  # not Home Assistant's default: the prefix is a setting
@@ -100,9 +99,7 @@ def check_documented_fields(configs: dict[str, dict[str, Any]], backend: Backend
 async def device(backend: Backend, data_dir: Path, action: str, mirror_id: str) -> int:
     """``mirrorhub device ACTION MIRROR`` against ``backend``'s broker; its exit status (stderr
     must not say that the services were not told)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MIRRORHUB_")}
-    env.update(MIRRORHUB_BROKER_URL=backend.bus("test").url.to_url(),
-               MIRRORHUB_TOPIC_NAMESPACE=backend.namespace, MIRRORHUB_DATA_DIR=str(data_dir))
+    env = cli_env(backend, MIRRORHUB_DATA_DIR=str(data_dir))
     command = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mirrorhub.cli", "device", action, mirror_id, env=env, cwd=ROOT,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
