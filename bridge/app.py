@@ -24,9 +24,10 @@ from bridge import (
     user_messages,
 )
 from bridge.replies import HttpFail
-from bridge.request_ids import RequestIds
+from bridge.request_ids import HEADER, RequestIds
 from broker.client import Bus
 from broker.settings import BusSettings
+from broker.tracing import REQUEST_ID
 from schemas.files import MAX_UPLOAD_DEFAULT
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _crash(request: Request, exc: Exception) -> Response:
     log.exception("bridge failed on %s %s", request.method, request.url.path, exc_info=exc)
-    return _shape(request.url.path)(500, "internal error")
+    response = _shape(request.url.path)(500, "internal error")
+    # Answered outside the middleware that labels replies (Starlette's outermost one).
+    rid = REQUEST_ID.get()
+    if rid is not None:
+        response.headers[HEADER] = rid
+    return response
 
 
 def create_app(

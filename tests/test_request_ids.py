@@ -9,7 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from starlette.requests import Request
+
+from bridge.app import _crash
 from broker.client import Bus
+from broker.tracing import request_id
 from schemas.auth import AUTH_LOGIN
 from services.auth.accounts import Accounts
 from tests.bridge.stack import bridge_at
@@ -71,3 +75,13 @@ async def test_the_envelope_carries_it_and_a_bad_one_is_refused_plainly(
             else:
                 assert reply["error"]["code"] == "bad_request"
                 assert reply["error"]["field"] == "request_id"
+
+
+async def test_a_crash_reply_says_its_request_id_too() -> None:
+    """The handler of unexpected exceptions answers outside the middleware that labels replies
+    (bridge/app.py): it labels its own."""
+    request = Request({"type": "http", "method": "POST", "path": "/face", "headers": [],
+                       "query_string": b""})
+    with request_id("crash-1"):
+        response = await _crash(request, RuntimeError("boom"))
+    assert response.status_code == 500 and response.headers["x-request-id"] == "crash-1"
