@@ -56,7 +56,7 @@ from pydantic import BaseModel
 
 from broker.calls import Calls, reply_body
 from broker.connection import Connection
-from broker.metrics import BUS_REQUESTS, BUS_SECONDS, QUEUE_DEPTH, outcome_of
+from broker.metrics import QUEUE_DEPTH, counted_call
 from broker.protocol import (
     ConnectRefused,
     MqttError,
@@ -441,9 +441,7 @@ class Bus:
         expires = time.time() + deadline - min(deadline / 4, _REPLY_MARGIN)
         request_id, future, envelope = self._calls.start(body, expires, REQUEST_ID.get())
         expiry = max(1, math.ceil(expires - time.time()))  # MQTT 5: the broker drops it then
-        started = time.perf_counter()
-        failure: BaseException | None = None
-        try:
+        with counted_call(operation.template):
             try:
                 async with asyncio.timeout(deadline):
                     # A dropped connection may come back quickly; wait part of the deadline.
@@ -455,10 +453,3 @@ class Bus:
             finally:
                 self._calls.end(request_id)
             return reply_body(topic, reply)
-        except Exception as exc:
-            failure = exc
-            raise
-        finally:
-            # Labelled by the template, not the topic: parameters would grow the series.
-            BUS_REQUESTS.labels(operation.template, outcome_of(failure)).inc()
-            BUS_SECONDS.labels(operation.template).observe(time.perf_counter() - started)

@@ -5,8 +5,8 @@ The counting sits where every request passes, not in each handler: a caller's
 ``mirrorhub_bus_request_seconds``), the service runner the requests it answers
 (``mirrorhub_handled_total``, ``mirrorhub_handler_seconds``) and the bridge's middleware its
 HTTP requests (bridge/metrics.py). Outcomes are ``ok``, a typed error's code (``invalid``,
-``login_failed``, ...), ``timeout``, ``unavailable`` or, for a request dropped unanswered,
-``expired``. Labels hold only declared names (operation templates, route paths, services),
+``login_failed``, ...), ``timeout``, ``unavailable``, ``cancelled`` (the caller gave up) or,
+for a request a service dropped unanswered, ``expired``. Labels hold only declared names (operation templates, route paths, services),
 never values a client chose, so a series count stays bounded.
 
 Values that are states rather than events (gallery size, mirrors online, queue depths) are
@@ -21,8 +21,10 @@ role (``MIRRORHUB_METRICS_PORT``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
@@ -120,6 +122,25 @@ def outcome_of(error: BaseException | None) -> str:
     if isinstance(error, BusUnavailable):
         return "unavailable"
     return "error"
+
+
+@contextlib.contextmanager
+def counted_call(operation: str) -> Iterator[None]:
+    """Count and time one request sent to ``operation`` (its template: parameters would grow
+    the series), by how it ended; a call given up on (cancelled) is ``cancelled``."""
+    started = time.perf_counter()
+    outcome = "ok"
+    try:
+        yield
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+        raise
+    except Exception as exc:
+        outcome = outcome_of(exc)
+        raise
+    finally:
+        BUS_REQUESTS.labels(operation, outcome).inc()
+        BUS_SECONDS.labels(operation).observe(time.perf_counter() - started)
 
 
 @contextlib.contextmanager

@@ -152,3 +152,51 @@ async def test_a_csv_lists_photos_and_the_same_photo_is_sent_once(
     assert (summary.enrolled, summary.skipped) == (1, 1)
     assert failures_by_file(summary) == {"missing.jpg": "unreadable", "photos.csv:5": "no_person"}
     assert len(faces.gallery) == 1
+
+
+def thousand_photos(root: Path, count: int = 1000) -> Path:
+    """``count`` distinct photos of the train/ people (each a little brighter than the last),
+    a folder per person."""
+    source = root / "thousand"
+    originals = sorted(TRAIN.glob("*/*"))
+    for index in range(count):
+        original = originals[index % len(originals)]
+        image = cv2.imread(str(original))
+        assert image is not None
+        scale = 480 / max(image.shape[:2])
+        if scale < 1:
+            image = cv2.resize(image, None, fx=scale, fy=scale)
+        brighter = cv2.convertScaleAbs(image, alpha=1.0, beta=index // len(originals) % 40)
+        folder = source / original.parent.name
+        folder.mkdir(parents=True, exist_ok=True)
+        ok, data = cv2.imencode(".jpg", brighter, [cv2.IMWRITE_JPEG_QUALITY,
+                                                   60 + index // (40 * len(originals))])
+        assert ok
+        (folder / f"{index:04d}.jpg").write_bytes(bytes(data))
+    return source
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+async def test_a_thousand_photos_keep_within_the_pool(backend: Backend, tmp_path: Path) -> None:
+    """CompreFace's users saw "too many clients" enrolling in bulk: here a thousand photos, eight
+    in flight, never hold more of the vision database's connections than its pool."""
+    if not backend.db_root.startswith("postgres"):
+        pytest.skip("connections are PostgreSQL's: SQLite has one file")
+    photos, stray = photos_in(thousand_photos(tmp_path))
+    assert len({(p.path.read_bytes()) for p in photos}) == 1000
+    async with vision_of_its_own(backend, tmp_path) as (own, faces, url):
+        seen: list[int] = []
+        watch = asyncio.create_task(connections_of(url, seen))
+        try:
+            async with Bus(own.bus("test")) as bus:
+                first = await Importer(bus, concurrency=8, timeout=120).run(photos, stray)
+                again = await Importer(bus, concurrency=8).run(photos, stray)
+        finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+    assert first.enrolled + len(first.failures) == 1000 and first.enrolled >= 990, \
+        first.failures[:5]
+    assert (again.enrolled, again.skipped) == (0, first.enrolled)
+    assert len(faces.gallery) == first.enrolled
+    assert seen and max(seen) <= POOL_MAX, max(seen)
