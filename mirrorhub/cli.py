@@ -11,7 +11,8 @@
     mirrorhub mirror --id M --model-code X [--frames DIR] [--fps N] [--once] [--json]
                                       a simulated mirror, with mirror M's own account
     mirrorhub device add|remove|list [M]
-                                      mirrors' own broker accounts (username = mirror id)
+                                      mirrors' own broker accounts (username = mirror id); add and
+                                      remove tell the services (Home Assistant's entities)
     mirrorhub asyncapi [--check]      write docs/asyncapi.yaml from the services' declarations
     mirrorhub admin add NAME          a face admin account (seed 002); the password is asked for,
                                       or read from the first line of stdin when it is not a terminal
