@@ -195,8 +195,10 @@ async def test_a_thousand_photos_keep_within_the_pool(backend: Backend, tmp_path
         finally:
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
-    assert first.enrolled + len(first.failures) == 1000 and first.enrolled >= 990, \
-        first.failures[:5]
-    assert (again.enrolled, again.skipped) == (0, first.enrolled)
-    assert len(faces.gallery) == first.enrolled
     assert seen and max(seen) <= POOL_MAX, max(seen)
+    # Shrunk and brightened, a few photos fail the quality checks: those, and only those.
+    assert first.enrolled + len(first.failures) == 1000 and first.enrolled >= 900
+    assert {f.code for f in first.failures} <= {"face_blurred", "face_too_small", "face_count"}
+    assert (again.enrolled, again.skipped) == (0, first.enrolled)
+    assert len(again.failures) == len(first.failures)  # tried again, refused again
+    assert len(faces.gallery) == first.enrolled
