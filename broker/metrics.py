@@ -6,8 +6,9 @@ The counting sits where every request passes, not in each handler: a caller's
 (``mirrorhub_handled_total``, ``mirrorhub_handler_seconds``) and the bridge's middleware its
 HTTP requests (bridge/metrics.py). Outcomes are ``ok``, a typed error's code (``invalid``,
 ``login_failed``, ...), ``timeout``, ``unavailable``, ``cancelled`` (the caller gave up) or,
-for a request a service dropped unanswered, ``expired``. Labels hold only declared names (operation templates, route paths, services),
-never values a client chose, so a series count stays bounded.
+for a request a service dropped unanswered, ``expired``. Labels hold only declared names
+(operation templates, route paths, services), never values a client chose, so a series count
+stays bounded.
 
 Values that are states rather than events (gallery size, mirrors online, queue depths) are
 :class:`Sampled`: each part that holds one registers a function that reads it, for as long as

@@ -22,8 +22,8 @@ from schemas.liveness import (
     VISION_LIVENESS_CHALLENGE,
     VISION_LIVENESS_VERIFY,
 )
-from schemas.recognitions import VISION_RECOGNITION, VISION_RECOGNITIONS
 from schemas.photos import VISION_KNOWN_PHOTOS
+from schemas.recognitions import VISION_RECOGNITION, VISION_RECOGNITIONS
 from schemas.vision import (
     MIRROR_FACE_EVENT,
     MIRROR_FRAME,
