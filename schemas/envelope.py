@@ -21,11 +21,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.topics import Topic
+from schemas.topics import UNSAFE_TOPIC_CHARACTERS, Topic
 
 REQUEST_ID_MAX = 128
 REPLY_TOPIC_MAX = 256
-REPLY_TO_PATTERN = r"^reply/[^/#+\x00]+$"
+# One level below reply/, without what a topic must not hold (schemas.topics).
+REPLY_TO_PATTERN = rf"^reply/[^/#+{UNSAFE_TOPIC_CHARACTERS}]+$"
 
 
 class ErrorCode(StrEnum):
