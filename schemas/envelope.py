@@ -70,8 +70,9 @@ class RequestEnvelope(BaseModel):
     body: dict[str, Any] = Field(default_factory=dict)
     # Unix time after which the caller no longer waits: a service drops the request unanswered
     # and undone (one that queued at the broker while the service was down, say). Finite: a
-    # NaN deadline would never expire.
-    deadline: float | None = Field(default=None, allow_inf_nan=False)
+    # NaN deadline would never expire. Strict: a JSON number only, since true, false or "5"
+    # taken as 1970 would drop the request unanswered instead of refusing it.
+    deadline: float | None = Field(default=None, allow_inf_nan=False, strict=True)
 
 
 class ReplyEnvelope(BaseModel):

@@ -164,8 +164,11 @@ async def test_a_reply_topic_no_broker_takes_is_rejected(
     assert service.connections == connections
 
 
-@pytest.mark.parametrize("deadline", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+@pytest.mark.parametrize("deadline", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"true",
+                                      b"false", b'"4102444800"', b"[]"])
 async def test_a_deadline_must_be_a_finite_number(client: Bus, deadline: bytes) -> None:
+    """Refused with an answer, never read as some time long past (``true`` as 1 s after 1970)
+    and dropped unanswered."""
     own = f"reply/deadline-{uuid.uuid4().hex[:8]}"
     replies = await overhear(client, own)
     await client.publish(ECHO, b'{"id": "d", "reply_to": "%s", "body": {"text": "a"}, '
