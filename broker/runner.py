@@ -34,7 +34,7 @@ from broker.tracing import request_id
 from schemas.envelope import REPLY_TO_PATTERN, REQUEST_ID_MAX, ErrorCode, RequestEnvelope
 from schemas.errors import BusUnavailable, ServiceError
 from schemas.service import REJECTED, Rejected
-from schemas.topics import Operation
+from schemas.topics import Operation, safe_topic_text
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +192,10 @@ class ServiceRunner:
 
     async def _reply_or_reject(self, topic: str, data: Any, error: ServiceError) -> None:
         request_id, reply_to = data.get("id"), data.get("reply_to")
+        # The envelope's rule, and no lone surrogate: only json.loads (below the envelope's
+        # parser, which refuses them) lets one through, and no topic can hold it.
         if (isinstance(request_id, str) and request_id and isinstance(reply_to, str)
-                and _REPLY_TO.fullmatch(reply_to)):
+                and _REPLY_TO.fullmatch(reply_to) and safe_topic_text(reply_to)):
             await self._send(reply_to, request_id[:REQUEST_ID_MAX], error)
         else:
             await self._reject(topic, error)

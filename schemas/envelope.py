@@ -22,11 +22,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.topics import Topic
+from schemas.topics import UNSAFE_TOPIC_CHARACTERS, Topic
 
 REQUEST_ID_MAX = 128
 REPLY_TOPIC_MAX = 256
-REPLY_TO_PATTERN = r"^reply/[^/#+\x00]+$"
+# One level below reply/, without what a topic must not hold (schemas.topics).
+REPLY_TO_PATTERN = rf"^reply/[^/#+{UNSAFE_TOPIC_CHARACTERS}]+$"
 # What a request id may be: it is written into log lines and envelopes as it is.
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:@+=-]{1,128}$"
 
@@ -72,8 +73,9 @@ class RequestEnvelope(BaseModel):
     body: dict[str, Any] = Field(default_factory=dict)
     # Unix time after which the caller no longer waits: a service drops the request unanswered
     # and undone (one that queued at the broker while the service was down, say). Finite: a
-    # NaN deadline would never expire.
-    deadline: float | None = Field(default=None, allow_inf_nan=False)
+    # NaN deadline would never expire. Strict: a JSON number only, since true, false or "5"
+    # taken as 1970 would drop the request unanswered instead of refusing it.
+    deadline: float | None = Field(default=None, allow_inf_nan=False, strict=True)
     # The id of the outside request (HTTP, a command) this call serves, for following it
     # through the logs of every process (broker/tracing.py); not the call's own ``id``.
     # Optional: envelopes without it are as valid as before.

@@ -19,9 +19,24 @@ Rep = TypeVar("Rep", bound=BaseModel)
 
 _PLACEHOLDER = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
 
+# Characters no topic may hold, as a regex class body that both Python's re and pydantic's
+# (Rust) regex read: MQTT forbids NUL, and Mosquitto drops the connection of a client that
+# publishes a topic with a control character (C0, DEL, C1) or a Unicode non-character in it,
+# so a service told to answer on such a topic would be thrown off the broker.
+UNSAFE_TOPIC_CHARACTERS = r"\u0000-\u001F\u007F-\u009F\uFDD0-\uFDEF" + "".join(
+    rf"\U{plane << 16 | 0xFFFE:08X}\U{plane << 16 | 0xFFFF:08X}" for plane in range(17))
+_UNSAFE = re.compile(f"[{UNSAFE_TOPIC_CHARACTERS}]")
+
 
 class TopicError(ValueError):
     """A topic template or a value put into one is malformed."""
+
+
+def safe_topic_text(text: str) -> bool:
+    """Whether ``text`` may appear in a topic on every broker: none of
+    :data:`UNSAFE_TOPIC_CHARACTERS`, and no lone surrogate (it has no UTF-8; JSON may still
+    carry one as an escape)."""
+    return _UNSAFE.search(text) is None and not any("\ud800" <= c <= "\udfff" for c in text)
 
 
 def _check_level_value(name: str, value: str) -> str:

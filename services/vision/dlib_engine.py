@@ -26,12 +26,19 @@ most 0.03 either way, so the original, with all its detail, is used.
 dlib's descriptor call holds the GIL for 0.13 to 0.2 s per face on this hardware (the detector
 releases it), so even from :func:`asyncio.to_thread` it briefly stalls the event loop of the
 process it runs in. The engine is not re-entrant: :meth:`DlibEngine.analyse` takes a lock.
+
+dlib builds its frontal face detector by decoding a model compiled into the library, which takes
+2 to 3 s; a pickled copy of one loads in about a millisecond. So each process builds it once and
+every engine opened there after the first gets its own detector from that copy (a detector is not
+safe to share between threads, hence a copy each, not one object).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
+import pickle
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,6 +103,12 @@ class _Recogniser(Protocol):
     def compute_face_descriptor(
         self, image: RGBImage, faces: Sequence[_Shape]
     ) -> Sequence[Sequence[float]]: ...
+
+
+@functools.cache
+def _detector_state(dlib: ModuleType) -> bytes:
+    """dlib's frontal face detector, built once per process, as the bytes it pickles to."""
+    return pickle.dumps(dlib.get_frontal_face_detector())
 
 
 @dataclass(frozen=True)
@@ -163,7 +176,8 @@ class DlibEngine:
         dlib = importlib.import_module("dlib")
         self._models = _Models(
             dlib=dlib,
-            detector=dlib.get_frontal_face_detector(),
+            # Our own bytes from this very process: unpickling them is safe.
+            detector=pickle.loads(_detector_state(dlib)),
             predictor=dlib.shape_predictor(str(shape_path)),
             recogniser=dlib.face_recognition_model_v1(str(recognition_path)),
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,9 +21,9 @@ from schemas.admins import AUTH_ADMIN_LOGIN, AUTH_ADMIN_REGISTER, AUTH_ADMIN_VER
 from schemas.faces import MIRROR_NOT_ME
 from schemas.topics import Operation
 from schemas.vision import MIRROR_FACE_EVENT, MIRROR_FRAME, FaceEvent
-from tests.bridge.face_stack import FaceStack, blank_png, face_stack, photo
+from tests.bridge.face_stack import FaceStack, blank_png, photo
 from tests.bridge.test_session_api import said
-from tests.conftest import FACES, Backend
+from tests.conftest import FACES
 from tests.support import unique
 
 pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
@@ -34,11 +33,9 @@ BIDEN = "train/biden/biden.jpg"
 ALEX, ALEX_TEST = "train/alex_lacamoire/img1.jpg", "test/alex_lacamoire1.jpg"
 
 
-@pytest.fixture(scope="module")
-async def stack(backend: Backend,
-                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FaceStack]:
-    async with face_stack(backend, tmp_path_factory.mktemp("face002")) as found:
-        yield found
+@pytest.fixture
+def stack(face_admin_stack: FaceStack) -> FaceStack:
+    return face_admin_stack  # shared with the other face admin tests (tests/bridge/conftest.py)
 
 
 async def recognised(http: httpx.AsyncClient, relative: str) -> str:

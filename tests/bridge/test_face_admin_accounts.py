@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from starlette.requests import Request
 
 from bridge.app import _crash
-from tests.bridge.face_stack import ADMIN_PASSWORD, FaceStack, face_stack, photo
+from tests.bridge.face_stack import ADMIN_PASSWORD, FaceStack, photo
 from tests.bridge.stack import private_stack
 from tests.bridge.test_messaging_tokens import bearer
 from tests.bridge.test_session_api import said
@@ -23,11 +22,9 @@ from tests.support import unique
 pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
 
 
-@pytest.fixture(scope="module")
-async def stack(backend: Backend,
-                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FaceStack]:
-    async with face_stack(backend, tmp_path_factory.mktemp("face002")) as found:
-        yield found
+@pytest.fixture
+def stack(face_admin_stack: FaceStack) -> FaceStack:
+    return face_admin_stack  # shared with the other face admin tests (tests/bridge/conftest.py)
 
 
 async def test_only_an_admin_registers_the_next_admin(stack: FaceStack) -> None:

@@ -61,10 +61,13 @@ def throttled(family: str, reply: httpx.Response, pattern: re.Pattern[str] = LOG
     return retry_after
 
 
-@pytest.fixture
-async def stack(backend: Backend, tmp_path: Path) -> AsyncIterator[Stack]:
-    async with private_stack(backend, tmp_path, login_max_failures=MAX,
-                             login_window=WINDOW) as made:
+@pytest.fixture(scope="module")
+async def stack(backend: Backend,
+                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    # One for the module: every test locks usernames of its own, and the per-address limit
+    # of this stack is the suite's, far out of reach.
+    async with private_stack(backend, tmp_path_factory.mktemp("throttle"),
+                             login_max_failures=MAX, login_window=WINDOW) as made:
         yield made
 
 

@@ -144,8 +144,31 @@ async def test_replies_go_only_to_reply_topics(client: Bus) -> None:
     assert all(heard.empty() for heard in overheard)
 
 
-@pytest.mark.parametrize("deadline", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+@pytest.mark.parametrize("level", [
+    b"x\\u0001", b"x\\u007f", b"x\\u0085", b"\\ufdd0", b"\\uffff", b"\\ud83f\\udffe",  # U+1FFFE
+    b"\\ud800", b"\\udfff x",  # lone surrogates: no UTF-8 at all
+])
+async def test_a_reply_topic_no_broker_takes_is_rejected(
+    client: Bus, service: Bus, level: bytes,
+) -> None:
+    """A reply_to with a control character or a Unicode non-character in it (Mosquitto drops a
+    client that publishes such a topic), or a lone surrogate, is refused: the service neither
+    loses its connection nor its reply task, and answers the next request."""
+    rejected = await rejections(client)
+    connections = service.connections
+    await client.publish(ECHO, b'{"id": "u", "reply_to": "reply/%b", "body": {"text": "a"}}'
+                               % level)
+    event = Rejected.model_validate_json((await asyncio.wait_for(rejected.get(), 5)).payload)
+    assert event.error.code == ErrorCode.BAD_REQUEST
+    assert await client.request(ECHO, Echo(text="ok")) == Echoed(text="ok")
+    assert service.connections == connections
+
+
+@pytest.mark.parametrize("deadline", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"true",
+                                      b"false", b'"4102444800"', b"[]"])
 async def test_a_deadline_must_be_a_finite_number(client: Bus, deadline: bytes) -> None:
+    """Refused with an answer, never read as some time long past (``true`` as 1 s after 1970)
+    and dropped unanswered."""
     own = f"reply/deadline-{uuid.uuid4().hex[:8]}"
     replies = await overhear(client, own)
     await client.publish(ECHO, b'{"id": "d", "reply_to": "%s", "body": {"text": "a"}, '

@@ -145,6 +145,24 @@ def test_small_images_are_upsampled_to_find_small_faces(engine: DlibEngine, phot
         assert coarse.analyse(image) == []
 
 
+def test_every_engine_of_a_process_has_a_detector_of_its_own(
+    engine: DlibEngine, photos: Photos,
+) -> None:
+    """Engines opened after the first take their detector from a copy of the first one's
+    (services/vision/dlib_engine.py): a separate object, finding exactly the same faces."""
+    image = photos.image("test/obama_and_biden.jpg")
+    with DlibEngine() as second, DlibEngine() as third:
+        detectors = {id(e._models.detector) for e in (engine, second, third)
+                     if e._models is not None}
+        assert len(detectors) == 3
+        found = [e.analyse(image) for e in (engine, second, third)]
+    assert len(found[0]) == 3
+    for faces in found[1:]:
+        assert [(f.box, f.landmarks) for f in faces] == [(f.box, f.landmarks) for f in found[0]]
+        for face, first in zip(faces, found[0], strict=True):
+            assert np.array_equal(face.embedding, first.embedding)
+
+
 def test_no_faces_in_a_blank_image(engine: DlibEngine) -> None:
     assert engine.analyse(np.full((480, 640, 3), 200, np.uint8)) == []
 
