@@ -27,7 +27,7 @@ class LivenessFailure(BaseModel):
     result: Literal["fail"]
     type: Literal["liveness"]
     live: Literal[False]
-    score: float
+    score: float = Field(json_schema_extra={"const": 0.0})
     reason: str
 
 

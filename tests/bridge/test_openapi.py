@@ -173,3 +173,18 @@ def test_every_failure_is_in_its_familys_shape() -> None:
                         assert schemas[name]["properties"]["result"] == {"const": "fail",
                                                                          "title": "Result",
                                                                          "type": "string"}
+
+
+def test_liveness_takes_either_credential_of_a_user_and_repeated_frames() -> None:
+    """What docs/http-api.md says of liveness: a user's bearer token or seed 004's cookie,
+    either enough alone; ``frames`` as 2 to 30 file parts; no 500 (a failure is a 503)."""
+    doc = document(routes())
+    for path in ("/liveness/challenge", "/liveness/verify"):
+        operation = doc["paths"][path]["post"]
+        assert operation["security"] == [{"userBearer": []}, {"sessionCookie": []}]
+        assert "500" not in operation["responses"], path
+    verify = doc["paths"]["/liveness/verify"]["post"]
+    assert list(verify["requestBody"]["content"]) == ["multipart/form-data"]
+    frames = doc["components"]["schemas"]["LivenessFields"]["properties"]["frames"]
+    assert (frames["minItems"], frames["maxItems"], frames["items"]["format"]) == (2, 30,
+                                                                                   "binary")
