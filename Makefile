@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test insightface bench lint clean
+.PHONY: run test insightface bench soak lint clean
 
 # insightface asks for opencv-python, whose cv2/ overwrites the headless build's: every install
 # that brings insightface is followed by this step, which leaves only the headless build.
@@ -35,6 +35,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/bridge_hop.py
 	$(BIN)/python bench/vision.py
 	$(BIN)/python bench/messaging.py
+
+# 100 simulated mirrors for 10 minutes on `mirrorhub up`: memory flat, no message lost, every
+# display right (bench/soak.py; its last figures are in bench/README.md). Niced: it takes the
+# machine for 10 minutes.
+soak: $(STAMP)
+	nice -n 10 $(BIN)/python -m bench.soak
 
 lint: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -4,6 +4,9 @@ Liveness reads the landmarks the tracker finds on every frame anyway, so its own
 pose of each face (:func:`services.vision.liveness.pose`) and a track's verdict over its last
 frames (:class:`services.vision.watch.Watch`). Both are timed on the clip's real landmarks,
 against :meth:`DlibEngine.analyse` (detection, landmarks and descriptor) of the same frames.
+The insightface engine's cues (SCRFD's five points: two homographies fitted per pair of
+frames) are timed too, on points in SCRFD's layout made from dlib's: the eye centres, the
+nose, and mouth corners placed below the eyes. The arithmetic is the same whatever the points.
 
     .venv/bin/python bench/liveness.py [--faces DIR] [--rounds 5]
 """
@@ -11,6 +14,7 @@ against :meth:`DlibEngine.analyse` (detection, landmarks and descriptor) of the 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from pathlib import Path
@@ -45,6 +49,16 @@ def time_liveness(faces: list[LocatedFace], repeat: int = 50) -> float:
     return per_frame_ms(time.perf_counter() - start, repeat * len(faces))
 
 
+def scrfd_like(face: LocatedFace) -> LocatedFace:
+    """``face`` with five points in SCRFD's layout (for timing only: see the module docstring)."""
+    (lx, ly), (rx, ry) = face.left_eye, face.right_eye
+    drop = 0.9 * math.hypot(rx - lx, ry - ly)
+    mouth = ((lx + 0.1 * (rx - lx), ly + drop), (rx - 0.1 * (rx - lx), ry + drop))
+    landmarks = (face.left_eye, face.right_eye, face.nose, *mouth)
+    return LocatedFace(box=face.box, landmarks=landmarks, score=face.score,
+                       left_eye=face.left_eye, right_eye=face.right_eye, nose=face.nose)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--faces", type=Path, default=FACES)
@@ -58,11 +72,14 @@ def main() -> None:
         faces = [found[0] for image in images if (found := engine.locate(image))]
         analyse = [time_analyse(engine, images) for _ in range(args.rounds)]
     liveness = [time_liveness(faces) for _ in range(args.rounds)]
-    a, b = statistics.median(analyse), statistics.median(liveness)
+    scrfd = [time_liveness([scrfd_like(face) for face in faces]) for _ in range(args.rounds)]
+    a, b, c = statistics.median(analyse), statistics.median(liveness), statistics.median(scrfd)
     print(f"{len(images)} frames of 640x360, {len(faces)} with a face, {args.rounds} rounds")
     print(f"engine analyse  {a:8.3f} ms a frame")
     print(f"liveness        {b:8.3f} ms a frame (pose + verdict of one track)")
     print(f"ratio           {b / a:8.4f}")
+    print(f"SCRFD's cues    {c:8.3f} ms a frame (the plane and the nose parallax)")
+    print(f"ratio           {c / a:8.4f}")
 
 
 if __name__ == "__main__":

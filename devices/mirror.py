@@ -100,9 +100,10 @@ def _one_line(text: str) -> str:
 class Mirror:
     """One mirror on the bus (see the module docstring for what it publishes and hears).
 
-    Every display it is told is kept (:attr:`display`) and handed to ``output`` as one line made
-    by ``render`` (:func:`describe`, or :func:`as_json` for programs); ``output`` None keeps
-    quiet. Bad ``mirror_id`` or ``model_code`` raise :class:`~schemas.errors.ConfigError`.
+    Every display it is told is kept (:attr:`display`), handed to ``on_display`` as it is (the
+    fleet generator checks it there) and to ``output`` as one line made by ``render``
+    (:func:`describe`, or :func:`as_json` for programs); ``output`` None keeps quiet. Bad
+    ``mirror_id`` or ``model_code`` raise :class:`~schemas.errors.ConfigError`.
     """
 
     def __init__(
@@ -114,6 +115,7 @@ class Mirror:
         output: Callable[[str], object] | None = None,
         render: Callable[[Display], str] = describe,
         widgets: Mapping[str, Any] = DEFAULT_WIDGETS,
+        on_display: Callable[[Display], object] | None = None,
     ) -> None:
         self.mirror_id = check_mirror_id(mirror_id)
         self.model_code = check_model_code(model_code)
@@ -121,6 +123,7 @@ class Mirror:
         self.status_topic = MIRROR_STATUS.format(mirror_id=mirror_id)
         self._output = output
         self._render = render
+        self._on_display_hook = on_display
         # The client id is the mirror id: a mirror's own account may use no other
         # (broker.access), and its replies come back on reply/{mirror id}.
         self._bus = Bus(settings, client_id=namespaced_client_id(settings.namespace, mirror_id),
@@ -132,6 +135,7 @@ class Mirror:
         self._waiters: list[tuple[Callable[[Display], bool], asyncio.Future[Display]]] = []
         self._announced = asyncio.Event()
         self._settings = settings
+        self.frames_sent = 0  # by stream_frames, over the mirror's life
 
     async def __aenter__(self) -> Self:
         # Subscribed before connecting, so a retained display arrives with the first connection.
@@ -196,6 +200,7 @@ class Mirror:
                     log.debug("mirror %s: frame %s skipped, no broker", self.mirror_id, path.name)
                     continue
                 sent += 1
+                self.frames_sent += 1
         return sent
 
     async def _announce(self) -> None:
@@ -223,6 +228,8 @@ class Mirror:
                         self.mirror_id, exc.errors()[0]["msg"])
             return
         self._display = display
+        if self._on_display_hook is not None:
+            self._on_display_hook(display)
         if self._output is not None:
             self._output(self._render(display))
         for predicate, future in self._waiters:

@@ -10,6 +10,9 @@
     mirrorhub credentials             the generated broker accounts (for mosquitto_pub -u/-P)
     mirrorhub mirror --id M --model-code X [--frames DIR] [--fps N] [--once] [--json]
                                       a simulated mirror, with mirror M's own account
+    mirrorhub fleet --mirrors N --fps F --minutes M --frames DIR [--json]
+                                      N simulated mirrors, each with its own account, showing
+                                      the people of DIR/<name>/; checks their displays
     mirrorhub device add|remove|list [M]
                                       mirrors' own broker accounts (username = mirror id)
     mirrorhub asyncapi [--check]      write docs/asyncapi.yaml from the services' declarations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import logging
 import os
 import signal
@@ -34,6 +38,8 @@ from typing import Any
 import uvloop
 from pydantic import ValidationError
 
+from devices import fleet
+from devices.fleet import FleetPlan, Summary
 from devices.frames import MAX_FPS
 from devices.mirror import Simulation
 from mirrorhub import asyncapi as asyncapi_doc
@@ -72,7 +78,43 @@ def _parser() -> argparse.ArgumentParser:
         description="Be mirror M until Ctrl-C: publish its status and widgets, send the images "
         "of --frames as camera frames, print each display it is told, one line each.",
     ))
+    _fleet_parser(sub.add_parser(
+        "fleet", help="many simulated mirrors from one process; checks their displays",
+        description="Play N mirrors for M minutes, each with its own broker account, status, "
+        "widgets and camera; mirror i shows the images of the i-th subfolder of --frames (mod "
+        "their number), a person enrolled under that subfolder's name. Prints how many "
+        "displays showed the right person, the wrong one or nobody; exit code 1 when any was "
+        "wrong or a mirror never showed its person.",
+    ))
     return parser
+
+
+def _fleet_parser(fleet: argparse.ArgumentParser) -> None:
+    fleet.add_argument("--mirrors", type=int, default=10, metavar="N", help="default 10")
+    fleet.add_argument("--fps", type=float, default=1.0,
+                       help=f"frames per second per mirror, at most {MAX_FPS:g} (default 1)")
+    fleet.add_argument("--minutes", type=float, default=1.0, metavar="M", help="default 1")
+    fleet.add_argument("--frames", required=True, metavar="DIR",
+                       help="one subfolder per enrolled person, named as enrolled, of images")
+    fleet.add_argument("--model-code", default="FLEET-1", metavar="X",
+                       help="the mirrors' model (default FLEET-1)")
+    fleet.add_argument("--prefix", default="fleet",
+                       help="mirror ids are PREFIX-0000, PREFIX-0001, ... (default fleet)")
+    fleet.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _fleet(settings: Settings, args: argparse.Namespace) -> int:
+    plan = FleetPlan.checked(args.mirrors, args.fps, args.minutes, args.frames,
+                             model_code=args.model_code, prefix=args.prefix)
+    if settings.external_broker is None:  # the mirrors' accounts are in the data dir
+        _in_data_dir(settings, settings.data_dir)
+    buses = settings.device_buses(plan.mirror_ids)
+
+    def output(summary: Summary) -> None:
+        text = json.dumps(summary.as_json()) if args.json else "\n".join(summary.lines())
+        print(text, flush=True)
+
+    return uvloop.run(fleet.play(plan, buses, output))
 
 
 def _mirror_parser(mirror: argparse.ArgumentParser) -> None:
@@ -214,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "admin":
             return _admin(settings, args.name)
+        if args.command == "fleet":
+            return _fleet(settings, args)
         if args.command == "device":
             _in_data_dir(settings, settings.data_dir)
             return _device(settings, args.action, args.mirror_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from broker.access import id_owner
@@ -46,12 +47,20 @@ def device_accounts(path: Path) -> dict[str, str]:
 def device_password(path: Path, mirror_id: str) -> str:
     """The broker password of mirror ``mirror_id``'s own account, made on first use; the
     username is the mirror id. The embedded broker reads the file again when it changes."""
-    check_mirror_id(mirror_id)
+    return device_passwords(path, [mirror_id])[mirror_id]
+
+
+def device_passwords(path: Path, mirror_ids: Iterable[str]) -> dict[str, str]:
+    """:func:`device_password` of many mirrors at once, with one write of the file for all the
+    new ones (a fleet of a thousand would otherwise rewrite it a thousand times, and the
+    embedded broker reload it as often)."""
+    wanted = [check_mirror_id(mirror_id) for mirror_id in mirror_ids]
     accounts = device_accounts(path)
-    if mirror_id not in accounts:
-        accounts[mirror_id] = secrets.token_urlsafe(24)
+    new = [mirror_id for mirror_id in wanted if mirror_id not in accounts]
+    if new:
+        accounts.update({mirror_id: secrets.token_urlsafe(24) for mirror_id in new})
         _write_private(path, accounts)
-    return accounts[mirror_id]
+    return {mirror_id: accounts[mirror_id] for mirror_id in wanted}
 
 
 def remove_device(path: Path, mirror_id: str) -> bool:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from broker.settings import DEFAULT_HOST, DEFAULT_PORT, TLS_FILES, BrokerURL, BusSettings
-from mirrorhub.credentials import device_password, load_or_create_accounts
+from mirrorhub.credentials import device_passwords, load_or_create_accounts
 from schemas.errors import ConfigError
 from schemas.files import MAX_UPLOAD_DEFAULT
 from services.messaging.config import max_upload_bytes
@@ -112,11 +113,17 @@ class Settings:
     def device_bus(self, mirror_id: str) -> BusSettings:
         """How mirror ``mirror_id`` reaches the broker: the external URL as given, or the
         embedded broker with the mirror's own account (made on first use)."""
+        return self.device_buses([mirror_id])[mirror_id]
+
+    def device_buses(self, mirror_ids: Sequence[str]) -> dict[str, BusSettings]:
+        """:meth:`device_bus` of many mirrors (``mirrorhub fleet``), the new accounts made with
+        one write of the devices file."""
         if self.external_broker is not None:
-            return BusSettings.from_env(self.external_broker)
-        password = device_password(self.devices_file, mirror_id)
-        url = BrokerURL(self.broker_host, self.broker_port, mirror_id, password)
-        return BusSettings.from_env(url)
+            return dict.fromkeys(mirror_ids, BusSettings.from_env(self.external_broker))
+        passwords = device_passwords(self.devices_file, mirror_ids)
+        return {mirror_id: BusSettings.from_env(
+                    BrokerURL(self.broker_host, self.broker_port, mirror_id, password))
+                for mirror_id, password in passwords.items()}
 
     def bus(self, role: str, port: int | None = None) -> BusSettings:
         """How ``role`` reaches the broker: the external URL as given, or the embedded broker

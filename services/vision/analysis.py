@@ -42,12 +42,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from schemas.envelope import ErrorCode
-from schemas.errors import ServiceError
+from schemas.errors import ConfigError, ServiceError
 from schemas.vision import VisionError
 from services.vision.config import VisionSettings, make_engine
 from services.vision.engine import DetectedFace, FaceEngine, RGBImage
 from services.vision.images import ImageLimits, decode_image
+from services.vision.insightface_liveness import InsightFaceLiveness
 from services.vision.sightings import Followed, Plan, follow
+from services.vision.spoof import SpoofModel
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ class WorkerPool:
                                    mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_open_worker,
                                    initargs=(settings.engine, settings.insightface_dir,
-                                             os.getpid()))
+                                             os.getpid(), settings.liveness_model))
 
     async def ready(self) -> None:
         """Wait until every worker has its engine open (models loaded)."""
@@ -113,13 +115,16 @@ class WorkerPool:
 
 class Analysis:
     """``await analysis(data)``: :func:`analyse_image` in a thread with ``engine``, or in the
-    worker processes of ``pool`` (see :func:`worker_pool`)."""
+    worker processes of ``pool`` (see :func:`worker_pool`). ``spoof`` is the optional
+    anti-spoofing model mirrors' frames are judged by in a thread; the workers open their own
+    from the settings."""
 
     def __init__(self, engine: FaceEngine, limits: ImageLimits,
-                 pool: WorkerPool | None = None) -> None:
+                 pool: WorkerPool | None = None, spoof: SpoofModel | None = None) -> None:
         self.engine = engine
         self.limits = limits
         self._pool = pool
+        self.spoof = spoof
 
     async def __call__(self, data: bytes) -> Analysed:
         if self._pool is None:
@@ -135,18 +140,34 @@ class Analysis:
     async def follow(self, data: bytes, plan: Plan) -> Followed:
         """A mirror's frame seen with its tracks in mind (:func:`follow_image`)."""
         if self._pool is None:
-            return await asyncio.to_thread(follow_image, self.engine, self.limits, data, plan)
+            return await asyncio.to_thread(follow_image, self.engine, self.limits, data, plan,
+                                           self.spoof)
         return await self._pool.run(_follow_in_worker, self.limits, data, plan)
 
 
-def follow_image(engine: FaceEngine, limits: ImageLimits, data: bytes, plan: Plan) -> Followed:
+def follow_image(engine: FaceEngine, limits: ImageLimits, data: bytes, plan: Plan,
+                 spoof: SpoofModel | None = None) -> Followed:
     """Decode ``data`` and follow its faces (:func:`services.vision.sightings.follow`)."""
-    return follow(engine, decode_image(data, limits), plan)
+    return follow(engine, decode_image(data, limits), plan, spoof)
+
+
+def open_spoof_model(path: Path | None) -> InsightFaceLiveness | None:
+    """The anti-spoofing model at ``path`` opened (None: no model). Blocking; a
+    :class:`ConfigError` of one line when the file is missing or is not such a model."""
+    if path is None:
+        return None
+    model = InsightFaceLiveness(path)
+    try:
+        return model.__enter__()  # closed when the process ends, as the engine of a worker
+    except ConfigError as exc:
+        # onnxruntime's messages run over several lines; the first names what is wrong.
+        raise ConfigError(f"MIRRORHUB_LIVENESS_MODEL: {str(exc).splitlines()[0]}") from exc
 
 
 # -- in each worker process ----------------------------------------------------------------------
 
 _worker_engine: FaceEngine | None = None
+_worker_spoof: SpoofModel | None = None
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _PARENT_POLL = 1.0  # seconds
 
@@ -174,12 +195,14 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)  # no clean-up to do: the engine holds nothing outside this process
 
 
-def _open_worker(kind: str, insightface_dir: Path | None, parent: int) -> None:
-    global _worker_engine
+def _open_worker(kind: str, insightface_dir: Path | None, parent: int,
+                 spoof_model: Path | None) -> None:
+    global _worker_engine, _worker_spoof
     _end_with(parent)
     engine = make_engine(kind, insightface_dir)
     engine.__enter__()  # closed when the process ends
     _worker_engine = engine
+    _worker_spoof = open_spoof_model(spoof_model)
 
 
 def _in_worker(limits: ImageLimits, data: bytes) -> Analysed:
@@ -193,7 +216,7 @@ def _faces_in_worker(limits: ImageLimits, data: bytes) -> list[DetectedFace]:
 
 def _follow_in_worker(limits: ImageLimits, data: bytes, plan: Plan) -> Followed:
     assert _worker_engine is not None, "worker started without its engine"
-    return follow_image(_worker_engine, limits, data, plan)
+    return follow_image(_worker_engine, limits, data, plan, _worker_spoof)
 
 
 def _ready() -> str:

@@ -64,6 +64,8 @@ class VisionSettings:
     liveness_ttl: int = 60
     # How long recognitions are kept for the admin page (services/vision/recognitions.py).
     retention: timedelta = timedelta(days=30)
+    # An anti-spoofing classifier for mirrors' faces (services/vision/spoof.py); None: none.
+    liveness_model: Path | None = None
 
     def make_engine(self) -> FaceEngine:
         return make_engine(self.engine, self.insightface_dir)
@@ -89,10 +91,12 @@ class VisionSettings:
         if liveness not in set(Mode):
             raise ConfigError(f"MIRRORHUB_LIVENESS must be off, passive or challenge, got"
                               f" {liveness!r}")
+        model = env.get("MIRRORHUB_LIVENESS_MODEL")
         return cls(
             data_dir=data_dir,
             liveness=Mode(liveness),
             retention=timedelta(days=number("MIRRORHUB_RETENTION_DAYS", 30.0, 1e-5, 36500.0)),
+            liveness_model=Path(model) if model else None,
             cameras=_cameras(env.get("MIRRORHUB_CAMERA_FOCAL_PX", "")),
             engine=engine,
             insightface_dir=Path(pack) if pack else None,

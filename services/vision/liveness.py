@@ -24,8 +24,19 @@ moved by at least :attr:`Rules.min_turn`, ``asymmetry`` moved the same way by at
 :attr:`Rules.min_slope` times that, and ``roll`` by at most :attr:`Rules.max_roll` degrees.
 A head-turn challenge asks the same of a window, in the asked direction. The distributions the
 defaults come from are in docs/vision.md (Liveness). The four eye corners lie nearly on one
-line, so no homography is fitted to them; SCRFD's points (insightface) have no eye corners,
-and :func:`pose` refuses them (an engine without these cues never shows liveness).
+line, so no homography is fitted to them.
+
+SCRFD's five points (the insightface engine: the eye centres, the nose tip, the mouth corners)
+have no eye corners, so no ``asymmetry``; but its eyes and mouth corners span a proper plane,
+so the window is judged by how far the points stay from one plane instead: live when ``turn``
+moved by at least :attr:`Rules.min_plane_turn`, the points of its first and last frames are, by
+the median over those pairs, at least :attr:`Rules.min_plane` eye gaps off the best homography
+between them (:func:`plane_residual`), and the nose tip moved at least
+:attr:`Rules.min_parallax` eye gaps, the way it turned, against the plane of the eyes and mouth
+corners (:func:`nose_parallax`). A print or a screen, whatever its tilt and roll, stays on one
+plane up to the points' jitter; so ``roll`` is not read.
+:func:`pose` tells the layouts apart by what the engine named: SCRFD's ``left_eye``,
+``right_eye`` and ``nose`` are its first three points, dlib's are not.
 """
 
 from __future__ import annotations
@@ -37,8 +48,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
+import cv2
+import numpy as np
+
 from schemas.errors import ConfigError
-from services.vision.engine import LocatedFace, Point
+from services.vision.engine import DetectedFace, LocatedFace, Point
 
 
 class Direction(StrEnum):
@@ -55,11 +69,14 @@ class Direction(StrEnum):
 
 
 class Pose(NamedTuple):
-    """One frame's cues (see the module docstring)."""
+    """One frame's cues (see the module docstring); ``points``: SCRFD's five points in image
+    pixels, for the plane cue (None for dlib's, whose ``asymmetry`` is read instead; SCRFD's
+    ``asymmetry`` is 0 and not read)."""
 
     turn: float
     asymmetry: float
     roll: float  # degrees
+    points: tuple[Point, ...] | None = None
 
 
 class Verdict(NamedTuple):
@@ -80,12 +97,18 @@ class Rules:
     min_slope: float = 0.5
     max_roll: float = 5.0
     max_frames: int = 12  # the longest window judged
+    # SCRFD's five points (module docstring), in eye gaps.
+    min_plane_turn: float = 0.10
+    min_plane: float = 0.05
+    min_parallax: float = 0.10
 
     def __post_init__(self) -> None:
         if self.ends < 1 or self.max_frames < 2 * self.ends:
             raise ConfigError("a liveness window holds at least two ends of at least a frame")
         if not self.min_turn > 0 or self.min_slope < 0 or not self.max_roll > 0:
             raise ConfigError("min_turn and max_roll must be positive, min_slope not negative")
+        if not self.min_plane_turn > 0 or not self.min_plane > 0 or not self.min_parallax > 0:
+            raise ConfigError("min_plane_turn, min_plane and min_parallax must be positive")
 
     @property
     def min_frames(self) -> int:
@@ -93,10 +116,12 @@ class Rules:
 
 
 def pose(face: LocatedFace) -> Pose:
-    """The cues of one face found by dlib (five points); ``ValueError`` for other layouts or
-    a face too small to read."""
+    """The cues of one face found by dlib or by SCRFD (five points each); ``ValueError`` for
+    other layouts or a face too small to read."""
     if len(face.landmarks) != 5:
-        raise ValueError("liveness reads dlib's five points")
+        raise ValueError("liveness reads dlib's or SCRFD's five points")
+    if scrfd_layout(face):
+        return _scrfd_pose(face)
     right_outer, right_inner, left_outer, left_inner, nose = face.landmarks
     ux, uy = right_outer[0] - left_outer[0], right_outer[1] - left_outer[1]
     span = math.hypot(ux, uy)
@@ -117,6 +142,62 @@ def pose(face: LocatedFace) -> Pose:
     middle = _mid(left_mid, right_mid)
     turn = (along(nose) - along(middle)) / gap
     return Pose(turn, (left_width - right_width) / widths, math.degrees(math.atan2(uy, ux)))
+
+
+def scrfd_layout(face: LocatedFace | DetectedFace) -> bool:
+    """Whether the face's points are SCRFD's (the insightface engine's): eyes and nose first."""
+    return len(face.landmarks) == 5 and face.landmarks[:3] == (face.left_eye, face.right_eye,
+                                                                face.nose)
+
+
+def _scrfd_pose(face: LocatedFace) -> Pose:
+    (lx, ly), (rx, ry), (nx, ny) = face.left_eye, face.right_eye, face.nose
+    gap = math.hypot(rx - lx, ry - ly)
+    if gap < 2:
+        raise ValueError("the eyes are too close together to read")
+    ux, uy = (rx - lx) / gap, (ry - ly) / gap
+    turn = ((nx - (lx + rx) / 2) * ux + (ny - (ly + ry) / 2) * uy) / gap
+    return Pose(turn, 0.0, math.degrees(math.atan2(uy, ux)), face.landmarks)
+
+
+def plane_residual(first: Sequence[Point], second: Sequence[Point]) -> float:
+    """How far ``second``'s points are from ``first``'s moved by one homography: the root mean
+    square distance to the best one's projections, in eye gaps of ``second`` (its points 0 and
+    1). A plane's points (a print, a screen) stay on it but for their jitter; a turning head's
+    nose tip leaves the plane of its eyes and mouth corners. 0 when no homography fits (the
+    points coincide or lie on a line): no evidence."""
+    source = np.asarray(first, dtype=np.float64)
+    target = np.asarray(second, dtype=np.float64)
+    homography, _ = cv2.findHomography(source, target, 0)  # all points, least squares
+    gap = math.dist(second[0], second[1])
+    if homography is None or gap < 2:
+        return 0.0
+    projected = cv2.perspectiveTransform(source[None], homography)[0]
+    return math.sqrt(float(((projected - target) ** 2).sum(axis=1).mean())) / gap
+
+
+def nose_parallax(first: Sequence[Point], second: Sequence[Point]) -> float:
+    """How far SCRFD's nose tip (point 2) of ``second`` lies from where the homography of the
+    eyes and mouth corners (points 0, 1, 3, 4) from ``first`` puts it, along ``second``'s eye
+    line in its eye gaps, positive towards the image's right as ``turn`` is. A head turning
+    moves its nose tip out of that plane the way it turns; a plane's stays in it. 0 when the
+    four points fix no homography."""
+    corners = [0, 1, 3, 4]
+    if math.dist(first[0], first[1]) < 2:
+        return 0.0
+    try:
+        homography = cv2.getPerspectiveTransform(
+            np.asarray([first[i] for i in corners], dtype=np.float32),
+            np.asarray([second[i] for i in corners], dtype=np.float32))
+    except cv2.error:
+        return 0.0
+    (lx, ly), (rx, ry) = second[0], second[1]
+    gap = math.hypot(rx - lx, ry - ly)
+    if gap < 2 or not np.isfinite(homography).all():
+        return 0.0
+    nose = np.asarray([[first[2]]], dtype=np.float64)
+    px, py = (float(v) for v in cv2.perspectiveTransform(nose, homography)[0, 0])
+    return ((second[2][0] - px) * (rx - lx) + (second[2][1] - py) * (ry - ly)) / gap / gap
 
 
 def _mid(a: Point, b: Point) -> Point:
@@ -144,12 +225,17 @@ def challenged(poses: Sequence[Pose], direction: Direction, rules: Rules = Rules
 
 
 def _change(window: Sequence[Pose], cue: int, ends: int) -> float:
-    first = statistics.median(pose[cue] for pose in window[:ends])
-    last = statistics.median(pose[cue] for pose in window[-ends:])
+    def value(pose: Pose) -> float:
+        return (pose.turn, pose.asymmetry, pose.roll)[cue]
+
+    first = statistics.median(value(pose) for pose in window[:ends])
+    last = statistics.median(value(pose) for pose in window[-ends:])
     return last - first
 
 
 def _judge(window: Sequence[Pose], sign: float, rules: Rules, success: str) -> Verdict:
+    if all(pose.points is not None for pose in window):
+        return _judge_plane(window, sign, rules, success)
     turn = _change(window, 0, rules.ends) * sign
     asymmetry = _change(window, 1, rules.ends) * sign
     roll = abs(_change(window, 2, rules.ends))
@@ -165,4 +251,25 @@ def _judge(window: Sequence[Pose], sign: float, rules: Rules, success: str) -> V
     if roll > rules.max_roll:
         return Verdict(False, score, f"the eye line rolled {roll:.0f} degrees as the nose"
                        " moved (a tilted photo)")
+    return Verdict(True, score, success)
+
+
+def _judge_plane(window: Sequence[Pose], sign: float, rules: Rules, success: str) -> Verdict:
+    turn = _change(window, 0, rules.ends) * sign
+    pairs = [(first.points, last.points) for first in window[:rules.ends]
+             for last in window[-rules.ends:]
+             if first.points is not None and last.points is not None]
+    plane = statistics.median(plane_residual(*pair) for pair in pairs)
+    parallax = statistics.median(nose_parallax(*pair) for pair in pairs) * sign
+    score = round(min(turn / rules.min_plane_turn, plane / rules.min_plane,
+                      parallax / rules.min_parallax), 3)
+    if turn < rules.min_plane_turn:
+        return Verdict(False, score, f"turned {turn:+.2f} eye gaps, {rules.min_plane_turn}"
+                       " needed")
+    if plane < rules.min_plane:
+        return Verdict(False, score, f"the points moved as one plane's do (a photo):"
+                       f" {plane:.3f} eye gaps off it, {rules.min_plane} needed")
+    if parallax < rules.min_parallax:
+        return Verdict(False, score, f"the nose moved {parallax:+.2f} eye gaps against the"
+                       f" eyes and mouth, {rules.min_parallax} needed (a bent photo?)")
     return Verdict(True, score, success)

@@ -12,7 +12,7 @@ from broker.settings import BusSettings
 from services.database import open_database, server_away
 from services.tombstones import Cursor, Tombstones
 from services.vision.accounts import FaceAccounts
-from services.vision.analysis import Analysis, worker_pool
+from services.vision.analysis import Analysis, open_spoof_model, worker_pool
 from services.vision.challenges import Challenges, load_secret
 from services.vision.config import VisionSettings
 from services.vision.engine import FaceEngine
@@ -45,6 +45,9 @@ async def run_vision(
     engine = engine or settings.make_engine()
     await asyncio.to_thread(engine.__enter__)  # loads models: seconds, off the loop
     try:
+        # Opened here even when worker processes judge the frames: a bad file stops the
+        # service at once, with its one line, rather than failing every worker.
+        spoof = await asyncio.to_thread(open_spoof_model, settings.liveness_model)
         gallery = Gallery(engine.dimension, settings.threshold or engine.threshold)
         limits = ImageLimits(max_bytes=settings.max_image_bytes)
         async with (
@@ -55,7 +58,7 @@ async def run_vision(
             pool = (await stack.enter_async_context(worker_pool(settings))
                     if settings.processes and own_engine else None)
             bus = service_bus(bus_settings, "vision")
-            analysis = Analysis(engine, limits, pool)
+            analysis = Analysis(engine, limits, pool, spoof)
             faces = Faces(engine, gallery, bus, limits, settings.cameras.default, analysis)
             measures = Measures(engine, settings.cameras, limits, analysis)
             recognitions = Recognitions(bus, settings.retention)

@@ -25,6 +25,9 @@ of every face, with an embedding only where one is needed:
    rose_leslie). So at :attr:`FaceChecks.min_likeness` 0.8 two people are far from passing for
    each other, and a face in front of a mirror seldom pays a descriptor for the checks alone.
 
+With an anti-spoofing model (services/vision/spoof.py), every face also gets its verdict here,
+where the decoded frame is.
+
 A face gets an embedding when it continues no track, when a check fails, or when its track's
 embedding is due for renewal (:attr:`Hint.due`); the tracker then decides from the distance
 between old and new embedding whether it is still the same person. Nothing here decides a
@@ -43,6 +46,8 @@ import numpy.typing as npt
 
 from schemas.errors import ConfigError
 from services.vision.engine import Box, Embedding, FaceEngine, LocatedFace, RGBImage
+from services.vision.insightface_liveness import LivenessScore
+from services.vision.spoof import SpoofModel, judge
 
 Chip = npt.NDArray[np.float32]
 """A face's ``(CHIP_SIZE, CHIP_SIZE)`` grey chip, zero mean and unit norm, so the sum of the
@@ -100,13 +105,15 @@ class Plan:
 @dataclass(frozen=True, eq=False)
 class Sighting:
     """One face of the frame: ``follows`` is the index of the hint its box continues, if any;
-    ``embedding`` is None when the checks found it plainly that hint's face."""
+    ``embedding`` is None when the checks found it plainly that hint's face; ``spoof`` the
+    anti-spoofing model's verdict, None without a model."""
 
     face: LocatedFace
     shape: Shape | None
     chip: Chip | None
     follows: int | None
     embedding: Embedding | None
+    spoof: LivenessScore | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,8 +125,10 @@ class Followed:
     size: tuple[int, int]
 
 
-def follow(engine: FaceEngine, image: RGBImage, plan: Plan) -> Followed:
-    """The faces of ``image`` as the module docstring says. Blocking, like the engine."""
+def follow(engine: FaceEngine, image: RGBImage, plan: Plan,
+           spoof: SpoofModel | None = None) -> Followed:
+    """The faces of ``image`` as the module docstring says, each judged by ``spoof`` if given.
+    Blocking, like the engine."""
     height, width = image.shape[:2]
     hints = plan.hints if plan.size == (width, height) else ()
     checks = plan.checks
@@ -141,7 +150,8 @@ def follow(engine: FaceEngine, image: RGBImage, plan: Plan) -> Followed:
         seen.append((face, shape, chip, follows, plain))
     embeddings = iter(engine.embed(image, [face for face, *_, plain in seen if not plain]))
     return Followed(
-        tuple(Sighting(face, shape, chip, follows, None if plain else next(embeddings))
+        tuple(Sighting(face, shape, chip, follows, None if plain else next(embeddings),
+                       None if spoof is None else judge(spoof, image, face))
               for face, shape, chip, follows, plain in seen),
         whole, (width, height))
 

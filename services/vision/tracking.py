@@ -200,7 +200,7 @@ class Tracker:
                 sighting.face, sighting.shape, sighting.chip, now)
             tracked.append(TrackedFace(sighting.face.embedded(track.embedding), track.id,
                                        embedding is not None,
-                                       track.watch.see(sighting.face, now)))
+                                       track.watch.see(sighting.face, now, sighting.spoof)))
         mirror.frame_at = now
         if followed.scanned_all:
             mirror.scanned_at = now

@@ -211,6 +211,29 @@ def liveness_model() -> onnx.ModelProto:
     return _finish(graph)
 
 
+def constant_liveness_model(live: float) -> onnx.ModelProto:
+    """A liveness model with the add-on's signature that answers ``live`` for every face: 0
+    always says spoof, 1 always says real. (The input still flows through, so the graph is
+    not constant-folded into one with no input.)"""
+    nodes = [
+        helper.make_node("ReduceMean", [LIVENESS_INPUT, "chw"], ["mean"], keepdims=0),
+        helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+        helper.make_node("Add", ["nothing", "live"], [LIVENESS_OUTPUT]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "constant_liveness",
+        [helper.make_tensor_value_info(LIVENESS_INPUT, TensorProto.FLOAT, ["N", 3, 80, 80])],
+        [helper.make_tensor_value_info(LIVENESS_OUTPUT, TensorProto.FLOAT, ["N"])],
+        [
+            _const("chw", np.array([1, 2, 3], np.int64)),
+            _const("zero", np.array(0.0, np.float32)),
+            _const("live", np.array(live, np.float32)),
+        ],
+    )
+    return _finish(graph)
+
+
 def _finish(graph: onnx.GraphProto) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=_OPSET, producer_name="mirrorhub-tests")
     model.ir_version = _IR_VERSION

@@ -7,6 +7,7 @@ stills printed, tilted and moved before the camera, blurred, noisy and re-compre
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import TypeVar
 
@@ -79,6 +80,24 @@ def test_hamilton_passes_the_challenge_it_meets_and_fails_the_other(
     assert challenged(away, Direction.RIGHT).live
     for wrong in (challenged(back, Direction.RIGHT), challenged(away, Direction.LEFT)):
         assert not wrong.live and wrong.reason.startswith("turned -"), wrong
+
+
+def test_the_slow_turn_away_is_a_limit_with_dlib(hamilton: dict[str, Pose]) -> None:
+    """Why frames 88 to 130 are never live (docs/vision.md): within any 12 frames the nose
+    moves at most 0.16 eye gaps, and over longer windows the head rolls as it turns."""
+    away = frames(hamilton, 88, 130)
+    assert away[0].turn - away[-1].turn > 0.35  # a real turn, of 0.41 eye gaps in all
+    for size, best in ((12, 0.7), (16, 0.75), (20, 0.9), (24, 0.9)):
+        windows = [away[i:i + size] for i in range(len(away) - size + 1)]
+        for window in windows:
+            verdict = passive(window, Rules(max_frames=size))
+            assert not verdict.live and verdict.score < best, (size, verdict)
+    twelve = [abs(statistics.median(p.turn for p in away[i + 9:i + 12])
+                  - statistics.median(p.turn for p in away[i:i + 3]))
+              for i in range(len(away) - 11)]
+    assert max(twelve) <= 0.17
+    rolls = [p.roll for p in frames(hamilton, 88, 112)]
+    assert max(rolls) - min(rolls) > 10
 
 
 def test_a_still_head_and_a_few_frames_are_no_evidence(hamilton: dict[str, Pose]) -> None:
