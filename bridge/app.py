@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
@@ -18,6 +19,7 @@ from bridge import (
     face_admin_api,
     liveness_api,
     messaging_api,
+    metrics,
     mirror_api,
     openapi,
     session_api,
@@ -29,8 +31,10 @@ from bridge import (
 from bridge.admin_session import Refused
 from bridge.fleet import FleetView
 from bridge.replies import HttpFail
+from bridge.request_ids import HEADER, RequestIds
 from broker.client import Bus
 from broker.settings import BusSettings
+from broker.tracing import REQUEST_ID
 from schemas.files import MAX_UPLOAD_DEFAULT
 
 log = logging.getLogger(__name__)
@@ -95,12 +99,17 @@ def _allowed(request: Request) -> list[str]:
 
 async def _crash(request: Request, exc: Exception) -> Response:
     log.exception("bridge failed on %s %s", request.method, request.url.path, exc_info=exc)
-    return _shape(request.url.path)(500, "internal error")
+    response = _shape(request.url.path)(500, "internal error")
+    # Answered outside the middleware that labels replies (Starlette's outermost one).
+    rid = REQUEST_ID.get()
+    if rid is not None:
+        response.headers[HEADER] = rid
+    return response
 
 
 def create_app(
     bus_settings: BusSettings, *, require_token: bool = False, cookie_secure: bool = False,
-    max_upload: int = MAX_UPLOAD_DEFAULT,
+    max_upload: int = MAX_UPLOAD_DEFAULT, metrics_token: str | None = None,
 ) -> Starlette:
     """The bridge app; its MQTT connection opens and closes with the app's lifespan.
 
@@ -108,6 +117,7 @@ def create_app(
     (without it, a token is checked when one is sent, as the documented API has none).
     ``cookie_secure``: the session API's login cookie is ``Secure`` (behind HTTPS).
     ``max_upload``: the largest file ``/api/upload`` takes, in bytes.
+    ``metrics_token``: ``GET /metrics`` wants it as a bearer token (None: open; bridge/metrics.py).
     The admin page (``/admin``) follows the fleet from the start (bridge/fleet.py).
     """
     fleet = FleetView()
@@ -117,14 +127,17 @@ def create_app(
         async with Bus(bus_settings, role="bridge") as bus:
             await fleet.follow(bus)
             yield {"bus": bus, "require_token": require_token, "cookie_secure": cookie_secure,
-                   "max_upload": max_upload, "fleet": fleet}
+                   "max_upload": max_upload, "fleet": fleet, "metrics_token": metrics_token}
             fleet.stop()
 
+    routes = [*mirror_api.routes, *messaging_api.routes, *session_api.routes,
+              *user_accounts.routes, *user_files.routes, *user_messages.routes,
+              *face_admin_api.routes, *liveness_api.routes, *admin_page.routes,
+              *admin_events.routes, *openapi.routes, *metrics.routes]
     app = Starlette(
-        routes=[*mirror_api.routes, *messaging_api.routes, *session_api.routes,
-                 *user_accounts.routes, *user_files.routes, *user_messages.routes,
-                 *face_admin_api.routes, *liveness_api.routes, *admin_page.routes,
-                 *admin_events.routes, *openapi.routes],
+        routes=routes,
+        # Request ids outermost: the metrics middleware's time and a crash's log line have one.
+        middleware=[Middleware(RequestIds), Middleware(metrics.HttpMetrics, routes=routes)],
         lifespan=lifespan,
         exception_handlers={HttpFail: _fail, session_api.SessionFail: _fail,
                             user_family.UserFail: _fail, face_admin_api.FaceFail: _fail,

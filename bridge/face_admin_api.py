@@ -11,6 +11,7 @@ everywhere else. docs/http-api.md lists the choices the seed leaves open.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from typing import Any, TypeVar
 
@@ -20,9 +21,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from bridge.forms import BadBody, Upload, read_fields
-from bridge.replies import HttpFail, bearer_token, call, client_address, retry_headers
+from bridge.replies import HttpFail, bearer_token, bus_of, call, client_address, retry_headers
 from schemas.admins import AUTH_ADMIN_LOGIN, AUTH_ADMIN_REGISTER, AUTH_ADMIN_VERIFY
+from schemas.audit import AUTH_AUDIT_RECORD, AuditAction, AuditRecordRequest
 from schemas.auth import TOKEN_MAX, AuthError
+from schemas.errors import BusError, ServiceError
 from schemas.faces import (
     VISION_CHANGE_SUBJECT,
     VISION_DELETE_SUBJECT,
@@ -37,6 +40,7 @@ from schemas.topics import Operation
 from schemas.vision import IMAGE_MAX_BYTES, VisionError
 
 Rep = TypeVar("Rep", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 ACCOUNT_BODY_LIMIT = 16 * 1024
 IMAGE_BODY_LIMIT = IMAGE_MAX_BYTES + 64 * 1024
@@ -121,6 +125,17 @@ async def _admin(request: Request) -> str:
     return reply.username
 
 
+async def _audit(request: Request, action: AuditAction, target: str, **detail: Any) -> None:
+    """Log a face admin action, done, in auth's audit log as the token's admin's (auth checks
+    the token again, so the entry cannot name anybody else). The action is done whatever
+    happens here: an entry that cannot be written is an error in the bridge's log."""
+    try:
+        await bus_of(request).request(AUTH_AUDIT_RECORD, AuditRecordRequest(
+            action=action, target=target, detail=detail, token=_bearer(request)))
+    except (ServiceError, BusError) as exc:
+        log.error("audit entry %s %s not written: %s", action, target, exc)
+
+
 def _required(fields: dict[str, Any], *names: str) -> None:
     for name in names:
         if fields.get(name) is None or fields.get(name) == "":
@@ -178,7 +193,9 @@ async def face(request: Request) -> JSONResponse:
     await _admin(request)
     subject_id = request.path_params["id"]
     if request.method == "DELETE":
-        await _ask(request, VISION_DELETE_SUBJECT, {"id": subject_id})
+        deleted = await _ask(request, VISION_DELETE_SUBJECT, {"id": subject_id})
+        await _audit(request, AuditAction.FACE_DELETE, deleted.id,
+                     descriptors=deleted.descriptors)
         return answer(200, f"face {subject_id} deleted")
     if request.method == "PATCH":
         fields = await _fields(request, ACCOUNT_BODY_LIMIT)
@@ -186,6 +203,7 @@ async def face(request: Request) -> JSONResponse:
             raise FaceFail(400, "threshold: is required (a number, or null for the default)")
         info = await _ask(request, VISION_CHANGE_SUBJECT,
                           {"id": subject_id, "threshold": fields["threshold"]})
+        await _audit(request, AuditAction.FACE_CHANGE, info.id, threshold=info.threshold)
         return JSONResponse({"detail": f"face {subject_id} changed", "data": _shown(info)})
     info = await _ask(request, VISION_SUBJECT, {"id": subject_id})
     return JSONResponse({"data": _shown(info)})
@@ -201,6 +219,8 @@ async def register(request: Request) -> JSONResponse:
     info = await _ask(request, VISION_REGISTER, {
         "id": _trimmed(fields["id"]), "name": _trimmed(fields.get("name")) or None,
         "image": _image(fields), "new": new})
+    await _audit(request, AuditAction.FACE_REGISTER if new else AuditAction.FACE_ADD_PHOTO,
+                 info.id, name=info.name, descriptors=info.descriptors)
     if new:
         return JSONResponse({"detail": f"face {info.id} registered", "data": _shown(info)},
                             status_code=201)
@@ -217,6 +237,8 @@ async def find(request: Request) -> JSONResponse:
         body["limit"] = fields["limit"]
     reply = await _ask(request, VISION_FIND, body)
     found = [match.model_dump() for match in reply.found]
+    # Naming a person from a photo is an act on them too: logged, with whom it named.
+    await _audit(request, AuditAction.FACE_FIND, "", found=[m.id for m in reply.found])
     detail = f"{len(found)} face{'s' if len(found) != 1 else ''} found"
     elapsed = (time.perf_counter() - started) * 1000
     return JSONResponse({"detail": detail, "response_time": f"{elapsed:.1f}ms", "data": found})
@@ -228,6 +250,7 @@ async def not_me(request: Request) -> JSONResponse:
     subject_id = request.path_params["id"]
     fields = await _fields(request, IMAGE_BODY_LIMIT)
     info = await _ask(request, VISION_NOT_ME, {"id": subject_id, "image": _image(fields)})
+    await _audit(request, AuditAction.FACE_NOT_ME, info.id, negatives=info.negatives)
     return JSONResponse({"detail": f"kept as not face {subject_id}", "data": _shown(info)})
 
 

@@ -29,17 +29,20 @@ class Calls:
         self._ids = itertools.count(1)
         self._pending: dict[str, asyncio.Future[ReplyEnvelope]] = {}
 
-    def start(self, body: bytes, deadline: float) -> tuple[str, asyncio.Future[ReplyEnvelope],
-                                                           bytes]:
-        """A new call of the JSON ``body``, due by ``deadline`` (epoch seconds): its id, the
-        future its reply resolves, and the request envelope to send. End it with :meth:`end`."""
+    def start(self, body: bytes, deadline: float, trace: str | None = None,
+              ) -> tuple[str, asyncio.Future[ReplyEnvelope], bytes]:
+        """A new call of the JSON ``body``, due by ``deadline`` (epoch seconds), made for the
+        outside request ``trace`` (a request id, broker/tracing.py, already checked): its id,
+        the future its reply resolves, and the request envelope to send. End it with
+        :meth:`end`."""
         request_id = f"{next(self._ids):x}"
         future: asyncio.Future[ReplyEnvelope] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         # A RequestEnvelope, written out directly around the body's JSON: this is the hot path
         # of every call (the id is hex, the reply topic's JSON is made once).
-        envelope = b'{"id":"%b","reply_to":%b,"deadline":%r,"body":%b}' % (
-            request_id.encode(), self._reply_to_json, round(deadline, 3), body)
+        envelope = b'{"id":"%b","reply_to":%b,"deadline":%r,%b"body":%b}' % (
+            request_id.encode(), self._reply_to_json, round(deadline, 3),
+            b'"request_id":"%b",' % trace.encode() if trace else b"", body)
         return request_id, future, envelope
 
     def end(self, request_id: str) -> None:

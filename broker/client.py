@@ -56,6 +56,7 @@ from pydantic import BaseModel
 
 from broker.calls import Calls, reply_body
 from broker.connection import Connection
+from broker.metrics import QUEUE_DEPTH, counted_call
 from broker.protocol import (
     ConnectRefused,
     MqttError,
@@ -65,6 +66,7 @@ from broker.protocol import (
     topic_matches,
 )
 from broker.settings import BusSettings
+from broker.tracing import REQUEST_ID
 from schemas.envelope import REPLY
 from schemas.errors import AccessDenied, BusUnavailable, RequestTimeout
 from schemas.topics import Operation, Topic
@@ -154,10 +156,13 @@ class Bus:
         self._refused: str | None = None  # why the broker turned us away for good
         self._last_error: str | None = None  # why the last attempt to connect failed
         self.connections = 0  # how many times a connection was made; tests watch reconnects
+        self._sampled = contextlib.ExitStack()  # the queue depth in metrics, while open
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        self._sampled.enter_context(
+            QUEUE_DEPTH.sampling(lambda: len(self._tasks), "bus", self.client_id))
         connection = Connection(self.settings, self.client_id, will=self._will,
                                 clean_session=self._clean_session, on_message=self._dispatch)
         self._connection = connection
@@ -202,6 +207,7 @@ class Bus:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._sampled.close()
 
     def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run ``callback`` before a clean disconnect, e.g. to publish an ``offline`` status
@@ -433,16 +439,17 @@ class Bus:
         deadline = timeout if timeout is not None else self.settings.request_timeout
         # The service must start before this, so that its reply can still arrive in time.
         expires = time.time() + deadline - min(deadline / 4, _REPLY_MARGIN)
-        request_id, future, envelope = self._calls.start(body, expires)
+        request_id, future, envelope = self._calls.start(body, expires, REQUEST_ID.get())
         expiry = max(1, math.ceil(expires - time.time()))  # MQTT 5: the broker drops it then
-        try:
-            async with asyncio.timeout(deadline):
-                # A dropped connection may come back quickly; wait part of the deadline for it.
-                await self._publish(topic, envelope, qos, False,
-                                    min(deadline / 2, 2.0), expiry)
-                reply = await future
-        except TimeoutError as exc:
-            raise RequestTimeout(topic, deadline) from exc
-        finally:
-            self._calls.end(request_id)
-        return reply_body(topic, reply)
+        with counted_call(operation.template):
+            try:
+                async with asyncio.timeout(deadline):
+                    # A dropped connection may come back quickly; wait part of the deadline.
+                    await self._publish(topic, envelope, qos, False,
+                                        min(deadline / 2, 2.0), expiry)
+                    reply = await future
+            except TimeoutError as exc:
+                raise RequestTimeout(topic, deadline) from exc
+            finally:
+                self._calls.end(request_id)
+            return reply_body(topic, reply)

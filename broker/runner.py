@@ -29,6 +29,8 @@ from typing import Any, Self
 from pydantic import BaseModel, ValidationError
 
 from broker.client import Bus, Message, MessageCallback
+from broker.metrics import HANDLED, HANDLER_SECONDS
+from broker.tracing import request_id
 from schemas.envelope import REPLY_TO_PATTERN, REQUEST_ID_MAX, ErrorCode, RequestEnvelope
 from schemas.errors import BusUnavailable, ServiceError
 from schemas.service import REJECTED, Rejected
@@ -112,18 +114,31 @@ class ServiceRunner:
                 f"payload of {len(payload)} bytes exceeds the limit of {self.max_payload}",
             )
             await self._reply_or_reject(topic, _head_fields(payload), error)
+            self._count(answer, ErrorCode.TOO_LARGE)
             return
         try:
             envelope = RequestEnvelope.model_validate_json(payload)  # one parse when all is well
         except ValidationError as exc:
             await self._refuse(topic, payload, exc)
+            self._count(answer, ErrorCode.BAD_REQUEST)
             return
         if envelope.deadline is not None and time.time() > envelope.deadline:
             # The caller gave up and told its client so: doing it now would make that a lie.
             log.info("%s dropped an expired request %s on %s", self.service, envelope.id, topic)
+            self._count(answer, "expired")
             return
-        body = await self._call(answer, envelope.body, message.params)
-        await self._send(envelope.reply_to, envelope.id, body)
+        with request_id(envelope.request_id):  # the handler's log lines and calls carry it
+            started = time.perf_counter()
+            body = await self._call(answer, envelope.body, message.params)
+            took = time.perf_counter() - started
+            outcome = body.code if isinstance(body, ServiceError) else "ok"
+            HANDLER_SECONDS.labels(self.service, answer.operation.template).observe(took)
+            self._count(answer, outcome)
+            log.debug("%s answered %s in %.1f ms: %s", self.service, topic, took * 1000, outcome)
+            await self._send(envelope.reply_to, envelope.id, body)
+
+    def _count(self, answer: Answer, outcome: str) -> None:
+        HANDLED.labels(self.service, answer.operation.template, str(outcome)).inc()
 
     async def _refuse(self, topic: str, payload: bytes, exc: ValidationError) -> None:
         """A payload that is not a valid envelope: say why, to its sender if it names one."""

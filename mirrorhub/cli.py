@@ -14,10 +14,15 @@
                                       N simulated mirrors, each with its own account, showing
                                       the people of DIR/<name>/; checks their displays
     mirrorhub device add|remove|list [M]
-                                      mirrors' own broker accounts (username = mirror id)
+                                      mirrors' own broker accounts (username = mirror id); add and
+                                      remove tell the services (Home Assistant's entities)
     mirrorhub asyncapi [--check]      write docs/asyncapi.yaml from the services' declarations
     mirrorhub admin add NAME          a face admin account (seed 002); the password is asked for,
                                       or read from the first line of stdin when it is not a terminal
+    mirrorhub faces import SOURCE [--json] [--concurrency N] [--timeout S]
+                                      enrol a folder per person (or a CSV of name,path) over MQTT,
+                                      skipping photos enrolled before; exit 1 if any failed
+    mirrorhub export USER             everything held about one user, as JSON (embeddings aside)
 """
 
 from __future__ import annotations
@@ -43,10 +48,14 @@ from devices.fleet import FleetPlan, Summary
 from devices.frames import MAX_FPS
 from devices.mirror import Simulation
 from mirrorhub import asyncapi as asyncapi_doc
-from mirrorhub import stack
+from mirrorhub import device_events, logs, stack
 from mirrorhub.credentials import device_accounts, device_password, remove_device
+from mirrorhub.export import export_user
+from mirrorhub.faces_import import DEFAULT_CONCURRENCY, import_faces
 from mirrorhub.settings import Settings
 from schemas.errors import ConfigError, MirrorhubError, ServiceError
+from schemas.homeassistant import DEVICE_ADDED, DEVICE_REMOVED
+from schemas.topics import Topic
 from services.auth.admins import add_admin
 from services.auth.config import AuthSettings
 
@@ -73,6 +82,17 @@ def _parser() -> argparse.ArgumentParser:
     admin = sub.add_parser("admin", help="face admin accounts (seed 002's /jwt/login)")
     admin.add_argument("action", choices=("add",))
     admin.add_argument("name", help="the admin's username")
+    faces = sub.add_parser("faces", help="enrolled faces in bulk")
+    faces.add_argument("action", choices=("import",))
+    faces.add_argument("source", type=Path, metavar="SOURCE",
+                       help="a folder of one folder per person, or a CSV file of name,path")
+    faces.add_argument("--json", action="store_true", help="print the summary as JSON")
+    faces.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+                       help=f"photos in flight at once (default {DEFAULT_CONCURRENCY})")
+    faces.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                       help="seconds to wait for each photo's enrolment (default 60)")
+    export = sub.add_parser("export", help="everything held about one user, as JSON")
+    export.add_argument("username", metavar="USER")
     _mirror_parser(sub.add_parser(
         "mirror", help="a simulated mirror: status, widgets, camera frames; prints displays",
         description="Be mirror M until Ctrl-C: publish its status and widgets, send the images "
@@ -147,10 +167,25 @@ def _device(settings: Settings, action: str, mirror_id: str | None) -> int:
         raise ConfigError(f"mirrorhub device {action} needs a mirror id")
     if action == "add":
         print(f"{mirror_id} {device_password(path, mirror_id)}")
+        # Unheard, the mirror gets its entities when it first connects: no warning.
+        _tell(settings, DEVICE_ADDED, mirror_id)
         return 0
-    if not remove_device(path, mirror_id):
+    removed = remove_device(path, mirror_id)
+    why = _tell(settings, DEVICE_REMOVED, mirror_id)  # again, if the last time failed
+    if why is not None:
+        print(f"mirrorhub: the services were not told that {mirror_id} is gone ({why}); "
+              "Home Assistant keeps its entities until this is run again with the broker up",
+              file=sys.stderr)
+    if not removed:
         raise ConfigError(f"mirror {mirror_id!r} has no account")
     return 0
+
+
+def _tell(settings: Settings, topic: Topic[Any], mirror_id: str) -> str | None:
+    """Tell the services (mirrorhub/device_events.py); why not, when they were not told."""
+    if settings.external_broker is None and not settings.accounts_file.exists():
+        return None  # no broker, so no service, ever ran with this data dir: none to tell
+    return device_events.tell(settings.bus("operator"), topic, mirror_id)
 
 
 def _password() -> str:
@@ -181,6 +216,33 @@ def _admin(settings: Settings, name: str) -> int:
     except ServiceError as exc:
         raise ConfigError(f"{name}: {exc.message}") from exc
     print(f"admin {stored} added")
+    return 0
+
+
+def _faces(settings: Settings, args: argparse.Namespace) -> int:
+    """``faces import``: as the ``operator`` account of the embedded broker (its data dir must
+    exist), or through ``MIRRORHUB_BROKER_URL``."""
+    source: Path = args.source
+    if not source.exists():
+        raise ConfigError(f"{source} does not exist")
+    if args.concurrency < 1:
+        raise ConfigError("--concurrency must be 1 or more")
+    if settings.external_broker is None:
+        _in_data_dir(settings, settings.accounts_file)
+    bus = settings.bus("operator")
+    return uvloop.run(import_faces(bus, source, concurrency=args.concurrency,
+                                   timeout=args.timeout, as_json=args.json))
+
+
+def _export(settings: Settings, username: str) -> int:
+    """``export USER``: as the ``operator`` account, like ``faces import``; an unknown user is
+    a plain error (status 2)."""
+    if settings.external_broker is None:
+        _in_data_dir(settings, settings.accounts_file)
+    try:
+        print(uvloop.run(export_user(settings.bus("operator"), username)))
+    except ServiceError as exc:
+        raise ConfigError(f"{username}: {exc.message}") from exc
     return 0
 
 
@@ -240,8 +302,11 @@ def _in_data_dir(settings: Settings, needed: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        logs.configure(args.log_level, logs.log_format(os.environ.get("MIRRORHUB_LOG_FORMAT")))
+    except ConfigError as exc:
+        print(f"mirrorhub: {exc}", file=sys.stderr)
+        return 2
     # amqtt narrates every packet at INFO; its warnings still show.
     logging.getLogger("amqtt").setLevel(logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)
@@ -258,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
             return _admin(settings, args.name)
         if args.command == "fleet":
             return _fleet(settings, args)
+        if args.command == "faces":
+            return _faces(settings, args)
+        if args.command == "export":
+            return _export(settings, args.username)
         if args.command == "device":
             _in_data_dir(settings, settings.data_dir)
             return _device(settings, args.action, args.mirror_id)
@@ -265,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             "up": lambda: stack.up(settings),
             "broker": lambda: stack.broker_only(settings),
             "service": lambda: stack.service_only(settings, args.name),
-            "bridge": lambda: stack.serve_bridge(settings),
+            "bridge": lambda: stack.bridge_only(settings),
         }
         if args.command == "mirror":
             # Bad input fails here, before anything connects.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from broker.settings import DEFAULT_HOST, DEFAULT_PORT, TLS_FILES, BrokerURL, BusSettings
 from mirrorhub.credentials import device_passwords, load_or_create_accounts
+from mirrorhub.logs import log_format
 from schemas.errors import ConfigError
 from schemas.files import MAX_UPLOAD_DEFAULT
 from services.messaging.config import max_upload_bytes
@@ -72,6 +73,10 @@ class Settings:
     trusted_proxies: str = ""  # peers whose X-Forwarded-For the bridge believes (throttling)
     max_upload: int = MAX_UPLOAD_DEFAULT  # the largest file /api/upload takes, in bytes
     listeners: BrokerListeners = BrokerListeners()
+    metrics_token: str | None = None  # GET /metrics on the bridge wants it (None: open)
+    metrics_host: str = "127.0.0.1"  # where MIRRORHUB_METRICS_PORT listens
+    metrics_port: int | None = None  # this process's own /metrics endpoint (None: none)
+    log_format: str = "text"  # or "json" (mirrorhub/logs.py)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -97,6 +102,10 @@ class Settings:
             trusted_proxies=env.get("MIRRORHUB_TRUSTED_PROXIES", "").strip(),
             listeners=BrokerListeners.from_env(),
             max_upload=max_upload_bytes(),
+            metrics_token=env.get("MIRRORHUB_METRICS_TOKEN") or None,
+            metrics_host=env.get("MIRRORHUB_METRICS_HOST") or "127.0.0.1",
+            metrics_port=_optional_port("MIRRORHUB_METRICS_PORT"),
+            log_format=log_format(env.get("MIRRORHUB_LOG_FORMAT")),
         )
 
     @property

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from bridge.app import create_app
 from bridge.server import serving
+from broker.metrics import serve_metrics
 from broker.server import EmbeddedBroker, ensure_port_free
 from mirrorhub.settings import Settings
 from services.auth.config import AuthSettings
@@ -51,11 +52,26 @@ async def services(settings: Settings, broker_port: int | None = None) -> AsyncI
 async def serve_bridge(settings: Settings, broker_port: int | None = None) -> None:
     ensure_port_free(settings.bridge_host, settings.bridge_port, "MIRRORHUB_BRIDGE_PORT")
     app = create_app(settings.bus("bridge", broker_port), require_token=settings.require_token,
-                     cookie_secure=settings.cookie_secure, max_upload=settings.max_upload)
+                     cookie_secure=settings.cookie_secure, max_upload=settings.max_upload,
+                     metrics_token=settings.metrics_token)
     async with serving(app, settings.bridge_host, settings.bridge_port, log_level="info",
-                       trusted_proxies=settings.trusted_proxies) as srv:
+                       trusted_proxies=settings.trusted_proxies,
+                       own_logging=settings.log_format == "text") as srv:
         while not srv.should_exit:  # uvicorn sets it on SIGINT/SIGTERM
             await asyncio.sleep(0.2)
+
+
+def metrics_endpoint(settings: Settings) -> contextlib.AbstractContextManager[int | None]:
+    """This process's own ``/metrics`` on ``MIRRORHUB_METRICS_PORT``, when it is set: how a
+    role running apart (a service has no HTTP side) is scraped."""
+    if settings.metrics_port is not None:
+        ensure_port_free(settings.metrics_host, settings.metrics_port, "MIRRORHUB_METRICS_PORT")
+    return serve_metrics(settings.metrics_host, settings.metrics_port)
+
+
+async def bridge_only(settings: Settings) -> None:
+    with metrics_endpoint(settings):
+        await serve_bridge(settings)
 
 
 async def up(settings: Settings) -> None:
@@ -63,6 +79,7 @@ async def up(settings: Settings) -> None:
     # Say a port is taken before anything starts, not after the services are up.
     ensure_port_free(settings.bridge_host, settings.bridge_port, "MIRRORHUB_BRIDGE_PORT")
     async with contextlib.AsyncExitStack() as stack:
+        stack.enter_context(metrics_endpoint(settings))
         port = None
         if settings.external_broker is None:
             broker = await stack.enter_async_context(embedded_broker(settings))
@@ -77,8 +94,9 @@ async def up(settings: Settings) -> None:
 
 
 async def broker_only(settings: Settings) -> None:
-    async with embedded_broker(settings):
-        await asyncio.Event().wait()
+    with metrics_endpoint(settings):
+        async with embedded_broker(settings):
+            await asyncio.Event().wait()
 
 
 def _service(settings: Settings, name: str) -> contextlib.AbstractAsyncContextManager[object]:
@@ -93,5 +111,6 @@ def _service(settings: Settings, name: str) -> contextlib.AbstractAsyncContextMa
 
 
 async def service_only(settings: Settings, name: str) -> None:
-    async with _service(settings, name):
-        await asyncio.Event().wait()
+    with metrics_endpoint(settings):
+        async with _service(settings, name):
+            await asyncio.Event().wait()

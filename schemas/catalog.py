@@ -11,20 +11,24 @@ from typing import Any
 
 from schemas import (
     admins,
+    audit,
     auth,
     envelope,
+    export,
     faces,
     files,
+    homeassistant,
     liveness,
     messaging,
+    photos,
     recognitions,
     service,
     vision,
 )
 from schemas.topics import Operation, Topic
 
-MODULES: tuple[ModuleType, ...] = (auth, admins, vision, faces, liveness, recognitions, messaging,
-                                   files,
+MODULES: tuple[ModuleType, ...] = (auth, admins, audit, vision, faces, photos, liveness,
+                                   recognitions, messaging, files, homeassistant, export,
                                    service, envelope)
 
 

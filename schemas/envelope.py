@@ -2,7 +2,8 @@
 
 MQTT 3.1.1 (amqtt) has no response-topic or correlation properties, so a request carries its own::
 
-    {"id": "3f2a...", "reply_to": "reply/bridge-1a2b", "body": {...}, "deadline": 1795000000.5}
+    {"id": "3f2a...", "reply_to": "reply/bridge-1a2b", "body": {...}, "deadline": 1795000000.5,
+     "request_id": "9c41..."}
 
 and the reply, published to ``reply_to``, echoes the id and holds either a body or a typed error::
 
@@ -26,6 +27,8 @@ from schemas.topics import Topic
 REQUEST_ID_MAX = 128
 REPLY_TOPIC_MAX = 256
 REPLY_TO_PATTERN = r"^reply/[^/#+\x00]+$"
+# What a request id may be: it is written into log lines and envelopes as it is.
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:@+=-]{1,128}$"
 
 
 class ErrorCode(StrEnum):
@@ -71,6 +74,10 @@ class RequestEnvelope(BaseModel):
     # and undone (one that queued at the broker while the service was down, say). Finite: a
     # NaN deadline would never expire.
     deadline: float | None = Field(default=None, allow_inf_nan=False)
+    # The id of the outside request (HTTP, a command) this call serves, for following it
+    # through the logs of every process (broker/tracing.py); not the call's own ``id``.
+    # Optional: envelopes without it are as valid as before.
+    request_id: str | None = Field(default=None, pattern=REQUEST_ID_PATTERN)
 
 
 class ReplyEnvelope(BaseModel):

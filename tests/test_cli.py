@@ -148,7 +148,7 @@ async def test_device_accounts_are_managed_by_command(tmp_path: Path) -> None:
     code, out, _ = await run(env, "device", "list")
     assert (code, out) == (0, "hall\n")  # none of them got an account
     said = f"mirrorhub: data dir {tmp_path}\n"  # on stderr, as every device command does
-    assert await run(env, "device", "remove", "hall") == (0, "", said)
+    assert await run(env, "device", "remove", "hall") == (0, "", said)  # no broker ever ran
     code, _, err = await run(env, "device", "remove", "hall")
     assert code == 2 and "has no account" in err
 

@@ -29,9 +29,11 @@ from schemas.admins import (
     AdminVerifyReply,
     AdminVerifyRequest,
 )
+from schemas.audit import AuditAction
 from schemas.auth import AuthError
 from schemas.errors import ServiceError
 from services.auth.accounts import checked_login
+from services.auth.audit_log import record
 from services.auth.config import AuthSettings
 from services.auth.models import Admin, RevokedToken
 from services.auth.passwords import PasswordHasher
@@ -66,6 +68,7 @@ async def add_admin(settings: AuthSettings, username: str, password: str) -> str
     async with open_database(settings.database_url, "auth", "services.auth.models",
                              "services.auth.migrations"):
         admin = await create_admin(hasher, checked.username, checked.password)
+        await record(None, AuditAction.ADMIN_REGISTER, admin.username)
     return admin.username
 
 
@@ -78,14 +81,18 @@ class Admins:
         self.throttle = throttle
 
     async def admin_register(self, req: AdminRegisterRequest) -> AdminRegisterReply:
-        if req.token is not None:
-            await self.admin_verify(AdminVerifyRequest(token=req.token))
-        elif await Admin.exists():
+        if req.token is None and await Admin.exists():
             raise ServiceError(AuthError.ADMIN_REQUIRED, ADMIN_REQUIRED)
+        by = None
+        if req.token is not None:
+            by = (await self.admin_verify(AdminVerifyRequest(token=req.token))).username
         admin = await create_admin(self.hasher, req.username, req.password)
         if req.token is None and await Admin.filter(id__lt=admin.id).exists():
             await admin.delete()  # another first admin committed before this one
             raise ServiceError(AuthError.ADMIN_REQUIRED, ADMIN_REQUIRED)
+        # The first admin made itself: it is the actor (an entry by nobody would be the CLI's).
+        await record(by or admin.username, AuditAction.ADMIN_REGISTER, admin.username,
+                     {"first": req.token is None})
         return AdminRegisterReply(username=admin.username, first=req.token is None)
 
     async def admin_login(self, req: AdminLoginRequest) -> AdminLoginReply:
@@ -94,6 +101,8 @@ class Admins:
         admin = await checked_login(self.throttle, self.hasher, "admin", Admin, req,
                                     "wrong username or password")
         token, expires = self.tokens.issue(admin.id, admin.username, 0, issuer=ADMIN_ISSUER)
+        await record(admin.username, AuditAction.ADMIN_LOGIN, admin.username,
+                     {"address": req.address})
         return AdminLoginReply(username=admin.username, token=token, expires_at=expires,
                                expires_in=int(self.tokens.ttl.total_seconds()))
 

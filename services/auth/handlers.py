@@ -9,6 +9,7 @@ from schemas.admins import (
     AUTH_ADMIN_REGISTER,
     AUTH_ADMIN_VERIFY,
 )
+from schemas.audit import AUTH_AUDIT, AUTH_AUDIT_RECORD
 from schemas.auth import (
     AUTH_DELETE_USER,
     AUTH_DELETIONS,
@@ -24,9 +25,12 @@ from schemas.auth import (
     AUTH_USER_RENAMED,
     AUTH_VERIFY,
 )
+from schemas.export import AUTH_EXPORT
 from services.auth.accounts import Accounts
 from services.auth.admins import Admins
+from services.auth.audit import Audit
 from services.auth.deletions import Deletions
+from services.auth.exports import export_account
 from services.auth.profiles import Profiles
 from services.auth.sessions import Sessions
 
@@ -48,6 +52,9 @@ AUTH = Service(
         Handler(AUTH_ADMIN_LOGIN, Admins.admin_login),
         Handler(AUTH_ADMIN_VERIFY, Admins.admin_verify),
         Handler(AUTH_ADMIN_LOGOUT, Admins.admin_logout),
+        Handler(AUTH_AUDIT_RECORD, Audit.audit_record),
+        Handler(AUTH_AUDIT, Audit.audit),
+        Handler(AUTH_EXPORT, export_account),
     ),
     publishes=(AUTH_USER_DELETED, AUTH_USER_RENAMED),
 )

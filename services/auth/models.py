@@ -106,3 +106,18 @@ class Admin(Model):
 
     class Meta:
         table = "auth_admin"
+
+
+# The admins' audit log (schemas/audit.py): only ever added to. ``actor`` is the admin's name
+# as it was (an admin renamed or removed later keeps their entries); NULL for the command line.
+class AuditEntry(Model):
+    id = fields.IntField(primary_key=True)
+    at = fields.DatetimeField(auto_now_add=True, db_index=True)
+    actor = fields.CharField(max_length=64, null=True)
+    source = fields.CharField(max_length=16)
+    action = fields.CharField(max_length=32)
+    target = fields.CharField(max_length=128)
+    detail: fields.Field[dict[str, object]] = fields.JSONField()
+
+    class Meta:
+        table = "auth_audit"

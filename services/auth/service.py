@@ -10,6 +10,7 @@ from broker.service import service_bus
 from broker.settings import BusSettings
 from services.auth.accounts import Accounts
 from services.auth.admins import Admins
+from services.auth.audit import Audit
 from services.auth.config import AuthSettings
 from services.auth.deletions import Deletions
 from services.auth.handlers import AUTH
@@ -46,11 +47,12 @@ async def run_auth(bus_settings: BusSettings, settings: AuthSettings) -> AsyncIt
         reset_mails_per_hour=settings.reset_mails_per_hour,
     )
     tombstones = Deletions(timedelta(days=settings.deletion_retention_days))
+    admins = Admins(hasher, tokens, throttle)
     async with (
         open_database(settings.database_url, "auth", "services.auth.models",
                       "services.auth.migrations"),
         AUTH.serve(bus, accounts, Sessions(tokens, bus, tombstones),
-                   Profiles(hasher, tokens, bus), tombstones, Admins(hasher, tokens, throttle),
+                   Profiles(hasher, tokens, bus), tombstones, admins, Audit(admins),
                    unavailable=server_away),
     ):
         yield accounts

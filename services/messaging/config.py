@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from schemas.errors import ConfigError
 from schemas.files import MAX_UPLOAD_DEFAULT as DEFAULT_MAX_UPLOAD
 from services.environment import number
 
@@ -34,6 +35,8 @@ class MessagingSettings:
     quota: int = DEFAULT_QUOTA  # bytes of all of one user's files at most
     # An upload that has heard nothing for this long (its bridge died) is dropped.
     upload_idle: float = 60.0
+    # Home Assistant's discovery prefix (one topic level); None publishes no discovery.
+    ha_prefix: str | None = "homeassistant"
 
     @property
     def files_dir(self) -> Path:
@@ -53,4 +56,19 @@ class MessagingSettings:
             max_upload=max_upload_bytes(),
             quota=number("MIRRORHUB_FILES_QUOTA_BYTES", DEFAULT_QUOTA, 1, 2**62),
             upload_idle=number("MIRRORHUB_UPLOAD_IDLE", 60.0, 1.0, 86400),
+            ha_prefix=ha_prefix(env.get("MIRRORHUB_HA_DISCOVERY_PREFIX")),
         )
+
+
+def ha_prefix(value: str | None) -> str | None:
+    """``MIRRORHUB_HA_DISCOVERY_PREFIX``: unset is ``homeassistant`` (Home Assistant's own
+    default), ``off`` none; otherwise one topic level."""
+    if value is None:
+        return "homeassistant"
+    value = value.strip()
+    if value.lower() in ("", "off", "0", "false", "no"):
+        return None
+    if any(c in value for c in "/+#\0") or value.startswith("$"):
+        raise ConfigError(f"MIRRORHUB_HA_DISCOVERY_PREFIX must be one topic level (no /, + or "
+                          f"#) or off, got {value!r}")
+    return value

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from broker.service import Handler, Listener, Service
 from schemas.auth import AUTH_USER_DELETED, AUTH_USER_RENAMED
+from schemas.export import MESSAGING_EXPORT
 from schemas.files import (
     FILES_ABORT,
     FILES_BEGIN,
@@ -14,6 +15,7 @@ from schemas.files import (
     FILES_READ,
     FILES_STAT,
 )
+from schemas.homeassistant import DEVICE_ADDED, DEVICE_REMOVED, DISCOVERY_CONFIG, MIRROR_PERSON
 from schemas.messaging import (
     MESSAGING_GET_LAYOUT,
     MESSAGING_HISTORY,
@@ -28,7 +30,9 @@ from schemas.messaging import (
     SendRequest,
 )
 from schemas.vision import VISION_RECOGNIZED
+from services.messaging.exports import export_user
 from services.messaging.files import Files
+from services.messaging.homeassistant import HomeAssistant
 from services.messaging.layouts import Layouts
 from services.messaging.messages import Messages
 from services.messaging.mirrors import Mirrors
@@ -61,6 +65,7 @@ MESSAGING = Service(
         Handler(MESSAGING_SET_LAYOUT, Layouts.set),
         Handler(MESSAGING_GET_LAYOUT, Layouts.get),
         Handler(MESSAGING_MIRROR, Mirrors.state),
+        Handler(MESSAGING_EXPORT, export_user),
         # Files: ``owner`` is taken as given, since only role accounts may publish to svc/#.
         Handler(FILES_BEGIN, Files.begin),
         Handler(FILES_CHUNK, Files.chunk),
@@ -77,7 +82,13 @@ MESSAGING = Service(
         # A deleted account's messages and layouts go, a renamed one's move (every instance).
         Listener(AUTH_USER_DELETED, Tombstones.on_deleted),
         Listener(AUTH_USER_RENAMED, Tombstones.on_renamed),
+        # Home Assistant's discovery: the person sensor follows the displays sent; mirrors'
+        # accounts made and removed say when entities come and go.
+        Listener(MIRROR_DISPLAY, HomeAssistant.on_display),
+        Listener(DEVICE_ADDED, HomeAssistant.on_added),
+        Listener(DEVICE_REMOVED, HomeAssistant.on_removed),
     ),
-    tasks=(Screens.watch_idle, Tombstones.catch_up, Files.sweep_uploads),
-    publishes=(MIRROR_DISPLAY,),
+    tasks=(Screens.watch_idle, Tombstones.catch_up, Files.sweep_uploads,
+           HomeAssistant.announce_known),
+    publishes=(MIRROR_DISPLAY, DISCOVERY_CONFIG, MIRROR_PERSON),
 )

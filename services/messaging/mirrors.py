@@ -31,16 +31,23 @@ class Mirrors:
     def __init__(self) -> None:
         self._model_codes: dict[str, str | None] = {}
         self.displays: dict[str, Display] = {}  # what each mirror was last told to show
+        self.online: set[str] = set()  # mirrors whose last status was online (for metrics)
 
     async def on_status(self, message: Message) -> tuple[str, str] | None:
         """Store a mirror's status; returns (mirror_id, status), or None for a message that was
         not a status."""
+        if not message.payload:  # cleared (a removed mirror's retained status)
+            return None
         status = message.payload.decode("utf-8", "replace").strip().lower()
         if status not in STATUSES:
             log.warning("ignored status %r on %s: expected online or offline",
                         message.payload[:40], message.topic)
             return None
         mirror, _ = await Mirror.get_or_create(mirror_id=message.params["mirror_id"])
+        if status == "online":
+            self.online.add(mirror.mirror_id)
+        else:
+            self.online.discard(mirror.mirror_id)
         mirror.status = status
         await mirror.save(update_fields=["status", "updated_at"])
         return mirror.mirror_id, status
@@ -64,6 +71,12 @@ class Mirrors:
         await mirror.save(update_fields=["model_code", "widgets", "updated_at"])
         self._model_codes[mirror_id] = widgets.model_code
         return mirror_id if changed else None
+
+    def forget(self, mirror_id: str) -> None:
+        """The mirror is gone (its account was removed): drop what is kept of it here."""
+        self.online.discard(mirror_id)
+        self.displays.pop(mirror_id, None)
+        self._model_codes.pop(mirror_id, None)
 
     async def model_code(self, mirror_id: str) -> str | None:
         if mirror_id not in self._model_codes:

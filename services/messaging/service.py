@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from broker.metrics import MIRRORS_ONLINE
 from broker.service import service_bus
 from broker.settings import BusSettings
 from services.database import open_database, server_away
@@ -13,6 +14,7 @@ from services.messaging.blobs import Blobs
 from services.messaging.config import MessagingSettings
 from services.messaging.files import Files
 from services.messaging.handlers import MESSAGING, Sender
+from services.messaging.homeassistant import HomeAssistant
 from services.messaging.layouts import Layouts
 from services.messaging.messages import Messages
 from services.messaging.mirrors import Mirrors
@@ -59,6 +61,9 @@ async def run_messaging(
     async with open_database(settings.database_url, "messaging", "services.messaging.models",
                              "services.messaging.migrations"):
         await files.open()  # before any request can reach the store
-        async with MESSAGING.serve(bus, Sender(messages, screens), messages, layouts, mirrors,
-                                   screens, files, tombstones, unavailable=server_away):
-            yield Messaging(messages, layouts, mirrors, screens, tombstones, files)
+        with MIRRORS_ONLINE.sampling(lambda: len(mirrors.online), bus.client_id):
+            async with MESSAGING.serve(bus, Sender(messages, screens), messages, layouts,
+                                       mirrors, screens, files, tombstones,
+                                       HomeAssistant(bus, mirrors, settings.ha_prefix),
+                                       unavailable=server_away):
+                yield Messaging(messages, layouts, mirrors, screens, tombstones, files)

@@ -15,6 +15,7 @@ refreshed with their photos.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Sequence
 
@@ -23,6 +24,7 @@ import numpy.typing as npt
 
 from broker.client import Bus, Message
 from schemas.errors import BusUnavailable, ServiceError
+from schemas.photos import KnownPhotosReply, KnownPhotosRequest
 from schemas.vision import (
     VISION_ENROLLED,
     Enrolled,
@@ -163,7 +165,8 @@ class Faces:
         name = account.username if account else req.name
         vector = await self.one_face(req.image, "face_image")
         subject, _ = await Subject.get_or_create(name=name)
-        row = await self._create(subject, vector, account.user_id if account else None)
+        row = await self._create(subject, vector, account.user_id if account else None,
+                                 req.image)
         if token and account:
             await self._still_held(row, token, name)
         await self.add(name, row, vector)
@@ -187,10 +190,11 @@ class Faces:
         return np.asarray(faces[0].embedding, dtype=np.float32)
 
     async def _create(self, subject: Subject, vector: npt.NDArray[np.float32],
-                      owner_id: int | None) -> FaceEmbedding:
+                      owner_id: int | None, photo: bytes) -> FaceEmbedding:
         return await FaceEmbedding.create(subject=subject, engine=self.engine.name,
                                           model_version=self.engine.model_version,
-                                          vector=vector.tobytes(), owner_id=owner_id)
+                                          vector=vector.tobytes(), owner_id=owner_id,
+                                          photo_sha256=hashlib.sha256(photo).hexdigest())
 
     async def add(self, name: str, row: FaceEmbedding, vector: npt.NDArray[np.float32]) -> None:
         """Put a stored photo into this worker's gallery and tell the other workers about it."""
@@ -204,10 +208,19 @@ class Faces:
             # workers pick it up when they resync after this outage (keep_in_step).
             log.warning("vision: enrolment of %s stored, not announced: %s", name, exc)
 
-    async def store(self, subject: Subject, vector: npt.NDArray[np.float32]) -> None:
-        """Store an unbound photo of ``subject``, add it here and announce it (seed 002's
-        admin registration; :meth:`enrol` is the one that binds)."""
-        await self.add(subject.name, await self._create(subject, vector, None), vector)
+    async def store(self, subject: Subject, vector: npt.NDArray[np.float32],
+                    photo: bytes) -> None:
+        """Store an unbound ``photo`` of ``subject`` (its embedding ``vector``), add it here
+        and announce it (seed 002's admin registration; :meth:`enrol` is the one that binds)."""
+        await self.add(subject.name, await self._create(subject, vector, None, photo), vector)
+
+    async def known_photos(self, req: KnownPhotosRequest) -> KnownPhotosReply:
+        """Which of the photo hashes are enrolled with this engine and model (schemas/photos.py)."""
+        known = await FaceEmbedding.filter(
+            photo_sha256__in=req.sha256, engine=self.engine.name,
+            model_version=self.engine.model_version,
+        ).distinct().values_list("photo_sha256", flat=True)
+        return KnownPhotosReply(known=sorted({str(digest) for digest in known}))
 
     async def _still_held(self, row: FaceEmbedding, token: str, name: str) -> None:
         """Check the token again now that the bound row is stored: an account deleted while the

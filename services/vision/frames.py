@@ -16,6 +16,7 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 
 from broker.client import Bus, Message
+from broker.metrics import FRAMES_ANALYSED, FRAMES_DROPPED
 from schemas.errors import BusUnavailable, ServiceError
 from schemas.vision import (
     MIRROR_FACE_EVENT,
@@ -44,6 +45,7 @@ class FrameQueue:
     def put(self, mirror_id: str, frame: bytes) -> None:
         if mirror_id in self._frames:
             self._dropped[mirror_id] = self._dropped.get(mirror_id, 0) + 1
+            FRAMES_DROPPED.inc()
         self._frames[mirror_id] = frame  # keeps the mirror's place in line
         self._ready.set()
 
@@ -85,6 +87,7 @@ class FrameWorker:
     async def run(self) -> None:
         while True:
             mirror_id, frame, dropped = await self.queue.get()
+            FRAMES_ANALYSED.inc()
             try:
                 event = await self._analyse(mirror_id, frame, dropped)
             except Exception:  # no frame may stop the loop

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from broker.service import Handler, Listener, Service
 from schemas.auth import AUTH_USER_DELETED, AUTH_USER_RENAMED
+from schemas.export import VISION_EXPORT
 from schemas.faces import (
     MIRROR_NOT_ME,
     VISION_CHANGE_SUBJECT,
@@ -21,6 +22,7 @@ from schemas.liveness import (
     VISION_LIVENESS_CHALLENGE,
     VISION_LIVENESS_VERIFY,
 )
+from schemas.photos import VISION_KNOWN_PHOTOS
 from schemas.recognitions import VISION_RECOGNITION, VISION_RECOGNITIONS
 from schemas.vision import (
     MIRROR_FACE_EVENT,
@@ -33,6 +35,7 @@ from schemas.vision import (
     VISION_RECOGNIZED,
 )
 from services.tombstones import Tombstones
+from services.vision.exports import export_faces
 from services.vision.faces import Faces
 from services.vision.frames import FrameWorker
 from services.vision.measures import Measures
@@ -45,6 +48,8 @@ VISION = Service(
     handlers=(
         Handler(VISION_ENROL, Faces.enrol),
         Handler(VISION_RECOGNISE, Faces.recognise),
+        Handler(VISION_KNOWN_PHOTOS, Faces.known_photos),
+        Handler(VISION_EXPORT, export_faces),
         Handler(VISION_DISTANCE, Measures.distance),
         Handler(VISION_COLOUR, Measures.personal_color),
         # Seed 002's face admin API (schemas/faces.py).

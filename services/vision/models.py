@@ -25,6 +25,9 @@ class Subject(Model):
 # model version that made it, since embeddings of different models cannot be compared.
 # ``owner_id`` is the auth user id of the account whose token enrolled it (the photo is bound:
 # it unlocks that user's private content); NULL when enrolled without a token (it only greets).
+# ``photo_sha256`` is the SHA-256 (hex) of the photo's bytes as enrolled, so that a bulk import
+# run again skips what it enrolled before (``svc/vision/known_photos``); NULL for photos
+# enrolled before it was kept. The photo itself is not kept.
 class FaceEmbedding(Model):
     id = fields.IntField(primary_key=True)
     subject: fields.ForeignKeyRelation[Subject] = fields.ForeignKeyField(
@@ -35,6 +38,7 @@ class FaceEmbedding(Model):
     vector = fields.BinaryField()
     created_at = fields.DatetimeField(auto_now_add=True)
     owner_id = fields.IntField(null=True)
+    photo_sha256 = fields.CharField(max_length=64, null=True, db_index=True)
 
     class Meta:
         table = "vision_face_embedding"

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from broker.metrics import GALLERY, QUEUE_DEPTH
 from broker.service import service_bus
 from broker.settings import BusSettings
 from services.database import open_database, server_away
@@ -66,6 +67,9 @@ async def run_vision(
                                  recognitions)
             tombstones = Tombstones(bus, FaceAccounts(faces, recognitions),
                                     Cursor(DeletionCursor))
+            stack.enter_context(GALLERY.sampling(lambda: len(gallery), bus.client_id))
+            stack.enter_context(QUEUE_DEPTH.sampling(lambda: len(frames.queue), "frames",
+                                                     bus.client_id))
             loaded = await faces.load()
             log.info("vision: %d embeddings of %s loaded", loaded, engine.model_version)
             max_payload = settings.max_image_bytes * 4 // 3 + _ENVELOPE_SLACK

@@ -147,7 +147,7 @@ class Subjects:
             subject = await self._get(req.id)
             if req.name is not None:
                 await Subject.filter(id=subject.id).update(display_name=req.name)
-        await self.faces.store(subject, vector)
+        await self.faces.store(subject, vector, req.image)
         return await self._info(await self._get(req.id))
 
     async def find(self, req: FindRequest) -> FindReply:

@@ -30,11 +30,12 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def bridge_at(
-    backend: Backend, trusted_proxies: str = ""
+    backend: Backend, trusted_proxies: str = "", **options: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A bridge of ``backend`` on a free port, and a client of it."""
+    """A bridge of ``backend`` on a free port (``options`` for :func:`create_app`), and a
+    client of it."""
     port = free_port()
-    async with serving(create_app(backend.bus("bridge")), "127.0.0.1", port,
+    async with serving(create_app(backend.bus("bridge"), **options), "127.0.0.1", port,
                        trusted_proxies=trusted_proxies), httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{port}", timeout=15
     ) as http:

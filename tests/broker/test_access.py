@@ -39,6 +39,14 @@ DEVICES = {"hall": "hall-secret", "bath": "bath-secret"}
     ("hall", "svc/auth/deletions", Access.PUBLISH, False),  # who was deleted: not a mirror's
     ("hall", "svc/vision/enrol", Access.PUBLISH, False),
     ("+", "svc/vision/enrol", Access.PUBLISH, False),
+    ("hall", "svc/vision/known_photos", Access.PUBLISH, False),  # which photos are enrolled
+    ("hall", "events/devices/removed", Access.PUBLISH, False),  # only operators say so
+    ("hall", "svc/auth/audit", Access.PUBLISH, False),  # the admins' audit log
+    ("hall", "svc/auth/export", Access.PUBLISH, False),  # a user's data
+    ("+", "svc/messaging/export", Access.PUBLISH, False),
+    ("+", "events/devices/added", Access.PUBLISH, False),
+    ("hall", "homeassistant/sensor/mirrorhub_hall/person/config", Access.PUBLISH, False),
+    ("hall", "mirrors/hall/person", Access.PUBLISH, False),  # the service's to say
     ("hall", "mirrors/hall/display", Access.SUBSCRIBE, True),
     ("hall", "mirrors/hall/events/#", Access.SUBSCRIBE, True),
     ("hall", "mirrors/+/display", Access.SUBSCRIBE, False),
@@ -102,7 +110,9 @@ async def test_a_mirror_publishes_only_its_own_topics(
                           "mirrors/hall/display", "svc/auth/login", "mirrors/bath/not_me",
                           "svc/vision/delete_subject", "svc/auth/admin_register",
                           "svc/vision/liveness_challenge", "svc/vision/liveness_verify",
-                          "events/vision/challenge_used"):
+                          "events/vision/challenge_used",
+                          "svc/vision/known_photos", "events/devices/removed",
+                          "homeassistant/sensor/mirrorhub_hall/person/config"):
             await hall.publish_raw(forbidden, b"{}", qos=1)
         await hall.publish_raw("mirrors/hall/frame", b"jpeg", qos=1)  # after them, on one link
         await seen.wait_for("mirrors/hall/frame")
