@@ -54,13 +54,18 @@ FAMILIES: tuple[Family, ...] = (
 DECLARED: tuple[Endpoint, ...] = (
     *(endpoint for family in FAMILIES for endpoint in family.endpoints), OPENAPI)
 
-# Routes the bridge serves that are not part of the API this document describes: the admin
-# page (bridge/admin_page.py, admin_events.py) is HTML for people in a browser, not an API for
-# apps. Its contract is its forms and pages (a cookie session, a CSRF token in every form,
-# redirects to the login page, an event stream of HTML rows), which no client generated from
-# this document could use and no schema of it would check; it is tested as a page
-# (tests/bridge/test_admin_page.py, test_admin_browser.py). Nothing that answers JSON belongs
-# here: tests/bridge/test_openapi.py checks that each of these answers HTML or an event stream.
+# Routes the bridge serves that are not part of the API this document describes, for apps:
+# * the admin page (bridge/admin_page.py, admin_events.py), HTML for people in a browser. Its
+#   contract is its forms and pages (a cookie session, a CSRF token in every form, redirects
+#   to the login page, an event stream of HTML rows), which no client generated from this
+#   document could use and no schema of it would check; it is tested as a page
+#   (tests/bridge/test_admin_page.py, test_admin_browser.py);
+# * /metrics (bridge/metrics.py), for the operator's Prometheus: its body is Prometheus's own
+#   text format, specified by Prometheus and named by its content type, not a schema of ours
+#   (docs/operations.md, Metrics). Its one refusal, a 401 when MIRRORHUB_METRICS_TOKEN is set
+#   and not sent, is seed 000's JSON failure, as docs/http-api.md says.
+# tests/bridge/test_openapi.py checks that the list holds those modules' routes, all of them,
+# and that each answers its own kind of text.
 NOT_API: dict[tuple[str, str], str] = {
     ("GET", "/admin"): "the admin page: Mirrors",
     ("GET", "/admin/login"): "the admin page: its login form",
@@ -71,6 +76,7 @@ NOT_API: dict[tuple[str, str], str] = {
     ("GET", "/admin/recognitions"): "the admin page: Recent recognitions",
     ("GET", "/admin/services"): "the admin page: Services",
     ("GET", "/admin/events"): "the admin page's server-sent events (rows of HTML)",
+    ("GET", "/metrics"): "Prometheus's scrape of the bridge's metrics",
 }
 
 TAGS = [*({"name": family.tag, "description": family.description} for family in FAMILIES),
@@ -233,7 +239,8 @@ class _Builder:
                      "description": "The HTTP API of the mirrorhub bridge: every family of "
                                     "docs/http-api.md, generated from the routes and their "
                                     "declarations (bridge/*_spec.py). The admin page "
-                                    "(/admin...) is HTML for people, not part of it."},
+                                    "(/admin...), HTML for people, and /metrics, for "
+                                    "Prometheus, are not part of it."},
             "tags": TAGS,
             "paths": paths,
             "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},

@@ -58,35 +58,41 @@ async def test_it_describes_every_route_and_no_other(http: httpx.AsyncClient) ->
     assert len(described(doc)) > 40
 
 
-# What the routes outside the API are: the admin page's modules, and what they answer.
-PAGES = {"bridge.admin_page", "bridge.admin_events"}
-FOR_PEOPLE = ("text/html", "text/event-stream")
+# The modules of the routes outside the API, and the content types each answers: the admin
+# page's HTML and event stream, Prometheus's text format.
+OUTSIDE = {"bridge.admin_page": ("text/html",),
+           "bridge.admin_events": ("text/html", "text/event-stream"),
+           "bridge.metrics": ("text/plain",)}
 
 
-def test_what_is_no_part_of_the_api_is_served_and_only_pages() -> None:
-    """Every route of NOT_API is served, is not in the document, and is the admin page's."""
-    table = {(method, route.path): route for route in routes() if isinstance(route, Route)
-             for method in route.methods or ()}
+def _table() -> dict[tuple[str, str], Route]:
+    return {(method, route.path): route for route in routes() if isinstance(route, Route)
+            for method in route.methods or () if method != "HEAD"}
+
+
+def test_what_is_no_part_of_the_api_is_served_and_only_pages_and_metrics() -> None:
+    """Every route of NOT_API is served, is not in the document, and is the admin page's or
+    /metrics; and every route of those modules is listed: none is half in the document."""
+    table = _table()
     assert set(NOT_API) <= set(table)
     assert not set(NOT_API) & described(document(routes()))
     for key in NOT_API:
-        route = table[key]
-        assert isinstance(route, Route) and route.endpoint.__module__ in PAGES, key
-    # And every route of the admin page's modules is listed: none is half in the document.
-    assert {key for key, route in table.items() if isinstance(route, Route)
-            and route.endpoint.__module__ in PAGES and key[0] != "HEAD"} == set(NOT_API)
+        assert table[key].endpoint.__module__ in OUTSIDE, key
+    assert {key for key, route in table.items()
+            if route.endpoint.__module__ in OUTSIDE} == set(NOT_API)
 
 
-async def test_what_is_no_part_of_the_api_answers_people_not_apps(
-        http: httpx.AsyncClient) -> None:
-    """Each route of NOT_API, asked without a session, answers HTML (the login form, or why
-    it refuses) or sends a browser to the login page: never JSON."""
+async def test_what_is_no_part_of_the_api_answers_no_json(http: httpx.AsyncClient) -> None:
+    """Each route of NOT_API, asked without a session, answers its module's kind of text (the
+    login form, why it refuses, the metrics) or sends a browser to the login page."""
+    table = _table()
     for method, path in NOT_API:
         reply = await http.request(method, path.replace("{id}", "someone"))
         if reply.status_code == 303:
             assert reply.headers["location"] == "/admin/login", (method, path)
             continue
-        assert reply.headers["content-type"].startswith(FOR_PEOPLE), (method, path, reply)
+        wanted = OUTSIDE[table[(method, path)].endpoint.__module__]
+        assert reply.headers["content-type"].startswith(wanted), (method, path, reply)
         assert reply.status_code in (200, 401, 403), (method, path, reply.status_code)
 
 
