@@ -6,11 +6,11 @@ credentials and replies by status, all pydantic models) and from the route that 
 ``operationId`` is the route's name, its description the endpoint function's docstring, its path
 parameters the route's). The schemas are the models' JSON Schemas (2020-12, as OpenAPI 3.1
 takes them). tests/bridge/test_openapi.py checks that the declarations and the routes are the
-same set, both ways.
+same set, both ways, but for :data:`NOT_API`, the routes that are no part of the API.
 
 A new family's routes appear in the document once its declarations (a
-:class:`~bridge.spec.Family`) are in :data:`FAMILIES`, the one place to add them (the liveness
-routes, say): its routes without them fail the test.
+:class:`~bridge.spec.Family`) are in :data:`FAMILIES`, the one place to add them: its routes
+without them fail the test.
 """
 
 from __future__ import annotations
@@ -25,7 +25,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from bridge import face_admin_spec, messaging_spec, mirror_spec, session_spec, user_spec
+from bridge import (
+    face_admin_spec,
+    liveness_spec,
+    messaging_spec,
+    mirror_spec,
+    session_spec,
+    user_spec,
+)
 from bridge.spec import HEADERS, JSON, Auth, Endpoint, Family, Link, Reply
 
 _REF = "#/components/schemas/{model}"
@@ -35,16 +42,42 @@ OPENAPI = Endpoint("GET", "/openapi.json", META_TAG, "This document (OpenAPI 3.1
                    {200: Reply("The document.")})
 
 # Every family, in the order the document lists them. A family added to the bridge (its
-# routes in bridge/app.py) adds its declarations here: the liveness routes' FAMILY, say.
+# routes in bridge/app.py) adds its declarations (its ``*_spec.FAMILY``) here.
 FAMILIES: tuple[Family, ...] = (
     mirror_spec.FAMILY,
     messaging_spec.FAMILY,
     face_admin_spec.FAMILY,
     user_spec.FAMILY,
     session_spec.FAMILY,
+    liveness_spec.FAMILY,
 )
 DECLARED: tuple[Endpoint, ...] = (
     *(endpoint for family in FAMILIES for endpoint in family.endpoints), OPENAPI)
+
+# Routes the bridge serves that are not part of the API this document describes, for apps:
+# * the admin page (bridge/admin_page.py, admin_events.py), HTML for people in a browser. Its
+#   contract is its forms and pages (a cookie session, a CSRF token in every form, redirects
+#   to the login page, an event stream of HTML rows), which no client generated from this
+#   document could use and no schema of it would check; it is tested as a page
+#   (tests/bridge/test_admin_page.py, test_admin_browser.py);
+# * /metrics (bridge/metrics.py), for the operator's Prometheus: its body is Prometheus's own
+#   text format, specified by Prometheus and named by its content type, not a schema of ours
+#   (docs/operations.md, Metrics). Its one refusal, a 401 when MIRRORHUB_METRICS_TOKEN is set
+#   and not sent, is seed 000's JSON failure, as docs/http-api.md says.
+# tests/bridge/test_openapi.py checks that the list holds those modules' routes, all of them,
+# and that each answers its own kind of text.
+NOT_API: dict[tuple[str, str], str] = {
+    ("GET", "/admin"): "the admin page: Mirrors",
+    ("GET", "/admin/login"): "the admin page: its login form",
+    ("POST", "/admin/login"): "the admin page: its login form, sent",
+    ("POST", "/admin/logout"): "the admin page: its logout button",
+    ("GET", "/admin/faces"): "the admin page: Faces",
+    ("POST", "/admin/faces/{id}/delete"): "the admin page: a face's delete button",
+    ("GET", "/admin/recognitions"): "the admin page: Recent recognitions",
+    ("GET", "/admin/services"): "the admin page: Services",
+    ("GET", "/admin/events"): "the admin page's server-sent events (rows of HTML)",
+    ("GET", "/metrics"): "Prometheus's scrape of the bridge's metrics",
+}
 
 TAGS = [*({"name": family.tag, "description": family.description} for family in FAMILIES),
         {"name": META_TAG, "description": "About the API itself."}]
@@ -179,9 +212,9 @@ class _Builder:
             ref = self.refs[endpoint.body]
             out["requestBody"] = {"required": True, "content": {
                 media: {"schema": dict(ref)} for media in endpoint.content}}
-        if endpoint.auth is not None:
-            out["security"] = [{endpoint.auth.value: []}] + ([{}] if endpoint.auth_optional
-                                                             else [])
+        if endpoint.schemes:
+            out["security"] = [{scheme.value: []} for scheme in endpoint.schemes] + (
+                [{}] if endpoint.auth_optional else [])
         out["responses"] = {str(status): self.reply(reply)
                             for status, reply in sorted(endpoint.replies.items())}
         return out
@@ -205,7 +238,9 @@ class _Builder:
             "info": {"title": "mirrorhub bridge", "version": "0.1.0",
                      "description": "The HTTP API of the mirrorhub bridge: every family of "
                                     "docs/http-api.md, generated from the routes and their "
-                                    "declarations (bridge/*_spec.py)."},
+                                    "declarations (bridge/*_spec.py). The admin page "
+                                    "(/admin...), HTML for people, and /metrics, for "
+                                    "Prometheus, are not part of it."},
             "tags": TAGS,
             "paths": paths,
             "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},

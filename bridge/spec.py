@@ -89,7 +89,7 @@ class Reply:
 class Endpoint:
     """One method of one route. ``body`` is read as any of ``content``; ``query`` and
     ``headers`` name their fields (a header's by its alias). ``auth`` is required unless
-    ``auth_optional`` (sent, it is checked)."""
+    ``auth_optional`` (sent, it is checked); several are alternatives, any one will do."""
 
     method: str
     path: str
@@ -100,12 +100,19 @@ class Endpoint:
     content: tuple[str, ...] = FIELDS
     query: type[BaseModel] | None = None
     headers: type[BaseModel] | None = None
-    auth: Auth | None = None
+    auth: Auth | tuple[Auth, ...] | None = None
     auth_optional: bool = False
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.method.upper(), self.path)
+
+    @property
+    def schemes(self) -> tuple[Auth, ...]:
+        """The credentials it takes, each enough alone."""
+        if self.auth is None:
+            return ()
+        return (self.auth,) if isinstance(self.auth, Auth) else self.auth
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """``GET /openapi.json``: served to anybody, valid OpenAPI 3.1, exactly the routes the bridge
-serves (no more, no fewer), every failure in its family's own shape."""
+serves (no more, no fewer) but those that are no part of the API (``NOT_API``: HTML for
+people, nothing that answers JSON), every failure in its family's own shape."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from bridge import liveness_spec
 from bridge.app import create_app
-from bridge.openapi import DECLARED, FAMILIES, document, served
+from bridge.openapi import DECLARED, FAMILIES, NOT_API, document, served
 from bridge.spec import JSON, Endpoint, Reply
 from broker.settings import BrokerURL, BusSettings
 
@@ -30,9 +32,9 @@ def described(doc: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def differences(doc: dict[str, Any], table: list[BaseRoute]) -> dict[str, set[tuple[str, str]]]:
-    """What the routes serve that the document leaves out, and what it describes that no
-    route serves."""
-    return {"undocumented": served(table) - described(doc),
+    """What the routes serve that the document leaves out (but for what is no part of the
+    API), and what it describes that no route serves."""
+    return {"undocumented": served(table) - set(NOT_API) - described(doc),
             "no such route": described(doc) - served(table)}
 
 
@@ -56,6 +58,44 @@ async def test_it_describes_every_route_and_no_other(http: httpx.AsyncClient) ->
     assert len(described(doc)) > 40
 
 
+# The modules of the routes outside the API, and the content types each answers: the admin
+# page's HTML and event stream, Prometheus's text format.
+OUTSIDE = {"bridge.admin_page": ("text/html",),
+           "bridge.admin_events": ("text/html", "text/event-stream"),
+           "bridge.metrics": ("text/plain",)}
+
+
+def _table() -> dict[tuple[str, str], Route]:
+    return {(method, route.path): route for route in routes() if isinstance(route, Route)
+            for method in route.methods or () if method != "HEAD"}
+
+
+def test_what_is_no_part_of_the_api_is_served_and_only_pages_and_metrics() -> None:
+    """Every route of NOT_API is served, is not in the document, and is the admin page's or
+    /metrics; and every route of those modules is listed: none is half in the document."""
+    table = _table()
+    assert set(NOT_API) <= set(table)
+    assert not set(NOT_API) & described(document(routes()))
+    for key in NOT_API:
+        assert table[key].endpoint.__module__ in OUTSIDE, key
+    assert {key for key, route in table.items()
+            if route.endpoint.__module__ in OUTSIDE} == set(NOT_API)
+
+
+async def test_what_is_no_part_of_the_api_answers_no_json(http: httpx.AsyncClient) -> None:
+    """Each route of NOT_API, asked without a session, answers its module's kind of text (the
+    login form, why it refuses, the metrics) or sends a browser to the login page."""
+    table = _table()
+    for method, path in NOT_API:
+        reply = await http.request(method, path.replace("{id}", "someone"))
+        if reply.status_code == 303:
+            assert reply.headers["location"] == "/admin/login", (method, path)
+            continue
+        wanted = OUTSIDE[table[(method, path)].endpoint.__module__]
+        assert reply.headers["content-type"].startswith(wanted), (method, path, reply)
+        assert reply.status_code in (200, 401, 403), (method, path, reply.status_code)
+
+
 async def _nothing(request: Request) -> JSONResponse:
     return JSONResponse({})
 
@@ -63,9 +103,9 @@ async def _nothing(request: Request) -> JSONResponse:
 def test_a_route_left_out_or_made_up_is_a_difference() -> None:
     """The comparison above fails both ways: a route without a declaration (a new family whose
     ``ENDPOINTS`` is not in bridge.openapi.DECLARED yet), and a declaration without a route."""
-    extra = Route("/liveness/challenge", _nothing, methods=["POST"], name="liveness_challenge")
+    extra = Route("/presence/check", _nothing, methods=["POST"], name="presence_check")
     assert differences(document(routes()), [*routes(), extra]) == {
-        "undocumented": {("POST", "/liveness/challenge")}, "no such route": set()}
+        "undocumented": {("POST", "/presence/check")}, "no such route": set()}
     made_up = Endpoint("DELETE", "/login", "mirror", "Nothing", {200: Reply("Nothing.")})
     assert differences(document(routes(), (*DECLARED, made_up)), routes()) == {
         "undocumented": set(), "no such route": {("DELETE", "/login")}}
@@ -83,13 +123,13 @@ def test_a_new_familys_declarations_are_picked_up_like_the_others() -> None:
         """Ask for a head turn."""
         return JSONResponse({"challenge": "left"})
 
-    route = Route("/liveness/challenge", challenge, methods=["POST"], name="liveness_challenge")
-    endpoint = Endpoint("POST", "/liveness/challenge", "liveness", "A challenge",
+    route = Route("/presence/check", challenge, methods=["POST"], name="presence_check")
+    endpoint = Endpoint("POST", "/presence/check", "presence", "A challenge",
                         {200: Reply("The challenge.", (_Challenge,))})
     doc = document([*routes(), route], (*DECLARED, endpoint))
     assert differences(doc, [*routes(), route]) == {"undocumented": set(), "no such route": set()}
-    operation = doc["paths"]["/liveness/challenge"]["post"]
-    assert (operation["operationId"], operation["description"]) == ("liveness_challenge",
+    operation = doc["paths"]["/presence/check"]["post"]
+    assert (operation["operationId"], operation["description"]) == ("presence_check",
                                                                     "Ask for a head turn.")
     assert operation["responses"]["200"]["content"][JSON]["schema"] == {
         "$ref": "#/components/schemas/_Challenge"}
@@ -125,7 +165,9 @@ def test_every_failure_is_in_its_familys_shape() -> None:
                 continue
             shapes = SHAPES[operation["tags"][0]]
             statuses = {int(status) for status in operation["responses"]}
-            assert {500, 503, 504} <= statuses or path == "/", (method, path)
+            # Liveness answers a failure of the bridge or of vision as a 503, never a 500.
+            failing = {503, 504} if operation["tags"] == [liveness_spec.TAG] else {500, 503, 504}
+            assert failing <= statuses or path == "/", (method, path)
             for status, reply in operation["responses"].items():
                 if int(status) < 400:
                     continue
@@ -137,3 +179,18 @@ def test_every_failure_is_in_its_familys_shape() -> None:
                         assert schemas[name]["properties"]["result"] == {"const": "fail",
                                                                          "title": "Result",
                                                                          "type": "string"}
+
+
+def test_liveness_takes_either_credential_of_a_user_and_repeated_frames() -> None:
+    """What docs/http-api.md says of liveness: a user's bearer token or seed 004's cookie,
+    either enough alone; ``frames`` as 2 to 30 file parts; no 500 (a failure is a 503)."""
+    doc = document(routes())
+    for path in ("/liveness/challenge", "/liveness/verify"):
+        operation = doc["paths"][path]["post"]
+        assert operation["security"] == [{"userBearer": []}, {"sessionCookie": []}]
+        assert "500" not in operation["responses"], path
+    verify = doc["paths"]["/liveness/verify"]["post"]
+    assert list(verify["requestBody"]["content"]) == ["multipart/form-data"]
+    frames = doc["components"]["schemas"]["LivenessFields"]["properties"]["frames"]
+    assert (frames["minItems"], frames["maxItems"], frames["items"]["format"]) == (2, 30,
+                                                                                   "binary")
