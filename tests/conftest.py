@@ -7,11 +7,13 @@ reason when either is not running.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -182,8 +184,22 @@ async def messaging_service(
     url = await create_database(backend, "messaging")
     settings = messaging_settings(tmp_path_factory.mktemp("messaging-data"), url)
     async with run_messaging(backend.bus("messaging"), settings) as messaging:
+        _DATABASE_CONTEXTS[id(messaging)] = contextvars.copy_context()
         yield messaging
     await drop_database(url)
+
+
+# The context (tortoise's current database is a context variable) each session service opened
+# its database in. A test calling a service's database directly runs in it: tests inherit the
+# context of the fixtures set up last, and a session-long stack of another module's (its own
+# auth and vision) may have been set up after this service.
+_DATABASE_CONTEXTS: dict[int, contextvars.Context] = {}
+T = TypeVar("T")
+
+
+async def in_database_of(service: object, call: Coroutine[Any, Any, T]) -> T:
+    """Await ``call`` with ``service``'s database current (``service`` from a session fixture)."""
+    return await asyncio.create_task(call, context=_DATABASE_CONTEXTS[id(service)].copy())
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import random
 import signal
 import socket
 import uuid
@@ -39,10 +40,23 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+# Ports a listener started later may take. Below Linux's ephemeral range (32768-60999): a port
+# the kernel hands out for bind(0) is one it also hands to outgoing connections, and with this
+# many clients connecting, one of those took a bridge's port between picking and binding it.
+_LISTEN_PORTS = (20000, 32767)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port on 127.0.0.1 that nothing is bound to now, outside the ephemeral range."""
+    for _ in range(200):
+        port = random.randint(*_LISTEN_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_LISTEN_PORTS}")
 
 
 def reachable(address: tuple[str, int]) -> bool:

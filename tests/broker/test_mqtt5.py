@@ -27,6 +27,8 @@ class Ping(BaseModel):
 
 
 PING = Operation("svc/five/ping", Ping, reply=Ping)
+# Unchecked bodies (request_raw): the service below answers with whatever it was sent.
+AWAY = Operation("svc/away/echo", Ping, reply=Ping)
 
 
 async def pong(request: Ping) -> Ping:
@@ -55,7 +57,7 @@ async def test_a_request_for_an_absent_service_expires_at_the_broker(
 ) -> None:
     """The service keeps a persistent session and is away; a QoS 1 request with a 1 s deadline
     is gone when it comes back 2 s later, one with a 15 s deadline is still there."""
-    topic = "svc/away/echo"
+    topic = AWAY.template
     arrived: list[str] = []
 
     async def answer(message: Message) -> None:
@@ -72,9 +74,9 @@ async def test_a_request_for_an_absent_service_expires_at_the_broker(
         pass  # the session and its subscription stay at the broker
     async with Bus(mqtt5, role="caller") as caller:
         with pytest.raises(RequestTimeout):
-            await caller.request_raw(topic, {"text": "short"}, timeout=1.0, qos=1)
+            await caller.request_raw(AWAY, {"text": "short"}, timeout=1.0, qos=1)
         patient = asyncio.create_task(
-            caller.request_raw(topic, {"text": "long"}, timeout=15.0, qos=1))
+            caller.request_raw(AWAY, {"text": "long"}, timeout=15.0, qos=1))
         await asyncio.sleep(2.0)
         service = Bus(mqtt5, client_id=service_id, clean_session=False)
         await service.subscribe_raw(topic, answer, qos=1)

@@ -159,9 +159,12 @@ _PICTURES = (_image(".png", 16), _image(".jpg", 32), _image(".png", 1), b"",
 # -- values of a model's declared types ----------------------------------------------------------
 
 
-def plausible(schema: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrategy[Json]:
+def plausible(schema: dict[str, Any] | bool, defs: dict[str, Any]) -> st.SearchStrategy[Json]:
     """Values of the type a JSON schema (as pydantic writes it) declares, near its limits;
-    not always valid (lengths may overshoot, patterns of one field are kept)."""
+    not always valid (lengths may overshoot, patterns of one field are kept). A schema that is
+    ``true`` (``dict[str, Any]``'s ``additionalProperties``) takes any JSON value."""
+    if not isinstance(schema, dict):
+        return json_values
     if "$ref" in schema:
         return plausible(defs[schema["$ref"].rsplit("/", 1)[1]], defs)
     if "anyOf" in schema:
