@@ -41,6 +41,7 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
+from broker.shedding import Backlog, Shed, SheddingHandler, incoming_qos, is_frame
 from schemas.errors import BrokerError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
     """amqtt 0.12.1 with its retained-message leak closed, its subscription table safe to
     change while a message is broadcast (:class:`_Subscriptions`), and every CONNECT judged
     (credentials, client id, Last Will: :mod:`broker.plugins`) before any session is touched
-    (:meth:`_initialize_client_session`).
+    (:meth:`_initialize_client_session`), and QoS 0 camera frames shed under overload, the
+    newest per mirror kept (:mod:`broker.shedding`).
 
     When a client connects, amqtt replays retained messages for every filter in its global
     subscription table, not only the connecting session's, so any client (a mirror, even a
@@ -93,10 +95,34 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
             if not writer.is_closing():
                 writer.transport.abort()
 
-    def __init__(self, config: dict[str, Any], tls_context: ssl.SSLContext | None) -> None:
+    def __init__(self, config: dict[str, Any], tls_context: ssl.SSLContext | None,
+                 namespace: str = "") -> None:
         super().__init__(config)
         self._subscriptions = _Subscriptions()
         self.tls_context = tls_context
+        self.namespace = namespace
+        self.shed = Shed()
+        self._broadcast_queue = Backlog(self.shed)
+
+    async def _handle_message_delivery(self, client_session: Session,
+                                       handler: BrokerProtocolHandler,
+                                       wait_deliver: asyncio.Future[Any]) -> bool:
+        # The QoS the client sent the message with, for _broadcast_message (amqtt drops it).
+        token = incoming_qos.set(getattr(wait_deliver.result(), "qos", None))
+        try:
+            return bool(await super()._handle_message_delivery(client_session, handler,
+                                                               wait_deliver))
+        finally:
+            incoming_qos.reset(token)
+
+    async def _broadcast_message(self, session: Session | None, topic: str | None,
+                                 data: bytes | bytearray | None,
+                                 force_qos: int | None = None) -> None:
+        if (session is not None and force_qos is None and incoming_qos.get() == 0
+                and topic is not None and is_frame(topic, self.namespace)):
+            self._broadcast_queue.put_frame({"session": session, "topic": topic, "data": data})
+            return
+        await super()._broadcast_message(session, topic, data, force_qos)
 
     def _create_ssl_context(self, listener: object) -> ssl.SSLContext:
         # amqtt calls this for every listener with ``ssl: on``: ours instead of amqtt's.
@@ -120,11 +146,12 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
         one is answered "not authorised" and changes nothing.
         """
         try:
-            handler, incoming = await BrokerProtocolHandler.init_from_connect(
+            handler, incoming = await SheddingHandler.init_from_connect(
                 reader, writer, self.plugins_manager)
         except MQTTError:
             await writer.close()
             raise
+        handler.shed, handler.namespace = self.shed, self.namespace
         if not await super()._authenticate(incoming, None):
             handler.attach(incoming, reader, writer)
             await handler.mqtt_connack_authorize(False)
@@ -319,7 +346,7 @@ class EmbeddedBroker:
     async def __aenter__(self) -> Self:
         self._check_ports()
         tls_context = server_tls_context(*self._tls) if self._tls else None
-        broker = _Broker(self._config(), tls_context)
+        broker = _Broker(self._config(), tls_context, self._namespace)
         try:
             await broker.start()
         except AmqttBrokerError as exc:
