@@ -64,6 +64,12 @@ FRAMES_DROPPED = Counter(
     "Camera frames replaced by a newer one of the same mirror before they were analysed.",
 )
 
+FRAMES_SHED = Counter(
+    "mirrorhub_broker_frames_shed",
+    "Camera frames the embedded broker shed while behind (broker/shedding.py), by reason.",
+    ["reason"],
+)
+
 
 class Sampled(Collector):
     """A gauge read at scrape time from the functions registered with :meth:`sampling`."""

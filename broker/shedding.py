@@ -33,6 +33,7 @@ from amqtt.mqtt.constants import QOS_0
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import OutgoingApplicationMessage
 
+from broker.metrics import FRAMES_SHED
 from schemas.vision import MIRROR_FRAME
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Shed:
 
     def note(self, reason: str) -> None:
         self.counts[reason] += 1
+        FRAMES_SHED.labels(reason).inc()  # reasons are this module's own words: bounded
         now = time.monotonic()
         if now - self._last >= self._every:
             since = self.counts - self._logged

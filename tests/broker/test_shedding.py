@@ -11,6 +11,7 @@ import asyncio
 import sys
 
 import aiomqtt
+from prometheus_client import REGISTRY
 
 from broker.server import EmbeddedBroker
 from broker.shedding import SESSION_FRAMES
@@ -82,4 +83,8 @@ async def test_frames_are_shed_and_requests_answered_under_a_flood() -> None:
     assert sent > 20 * read, (sent, read)  # the reader really was far behind
     assert shed.counts["replaced by a newer frame"] > 0, shed.counts
     assert shed.counts["subscriber behind"] > 0, shed.counts
+    # /metrics says so too (counted since the process started: at least this broker's).
+    for reason, count in shed.counts.items():
+        assert REGISTRY.get_sample_value("mirrorhub_broker_frames_shed_total",
+                                         {"reason": reason}) >= count
     assert SESSION_FRAMES < read < sent
