@@ -31,12 +31,14 @@ from bridge.forms import BadBody, read_fields
 from bridge.replies import HttpFail, call, client_address
 from schemas.admins import AUTH_ADMIN_LOGIN, AUTH_ADMIN_LOGOUT
 from schemas.auth import AuthError
-from schemas.faces import VISION_DELETE_SUBJECT, VISION_SUBJECTS
+from schemas.faces import VISION_DELETE_SUBJECT, VISION_SUBJECTS, VISION_THUMBNAIL
 from schemas.recognitions import VISION_RECOGNITIONS
+from schemas.vision import VisionError
 
 FORM_LIMIT = 16 * 1024
 FACES_PAGE = 100
 RECOGNITIONS_SHOWN = 100
+_NOT_FOUND: dict[str, int] = {VisionError.SUBJECT_NOT_FOUND: 404, VisionError.NO_CROP: 404}
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -196,6 +198,21 @@ async def faces(request: Request, admin: AdminSession) -> Response:
                   offset=reply.offset, limit=reply.limit, flash=flash)
 
 
+@page
+async def thumbnail(request: Request, admin: AdminSession) -> Response:
+    """A face's kept crop (only with MIRRORHUB_KEEP_FACE_CROPS=1, services/vision/crops.py)."""
+    subject = request.path_params["id"]
+    try:
+        reply = await call(request, "admin", VISION_THUMBNAIL, {"id": subject},
+                           domain_status=_NOT_FOUND)
+    except HttpFail as exc:
+        return render(request, "refused.html", exc.status if exc.status >= 400 else 404,
+                      reason=f"No thumbnail of {subject}: {exc.message}")
+    return Response(reply.jpeg, media_type="image/jpeg", headers={
+        "cache-control": "private, no-store", "x-content-type-options": "nosniff",
+        "content-security-policy": "default-src 'none'"})
+
+
 async def delete_face(request: Request) -> Response:
     admin = await admin_session.required(request)
     fields = await _form(request)
@@ -225,6 +242,7 @@ routes = [
     Route("/admin/faces", faces, methods=["GET"], name="admin_faces"),
     Route("/admin/faces/{id}/delete", delete_face, methods=["POST"],
           name="admin_delete_face"),
+    Route("/admin/faces/{id}/thumbnail", thumbnail, methods=["GET"], name="admin_thumbnail"),
     Route("/admin/recognitions", recognitions, methods=["GET"], name="admin_recognitions"),
     Route("/admin/services", services, methods=["GET"], name="admin_services"),
 ]

@@ -156,7 +156,7 @@ def _image(fields: dict[str, Any]) -> str:
 
 
 def _shown(info: SubjectInfo) -> dict[str, Any]:
-    return info.model_dump()
+    return info.model_dump(exclude={"thumbnail"})  # the admin page's, no part of seed 002
 
 
 async def jwt_register(request: Request) -> JSONResponse:

@@ -73,6 +73,7 @@ NOT_API: dict[tuple[str, str], str] = {
     ("POST", "/admin/logout"): "the admin page: its logout button",
     ("GET", "/admin/faces"): "the admin page: Faces",
     ("POST", "/admin/faces/{id}/delete"): "the admin page: a face's delete button",
+    ("GET", "/admin/faces/{id}/thumbnail"): "the admin page: a face's kept crop (JPEG)",
     ("GET", "/admin/recognitions"): "the admin page: Recent recognitions",
     ("GET", "/admin/services"): "the admin page: Services",
     ("GET", "/admin/events"): "the admin page's server-sent events (rows of HTML)",

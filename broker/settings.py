@@ -112,7 +112,8 @@ def _file(name: str) -> Path | None:
     return path
 
 
-def _flag(name: str) -> bool:
+def flag(name: str) -> bool:
+    """A yes-or-no ``MIRRORHUB_*`` setting: 1, true or yes; 0, false, no or unset."""
     raw = os.environ.get(name, "0").strip().lower()
     if raw not in ("1", "true", "yes", "0", "false", "no", ""):
         raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
@@ -163,6 +164,6 @@ class BusSettings:
                    ca_file=_file("MIRRORHUB_BROKER_CA") if url.tls else None,
                    cert_file=_file("MIRRORHUB_BROKER_CERT") if url.tls else None,
                    key_file=_file("MIRRORHUB_BROKER_KEY") if url.tls else None,
-                   mqtt5=_flag("MIRRORHUB_BROKER_MQTT5"),
+                   mqtt5=flag("MIRRORHUB_BROKER_MQTT5"),
                    session_expiry=number("MIRRORHUB_SESSION_EXPIRY", DEFAULT_SESSION_EXPIRY, 0,
                                          2**32 - 1))

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from schemas.names import Username
 from schemas.topics import Operation
+from schemas.vision import ImageBytes
 
 
 class _Request(BaseModel):
@@ -85,6 +86,8 @@ class ExportedPhoto(BaseModel):
     engine: str
     model_version: str
     bound: bool  # enrolled with the user's token (it unlocks their messages at a mirror)
+    # The small JPEG of the face kept with the photo (MIRRORHUB_KEEP_FACE_CROPS=1), base64.
+    face_crop: ImageBytes | None = None
 
 
 class ExportedFace(BaseModel):

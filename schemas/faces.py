@@ -9,7 +9,9 @@ off them (broker/access.py). Mirrors report a wrong recognition on their own
 
 Error codes besides the common and image ones (:class:`schemas.vision.VisionError`):
 ``subject_not_found``, ``subject_exists``, ``face_count`` (registration: not exactly one face),
-``no_face`` (find, not me: no face at all), ``invalid`` (a threshold out of its bounds).
+``no_face`` (find, not me: no face at all), ``invalid`` (a threshold out of its bounds),
+``no_crop`` (a thumbnail of a subject without a kept face crop: crops are kept only with
+``MIRRORHUB_KEEP_FACE_CROPS=1``, services/vision/crops.py).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class SubjectInfo(BaseModel):
     descriptors: int
     threshold: float | None = None
     negatives: int = 0
+    thumbnail: bool = False  # a face crop is kept: the admin page shows it (svc/vision/thumbnail)
 
 
 class SubjectsRequest(_Request):
@@ -55,6 +58,13 @@ class SubjectsReply(BaseModel):
 
 class SubjectRequest(_Request):
     id: SubjectName
+
+
+class Thumbnail(BaseModel):
+    """The kept face crop of a subject's newest photo that has one: a small JPEG."""
+
+    id: str
+    jpeg: ImageBytes
 
 
 class SubjectDeleted(BaseModel):
@@ -128,6 +138,10 @@ VISION_SUBJECTS = Operation(
 )
 VISION_SUBJECT = Operation(
     "svc/vision/subject", SubjectRequest, "One enrolled subject.", reply=SubjectInfo,
+)
+VISION_THUMBNAIL = Operation(
+    "svc/vision/thumbnail", SubjectRequest, "A subject's kept face crop, for the admin page.",
+    reply=Thumbnail,
 )
 VISION_DELETE_SUBJECT = Operation(
     "svc/vision/delete_subject", SubjectRequest,

@@ -38,6 +38,7 @@ class VisionError(StrEnum):
     WRONG_USER = "wrong_user"  # enrolment: the token belongs to another user than ``name``
     SUBJECT_NOT_FOUND = "subject_not_found"  # schemas/faces.py: no subject with that id
     SUBJECT_EXISTS = "subject_exists"  # schemas/faces.py: creating a subject that exists
+    NO_CROP = "no_crop"  # schemas/faces.py: the subject has no kept face crop (a thumbnail)
 
 
 IMAGE_ERRORS = frozenset({

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from broker.settings import flag
 from schemas.errors import ConfigError
 from services.environment import number
 from services.vision.distance import DEFAULT_CAMERA, CameraProfile, CameraProfiles
@@ -66,6 +67,8 @@ class VisionSettings:
     retention: timedelta = timedelta(days=30)
     # An anti-spoofing classifier for mirrors' faces (services/vision/spoof.py); None: none.
     liveness_model: Path | None = None
+    # A small JPEG of each enrolled face, for the admin page's thumbnails (vision/crops.py).
+    keep_face_crops: bool = False
 
     def make_engine(self) -> FaceEngine:
         return make_engine(self.engine, self.insightface_dir)
@@ -109,4 +112,5 @@ class VisionSettings:
                                  3600.0),
             liveness_secret=env.get("MIRRORHUB_LIVENESS_SECRET") or None,
             liveness_ttl=number("MIRRORHUB_LIVENESS_TTL", 60, 5, 3600),
+            keep_face_crops=flag("MIRRORHUB_KEEP_FACE_CROPS"),
         )

@@ -36,6 +36,7 @@ from schemas.vision import (
     VisionError,
 )
 from services.vision.analysis import Analysis, largest
+from services.vision.crops import face_thumbnail
 from services.vision.distance import DEFAULT_CAMERA, CameraProfile, estimate_distance_cm
 from services.vision.engine import DetectedFace, FaceEngine
 from services.vision.images import ImageLimits
@@ -67,8 +68,10 @@ class Faces:
         limits: ImageLimits,
         camera: CameraProfile = DEFAULT_CAMERA,
         analysis: Analysis | None = None,
+        keep_crops: bool = False,
     ) -> None:
         self.engine = engine
+        self.keep_crops = keep_crops  # a thumbnail of each enrolled face (vision/crops.py)
         self.analysis = analysis or Analysis(engine, limits)
         self.camera = camera
         self.gallery = gallery
@@ -163,10 +166,10 @@ class Faces:
         token = req.token
         account = await account_of(self.bus, token, req.name) if token else None
         name = account.username if account else req.name
-        vector = await self.one_face(req.image, "face_image")
+        vector, crop = await self.one_face(req.image, "face_image")
         subject, _ = await Subject.get_or_create(name=name)
         row = await self._create(subject, vector, account.user_id if account else None,
-                                 req.image)
+                                 req.image, crop)
         if token and account:
             await self._still_held(row, token, name)
         await self.add(name, row, vector)
@@ -174,10 +177,12 @@ class Faces:
         return EnrolReply(name=name, photos=photos, engine=self.engine.name,
                           model_version=self.engine.model_version, bound=account is not None)
 
-    async def one_face(self, data: bytes, field: str) -> npt.NDArray[np.float32]:
-        """The embedding of the one face of an enrolment photo: ``face_count`` (saying how many
-        it found) unless there is exactly one, a quality code when it is too small, blurred or
-        dark. ``field`` names the upload in the errors."""
+    async def one_face(self, data: bytes,
+                       field: str) -> tuple[npt.NDArray[np.float32], bytes | None]:
+        """The embedding of the one face of an enrolment photo, and its thumbnail when crops
+        are kept: ``face_count`` (saying how many it found) unless there is exactly one, a
+        quality code when it is too small, blurred or dark. ``field`` names the upload in the
+        errors."""
         image, faces = await self.analysis(data)
         if len(faces) != 1:
             raise ServiceError(
@@ -187,14 +192,16 @@ class Faces:
         issues = check_face(image, faces[0].box)
         if issues:
             raise ServiceError(issues[0].code, issues[0].message, field)
-        return np.asarray(faces[0].embedding, dtype=np.float32)
+        crop = face_thumbnail(image, faces[0].box) if self.keep_crops else None
+        return np.asarray(faces[0].embedding, dtype=np.float32), crop
 
     async def _create(self, subject: Subject, vector: npt.NDArray[np.float32],
-                      owner_id: int | None, photo: bytes) -> FaceEmbedding:
+                      owner_id: int | None, photo: bytes, crop: bytes | None) -> FaceEmbedding:
         return await FaceEmbedding.create(subject=subject, engine=self.engine.name,
                                           model_version=self.engine.model_version,
                                           vector=vector.tobytes(), owner_id=owner_id,
-                                          photo_sha256=hashlib.sha256(photo).hexdigest())
+                                          photo_sha256=hashlib.sha256(photo).hexdigest(),
+                                          crop=crop)
 
     async def add(self, name: str, row: FaceEmbedding, vector: npt.NDArray[np.float32]) -> None:
         """Put a stored photo into this worker's gallery and tell the other workers about it."""
@@ -209,10 +216,12 @@ class Faces:
             log.warning("vision: enrolment of %s stored, not announced: %s", name, exc)
 
     async def store(self, subject: Subject, vector: npt.NDArray[np.float32],
-                    photo: bytes) -> None:
-        """Store an unbound ``photo`` of ``subject`` (its embedding ``vector``), add it here
-        and announce it (seed 002's admin registration; :meth:`enrol` is the one that binds)."""
-        await self.add(subject.name, await self._create(subject, vector, None, photo), vector)
+                    photo: bytes, crop: bytes | None) -> None:
+        """Store an unbound ``photo`` of ``subject`` (its embedding ``vector``, its face's
+        ``crop`` if kept), add it here and announce it (seed 002's admin registration;
+        :meth:`enrol` is the one that binds)."""
+        row = await self._create(subject, vector, None, photo, crop)
+        await self.add(subject.name, row, vector)
 
     async def known_photos(self, req: KnownPhotosRequest) -> KnownPhotosReply:
         """Which of the photo hashes are enrolled with this engine and model (schemas/photos.py)."""

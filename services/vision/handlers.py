@@ -16,6 +16,7 @@ from schemas.faces import (
     VISION_SUBJECT,
     VISION_SUBJECT_CHANGED,
     VISION_SUBJECTS,
+    VISION_THUMBNAIL,
 )
 from schemas.liveness import (
     VISION_CHALLENGE_USED,
@@ -60,6 +61,7 @@ VISION = Service(
         Handler(VISION_REGISTER, Subjects.register),
         Handler(VISION_FIND, Subjects.find),
         Handler(VISION_NOT_ME, Subjects.not_me),
+        Handler(VISION_THUMBNAIL, Subjects.thumbnail),  # the admin page's (vision/crops.py)
         # Liveness over HTTP (schemas/liveness.py).
         Handler(VISION_LIVENESS_CHALLENGE, Verifier.challenge),
         Handler(VISION_LIVENESS_VERIFY, Verifier.verify),

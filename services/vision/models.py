@@ -27,7 +27,8 @@ class Subject(Model):
 # it unlocks that user's private content); NULL when enrolled without a token (it only greets).
 # ``photo_sha256`` is the SHA-256 (hex) of the photo's bytes as enrolled, so that a bulk import
 # run again skips what it enrolled before (``svc/vision/known_photos``); NULL for photos
-# enrolled before it was kept. The photo itself is not kept.
+# enrolled before it was kept. The photo itself is not kept; ``crop``, a small JPEG of its face,
+# only with MIRRORHUB_KEEP_FACE_CROPS=1 (services/vision/crops.py).
 class FaceEmbedding(Model):
     id = fields.IntField(primary_key=True)
     subject: fields.ForeignKeyRelation[Subject] = fields.ForeignKeyField(
@@ -39,6 +40,7 @@ class FaceEmbedding(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     owner_id = fields.IntField(null=True)
     photo_sha256 = fields.CharField(max_length=64, null=True, db_index=True)
+    crop = fields.BinaryField(null=True)
 
     class Meta:
         table = "vision_face_embedding"

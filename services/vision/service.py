@@ -16,6 +16,7 @@ from services.vision.accounts import FaceAccounts
 from services.vision.analysis import Analysis, open_spoof_model, worker_pool
 from services.vision.challenges import Challenges, load_secret
 from services.vision.config import VisionSettings
+from services.vision.crops import forget_crops
 from services.vision.engine import FaceEngine
 from services.vision.faces import Faces
 from services.vision.frames import FrameWorker
@@ -60,7 +61,8 @@ async def run_vision(
                     if settings.processes and own_engine else None)
             bus = service_bus(bus_settings, "vision")
             analysis = Analysis(engine, limits, pool, spoof)
-            faces = Faces(engine, gallery, bus, limits, settings.cameras.default, analysis)
+            faces = Faces(engine, gallery, bus, limits, settings.cameras.default, analysis,
+                          settings.keep_face_crops)
             measures = Measures(engine, settings.cameras, limits, analysis)
             recognitions = Recognitions(bus, settings.retention)
             frames = FrameWorker(faces, bus, settings.max_image_bytes, settings.tracks,
@@ -70,6 +72,8 @@ async def run_vision(
             stack.enter_context(GALLERY.sampling(lambda: len(gallery), bus.client_id))
             stack.enter_context(QUEUE_DEPTH.sampling(lambda: len(frames.queue), "frames",
                                                      bus.client_id))
+            if not settings.keep_face_crops:
+                await forget_crops()
             loaded = await faces.load()
             log.info("vision: %d embeddings of %s loaded", loaded, engine.model_version)
             max_payload = settings.max_image_bytes * 4 // 3 + _ENVELOPE_SLACK

@@ -41,9 +41,11 @@ from schemas.faces import (
     SubjectRequest,
     SubjectsReply,
     SubjectsRequest,
+    Thumbnail,
 )
 from schemas.vision import VisionError
 from services.vision.analysis import largest
+from services.vision.crops import newest_crop
 from services.vision.faces import Faces
 from services.vision.models import FaceEmbedding, NegativeEmbedding, Subject
 from services.vision.recognitions import Recognitions
@@ -81,8 +83,11 @@ class Subjects:
             **of_engine).values_list("subject_id", flat=True))
         negatives = Counter(str(owner) for owner in await NegativeEmbedding.filter(
             **of_engine).values_list("subject_id", flat=True))
+        cropped = {str(owner) for owner in await FaceEmbedding.filter(
+            subject_id__in=ids, crop__isnull=False).values_list("subject_id", flat=True)}
         return [SubjectInfo(id=s.name, name=s.display_name or s.name, descriptors=counts[str(s.id)],
-                            threshold=s.threshold, negatives=negatives[str(s.id)])
+                            threshold=s.threshold, negatives=negatives[str(s.id)],
+                            thumbnail=str(s.id) in cropped)
                 for s in subjects]
 
     async def _info(self, subject: Subject) -> SubjectInfo:
@@ -104,6 +109,14 @@ class Subjects:
 
     async def subject(self, req: SubjectRequest) -> SubjectInfo:
         return await self._info(await self._get(req.id))
+
+    async def thumbnail(self, req: SubjectRequest) -> Thumbnail:
+        """The face crop of the subject's newest photo that kept one (services/vision/crops.py)."""
+        subject = await self._get(req.id)
+        crop = await newest_crop(subject.id)
+        if crop is None:
+            raise ServiceError(VisionError.NO_CROP, f"face {req.id} has no kept face crop", "id")
+        return Thumbnail(id=req.id, jpeg=crop)
 
     async def delete_subject(self, req: SubjectRequest) -> SubjectDeleted:
         """Every photo (bound or not, of every engine), negative and kept recognition of the
@@ -136,7 +149,7 @@ class Subjects:
             raise ServiceError(VisionError.SUBJECT_EXISTS, f"face {req.id} already exists", "id")
         if not req.new:
             await self._get(req.id)
-        vector = await self.faces.one_face(req.image, "file")
+        vector, crop = await self.faces.one_face(req.image, "file")
         if req.new:
             try:
                 subject = await Subject.create(name=req.id, display_name=req.name)
@@ -147,7 +160,7 @@ class Subjects:
             subject = await self._get(req.id)
             if req.name is not None:
                 await Subject.filter(id=subject.id).update(display_name=req.name)
-        await self.faces.store(subject, vector, req.image)
+        await self.faces.store(subject, vector, req.image, crop)
         return await self._info(await self._get(req.id))
 
     async def find(self, req: FindRequest) -> FindReply:

@@ -49,6 +49,7 @@ class AdminStack:
     fleet: FleetView
     admin: str
     token: str  # an admin token from /jwt/login, for the face admin API
+    vision: VisionSettings  # its vision service's
 
     def client(self) -> httpx.AsyncClient:
         """A new browser, as it were: its own cookies."""
@@ -71,11 +72,12 @@ class AdminStack:
 
 
 @contextlib.asynccontextmanager
-async def admin_stack(backend: Backend, data_dir: Path) -> AsyncIterator[AdminStack]:
+async def admin_stack(backend: Backend, data_dir: Path,
+                      keep_face_crops: bool = False) -> AsyncIterator[AdminStack]:
     own = isolated(backend)
     urls = [await create_database(backend, name) for name in ("auth13", "vision13", "msg13")]
     vision = VisionSettings(data_dir=data_dir, database_url=urls[1], threshold=None,
-                            processes=0)
+                            processes=0, keep_face_crops=keep_face_crops)
     port = free_port()
     app = create_app(own.bus("bridge"))
     try:
@@ -95,7 +97,8 @@ async def admin_stack(backend: Backend, data_dir: Path) -> AsyncIterator[AdminSt
             login = await http.post("/jwt/login",
                                     json={"username": admin, "password": ADMIN_PASSWORD})
             assert login.status_code == 200, login.text
-            yield AdminStack(url, http, own, app.state.fleet, admin, login.json()["token"])
+            yield AdminStack(url, http, own, app.state.fleet, admin, login.json()["token"],
+                             vision)
     finally:
         for url in urls:
             await drop_database(url)

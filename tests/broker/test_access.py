@@ -40,6 +40,7 @@ DEVICES = {"hall": "hall-secret", "bath": "bath-secret"}
     ("hall", "svc/vision/enrol", Access.PUBLISH, False),
     ("+", "svc/vision/enrol", Access.PUBLISH, False),
     ("hall", "svc/vision/known_photos", Access.PUBLISH, False),  # which photos are enrolled
+    ("+", "svc/vision/thumbnail", Access.PUBLISH, False),  # a kept face crop: the admin page's
     ("hall", "events/devices/removed", Access.PUBLISH, False),  # only operators say so
     ("hall", "svc/auth/audit", Access.PUBLISH, False),  # the admins' audit log
     ("hall", "svc/auth/export", Access.PUBLISH, False),  # a user's data
@@ -111,7 +112,8 @@ async def test_a_mirror_publishes_only_its_own_topics(
                           "svc/vision/delete_subject", "svc/auth/admin_register",
                           "svc/vision/liveness_challenge", "svc/vision/liveness_verify",
                           "events/vision/challenge_used",
-                          "svc/vision/known_photos", "events/devices/removed",
+                          "svc/vision/known_photos", "svc/vision/thumbnail",
+                          "events/devices/removed",
                           "homeassistant/sensor/mirrorhub_hall/person/config"):
             await hall.publish_raw(forbidden, b"{}", qos=1)
         await hall.publish_raw("mirrors/hall/frame", b"jpeg", qos=1)  # after them, on one link
