@@ -10,6 +10,8 @@ handshake, so that refusal shows on the first read, not in ``connect``.
 
 from __future__ import annotations
 
+import contextlib
+import select
 import socket
 import ssl
 from pathlib import Path
@@ -28,6 +30,31 @@ _WRONG_HOST = {62, 64}  # host name mismatch, IP address mismatch
 _NO_CLIENT_CERT = ("CERTIFICATE_REQUIRED", "HANDSHAKE_FAILURE")
 _CLIENT_CERT_REFUSED = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN",
                         "CERTIFICATE_EXPIRED", "DECRYPT_ERROR")
+
+
+# How long a TLS 1.3 client waits after its handshake for the broker's first records.
+SETTLE_SECONDS = 0.25
+
+
+def _settle(sock: ssl.SSLSocket) -> None:
+    """Read what a TLS 1.3 broker sends right after the handshake, before anything is written.
+
+    In TLS 1.3 a broker judges the client's certificate (or its absence) only after the
+    client's handshake is done, and answers with session tickets or with an alert. Were the
+    MQTT CONNECT written first, a broker that refuses closes with it unread, the kernel sends a
+    reset, and the reset can overtake the alert: the client then sees "connection reset", not
+    why. So the client waits, at most :data:`SETTLE_SECONDS`, for those first records; an
+    alert raises here (recorded by the socket's ``recv``), tickets are taken in silence. An
+    MQTT broker never speaks first, so no application byte can be read by this."""
+    timeout = sock.gettimeout()
+    try:
+        readable, _, _ = select.select([sock], [], [], SETTLE_SECONDS)
+        if readable:
+            sock.setblocking(False)
+            with contextlib.suppress(ssl.SSLWantReadError):
+                sock.recv(1)
+    finally:
+        sock.settimeout(timeout)
 
 
 class TlsWatch:
@@ -62,6 +89,11 @@ class TlsWatch:
         watch = self
 
         class WatchedSocket(ssl.SSLSocket):
+            def do_handshake(self, block: bool = False) -> None:
+                super().do_handshake(block)
+                if self.version() == "TLSv1.3":
+                    _settle(self)
+
             def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
                 try:
                     return super().recv(buflen, flags)
