@@ -3,8 +3,8 @@ a photo."""
 
 from __future__ import annotations
 
-import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -26,6 +26,16 @@ def refused(data: bytes, limits: ImageLimits | None = None) -> ImageErrorCode:
     with pytest.raises(ImageError) as caught:
         decode_image(data, limits)
     return ImageErrorCode(caught.value.code)
+
+
+@pytest.fixture
+def never_decoded(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Call it, and from then on OpenCV decoding anything fails the test: what is refused
+    from its header or its compressed data alone is refused without OpenCV's work."""
+    def decoding(*_: object) -> None:
+        pytest.fail("OpenCV was asked to decode an image the checks should have refused")
+
+    return lambda: monkeypatch.setattr(cv2, "imdecode", decoding)
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +92,15 @@ def test_a_zero_by_zero_png_is_empty() -> None:
     assert refused(handmade_png(0, 0, 8, 2, zlib.compress(b""))) is ImageErrorCode.EMPTY
 
 
-def test_pixel_limit_is_checked_before_decoding() -> None:
+def test_pixel_limit_is_checked_before_decoding(never_decoded: Callable[[], None]) -> None:
     # 8000x6000 one-bit grey, all black: a valid 48-megapixel PNG in a few kilobytes.
     rows = (b"\x00" + b"\x00" * 1000) * 6000
     bomb = handmade_png(8000, 6000, 1, 0, zlib.compress(rows, 9))
     assert len(bomb) < 20_000
     decoded = cv2.imdecode(np.frombuffer(bomb, np.uint8), cv2.IMREAD_UNCHANGED)
     assert decoded is not None and decoded.shape == (6000, 8000)  # OpenCV would decode it
-    started = time.perf_counter()
-    assert refused(bomb) is ImageErrorCode.TOO_MANY_PIXELS
-    assert time.perf_counter() - started < 0.05  # refused from the header, nothing decoded
+    never_decoded()
+    assert refused(bomb) is ImageErrorCode.TOO_MANY_PIXELS  # from the header
 
 
 def test_pixel_limit_applies_to_jpeg(photo: bytes) -> None:
@@ -126,22 +135,23 @@ def test_png_with_corrupt_pixel_data_is_not_an_image() -> None:
     assert refused(handmade_png(16, 16, 8, 2, garbage)) is ImageErrorCode.NOT_AN_IMAGE
 
 
-def test_a_png_whose_data_inflates_past_its_rows_is_refused_at_once() -> None:
-    for bomb in (inflate_bomb(100, 100, 300), inflate_bomb(2000, 2000, 300)):
-        started = time.perf_counter()
+def test_a_png_whose_data_inflates_past_its_rows_is_refused_undecoded(
+        never_decoded: Callable[[], None]) -> None:
+    never_decoded()
+    rows = 2000 * (1 + 3 * 2000)  # what its pixels take: inflating stops past them
+    for bomb, because in ((inflate_bomb(100, 100, 300), "more than 100x100 pixels can take"),
+                          (inflate_bomb(2000, 2000, 300), f"inflates to more than the {rows}")):
         with pytest.raises(ImageError) as caught:
             decode_image(bomb)
-        assert time.perf_counter() - started < 0.1  # OpenCV alone takes seconds
         assert caught.value.code == ImageErrorCode.NOT_AN_IMAGE
-        assert "more than" in caught.value.message
+        assert because in caught.value.message
 
 
-def test_opencv_alone_spends_itself_on_the_bomb() -> None:
-    """Why the check exists: OpenCV inflates the whole stream, past the rows it declares."""
+def test_opencv_alone_takes_the_bomb_for_a_picture() -> None:
+    """Why the check exists: OpenCV inflates the whole 300 MB stream, past the rows it
+    declares, and answers an ordinary picture (bench/image_checks.py: what that costs)."""
     bomb = inflate_bomb(100, 100, 300)
-    started = time.perf_counter()
     decoded = cv2.imdecode(np.frombuffer(bomb, np.uint8), cv2.IMREAD_UNCHANGED)
-    assert time.perf_counter() - started > 0.5
     assert decoded is not None and decoded.shape == (100, 100, 3)
 
 
@@ -172,19 +182,19 @@ def test_a_png_of_an_impossible_format_is_not_an_image() -> None:
         ImageErrorCode.NOT_AN_IMAGE)
 
 
-def test_a_jpeg_with_too_many_scans_is_refused_at_once() -> None:
+def test_a_jpeg_with_too_many_scans_is_refused_undecoded(
+        never_decoded: Callable[[], None]) -> None:
     pixels = np.zeros((1000, 1000, 3), np.uint8)
     data = encode(".jpg", pixels, cv2.IMWRITE_JPEG_PROGRESSIVE, 1)
     starts = [index for index in range(len(data) - 1) if data[index:index + 2] == b"\xff\xda"]
     later_scans = data[starts[1]:data.rindex(b"\xff\xd9")]
     repeated = data[:starts[1]] + later_scans * 40 + b"\xff\xd9"  # ~360 scans
     assert cv2.imdecode(np.frombuffer(repeated, np.uint8), cv2.IMREAD_COLOR) is not None
-    started = time.perf_counter()
+    assert decode_image(data).shape == (1000, 1000, 3)  # its ~10 scans are fine
+    never_decoded()
     with pytest.raises(ImageError) as caught:
         decode_image(repeated)
-    assert time.perf_counter() - started < 0.1
     assert caught.value.code == ImageErrorCode.NOT_AN_IMAGE and "scans" in caught.value.message
-    assert decode_image(data).shape == (1000, 1000, 3)  # its ~10 scans are fine
 
 
 def test_a_tiny_jpeg_with_megabytes_of_scan_data_is_refused() -> None:
