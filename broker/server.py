@@ -28,7 +28,6 @@ import errno
 import logging
 import socket
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -41,45 +40,20 @@ from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.session import Session
 from amqtt.utils import gen_client_id
 
+from broker.fanout import IndexedFanOut, Subscriptions
 from broker.shedding import Backlog, Shed, SheddingHandler, incoming_qos, is_frame
 from schemas.errors import BrokerError, ConfigError
 
 log = logging.getLogger(__name__)
 
 
-class _Subscriptions(dict[str, list[tuple[Session, int]]]):
-    """amqtt's subscription table (topic filter -> [(session, qos)]), walked over a snapshot.
-
-    amqtt 0.12.1 walks the table while it awaits: ``_run_broadcast`` asks the topic plugins
-    about each subscriber, and a client connecting replays retained messages filter by filter.
-    A subscription made meanwhile (a new filter) broke the walk with "dictionary changed size
-    during iteration", and the message being broadcast reached only the subscribers visited
-    before; an unsubscription meanwhile shifted a filter's list under the walk and skipped the
-    next subscriber. Iterating here hands out copies (of the filters, and of each filter's
-    list), so a walk sees the table as it was when the walk began. Costs one copy of the table
-    per message; amqtt matches every filter against every message anyway.
-    """
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(super().__iter__()))
-
-    def items(self) -> list[tuple[str, list[tuple[Session, int]]]]:  # type: ignore[override]
-        return [(topic_filter, list(holders)) for topic_filter, holders in super().items()]
-
-
-class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
-    """amqtt 0.12.1 with its retained-message leak closed, its subscription table safe to
-    change while a message is broadcast (:class:`_Subscriptions`), and every CONNECT judged
-    (credentials, client id, Last Will: :mod:`broker.plugins`) before any session is touched
-    (:meth:`_initialize_client_session`), and QoS 0 camera frames shed under overload, the
-    newest per mirror kept (:mod:`broker.shedding`).
-
-    When a client connects, amqtt replays retained messages for every filter in its global
-    subscription table, not only the connecting session's, so any client (a mirror, even a
-    one-shot ``mosquitto_pub``) would receive retained messages it never subscribed to: another
-    mirror's display, say. The unsolicited QoS 1 publishes also make short-lived clients drop
-    the connection before their own message is handled. Here only the session's own filters are
-    replayed, which is what amqtt's comment there intends.
+class _Broker(IndexedFanOut, Broker):  # type: ignore[misc]  # amqtt ships no type hints
+    """amqtt 0.12.1 with its subscription table indexed and safe to change while a message is
+    broadcast, retained messages replayed for a session's own filters only
+    (:mod:`broker.fanout`), every CONNECT judged (credentials, client id, Last Will:
+    :mod:`broker.plugins`) before any session is touched (:meth:`_initialize_client_session`),
+    and QoS 0 camera frames shed under overload, the newest per mirror kept
+    (:mod:`broker.shedding`).
     """
 
     async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -98,7 +72,7 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
     def __init__(self, config: dict[str, Any], tls_context: ssl.SSLContext | None,
                  namespace: str = "") -> None:
         super().__init__(config)
-        self._subscriptions = _Subscriptions()
+        self._subscriptions = Subscriptions()
         self.tls_context = tls_context
         self.namespace = namespace
         self.shed = Shed()
@@ -208,13 +182,6 @@ class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type hints
         admitted = bool(getattr(session, "admitted", False))
         session.admitted = False
         return admitted
-
-    async def _publish_retained_messages_for_subscription(
-        self, subscription: tuple[str, int], session: Session
-    ) -> None:
-        holders = self._subscriptions.get(subscription[0], [])
-        if any(holder.client_id == session.client_id for holder, _ in holders):
-            await super()._publish_retained_messages_for_subscription(subscription, session)
 
 
 def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -375,6 +342,11 @@ class EmbeddedBroker:
                 log.warning("the embedded MQTT broker did not shut down within 10 s")
             finally:
                 broker.close_streams()
+
+    @property
+    def topic_filters(self) -> int:
+        """How many topic filters have subscribers now (0 when the broker is not running)."""
+        return len(self._broker._subscriptions) if self._broker is not None else 0
 
     @property
     def url(self) -> str:
