@@ -47,6 +47,7 @@ def forge(claims: dict[str, object], key: str = "n" * 64, alg: str = "HS256",
     return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
 
 
+# Named ids: the tokens hold the time, and every worker of a parallel run must collect alike.
 @pytest.mark.parametrize("token", [
     forge({"sub": "1", "name": "a", "ver": 0, "iss": ISSUER, "iat": 1}),  # no exp
     forge({"sub": "1", "name": "a", "ver": 0, "iss": ISSUER, "iat": 1, "exp": 2}),  # expired
@@ -65,7 +66,8 @@ def forge(claims: dict[str, object], key: str = "n" * 64, alg: str = "HS256",
     jwt.encode({"sub": "1", "exp": int(time.time()) + 60}, None, algorithm="none",
                headers={"kid": "new"}),
     "not-a-token",
-])
+], ids=["no-exp", "expired", "other-issuer", "wrong-key", "other-algorithm", "no-jti",
+        "jti-not-text", "jti-too-long", "alg-none", "not-a-token"])
 def test_forged_expired_and_malformed_tokens_are_refused(token: str) -> None:
     with pytest.raises(ServiceError) as caught:
         TokenIssuer(Keyring.parse(NEW), 60).decode(token)
