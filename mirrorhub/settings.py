@@ -7,7 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.settings import DEFAULT_HOST, DEFAULT_PORT, TLS_FILES, BrokerURL, BusSettings
+from broker.settings import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    TLS_FILES,
+    BrokerURL,
+    BusSettings,
+    flag,
+)
 from mirrorhub.credentials import device_passwords, load_or_create_accounts
 from mirrorhub.logs import log_format
 from schemas.errors import ConfigError
@@ -92,13 +99,12 @@ class Settings:
             external_broker=external,
             broker_host=env.get("MIRRORHUB_BROKER_HOST") or DEFAULT_HOST,
             broker_port=_port("MIRRORHUB_BROKER_PORT", DEFAULT_PORT),
-            allow_anonymous=env.get("MIRRORHUB_BROKER_ANONYMOUS", "0").lower()
-            in ("1", "true", "yes"),
+            allow_anonymous=flag("MIRRORHUB_BROKER_ANONYMOUS"),
             bridge_host=env.get("MIRRORHUB_BRIDGE_HOST") or "127.0.0.1",
             bridge_port=_port("MIRRORHUB_BRIDGE_PORT", 8000),
             namespace=env.get("MIRRORHUB_TOPIC_NAMESPACE", ""),
-            require_token=env.get("MIRRORHUB_REQUIRE_TOKEN", "0").lower() in ("1", "true", "yes"),
-            cookie_secure=env.get("MIRRORHUB_COOKIE_SECURE", "0").lower() in ("1", "true", "yes"),
+            require_token=flag("MIRRORHUB_REQUIRE_TOKEN"),
+            cookie_secure=flag("MIRRORHUB_COOKIE_SECURE"),
             trusted_proxies=env.get("MIRRORHUB_TRUSTED_PROXIES", "").strip(),
             listeners=BrokerListeners.from_env(),
             max_upload=max_upload_bytes(),

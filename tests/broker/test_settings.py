@@ -93,3 +93,19 @@ def test_defaults_are_mqtt311_with_a_day_for_persistent_sessions(
     settings = BusSettings.from_env(BrokerURL())
     assert not settings.mqtt5 and settings.session_expiry == 86_400
     assert settings.ca_file is None and str(settings.url) == "mqtt://127.0.0.1:1883"
+
+
+@pytest.mark.parametrize("name", ["MIRRORHUB_BROKER_ANONYMOUS", "MIRRORHUB_REQUIRE_TOKEN",
+                                  "MIRRORHUB_COOKIE_SECURE"])
+def test_a_yes_or_no_setting_is_1_or_0_and_nothing_else(name: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MIRRORHUB_BROKER_URL", raising=False)
+    field = {"MIRRORHUB_BROKER_ANONYMOUS": "allow_anonymous",
+             "MIRRORHUB_REQUIRE_TOKEN": "require_token",
+             "MIRRORHUB_COOKIE_SECURE": "cookie_secure"}[name]
+    for raw, expected in (("1", True), ("Yes", True), ("0", False), ("no", False)):
+        monkeypatch.setenv(name, raw)
+        assert getattr(Settings.from_env(), field) is expected
+    monkeypatch.setenv(name, "on")  # was read as off, silently: a cookie sent over plain HTTP
+    with pytest.raises(ConfigError, match=f"{name} must be 1 or 0, got 'on'"):
+        Settings.from_env()
