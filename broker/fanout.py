@@ -42,9 +42,20 @@ def has_wildcard(topic_filter: str) -> bool:
     return "+" in topic_filter or "#" in topic_filter
 
 
-class Subscriptions(dict[str, Holders]):
-    """amqtt's subscription table (topic filter -> [(session, qos)]) with its wildcard filters
-    indexed, walked over snapshots, and a ``repr`` that does not print the table."""
+class Snapshots(dict[str, Holders]):
+    """amqtt's subscription table (topic filter -> [(session, qos)]), walked over copies: of
+    the filters, and of each filter's subscribers."""
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().__iter__()))
+
+    def items(self) -> list[tuple[str, Holders]]:  # type: ignore[override]
+        return [(topic_filter, list(holders)) for topic_filter, holders in super().items()]
+
+
+class Subscriptions(Snapshots):
+    """:class:`Snapshots` with its wildcard filters indexed, and a ``repr`` that does not print
+    the table."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -63,12 +74,6 @@ class Subscriptions(dict[str, Holders]):
         super().clear()
         self.wildcards.clear()
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(super().__iter__()))
-
-    def items(self) -> list[tuple[str, Holders]]:  # type: ignore[override]
-        return [(topic_filter, list(holders)) for topic_filter, holders in super().items()]
-
     def __repr__(self) -> str:
         return f"<{len(self)} topic filters, {len(self.wildcards)} with wildcards>"
 
@@ -76,17 +81,17 @@ class Subscriptions(dict[str, Holders]):
         """Copies of the subscriber lists of every filter that ``topic`` matches: its exact
         filter, looked up, and each wildcard filter for which ``matches(topic, filter)``."""
         found = []
-        exact = super().get(topic)
+        exact = self.get(topic)
         if exact:
             found.append(list(exact))
         for topic_filter in self.wildcards:
-            holders = super().get(topic_filter)
+            holders = self.get(topic_filter)
             if holders and matches(topic, topic_filter):
                 found.append(list(holders))
         return found
 
     def holds(self, topic_filter: str, client_id: str) -> bool:
-        return any(holder.client_id == client_id for holder, _ in super().get(topic_filter, ()))
+        return any(holder.client_id == client_id for holder, _ in self.get(topic_filter, ()))
 
 
 class IndexedFanOut:
