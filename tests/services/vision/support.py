@@ -8,6 +8,9 @@ import zlib
 from functools import cache
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from services.vision.engine import DetectedFace, FaceEngine, RGBImage
 from services.vision.images import decode_image
 
@@ -86,3 +89,16 @@ def zeros_stream(inflated_mb: int) -> bytes:
 def inflate_bomb(width: int, height: int, inflated_mb: int) -> bytes:
     """An 8-bit RGB PNG of ``width`` x ``height`` whose pixel data inflates to far more."""
     return handmade_png(width, height, 8, 2, zeros_stream(inflated_mb))
+
+
+def many_scans_jpeg() -> tuple[bytes, bytes]:
+    """A black 1000x1000 progressive JPEG (about 10 scans), and the same with its later scans
+    40 times over (about 360), which OpenCV decodes scan by scan."""
+    ok, buffer = cv2.imencode(".jpg", np.zeros((1000, 1000, 3), np.uint8),
+                              [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert ok
+    data = buffer.tobytes()
+    starts = [index for index in range(len(data) - 1) if data[index:index + 2] == b"\xff\xda"]
+    later_scans = data[starts[1]:data.rindex(b"\xff\xd9")]
+    return data, data[:starts[1]] + later_scans * 40 + b"\xff\xd9"
+

@@ -13,7 +13,12 @@ import pytest
 
 from schemas.errors import ServiceError
 from services.vision.images import ImageError, ImageErrorCode, ImageLimits, decode_image
-from tests.services.vision.support import handmade_png, inflate_bomb, with_exif_orientation
+from tests.services.vision.support import (
+    handmade_png,
+    inflate_bomb,
+    many_scans_jpeg,
+    with_exif_orientation,
+)
 
 
 def encode(extension: str, pixels: np.ndarray, *params: int) -> bytes:
@@ -184,11 +189,7 @@ def test_a_png_of_an_impossible_format_is_not_an_image() -> None:
 
 def test_a_jpeg_with_too_many_scans_is_refused_undecoded(
         never_decoded: Callable[[], None]) -> None:
-    pixels = np.zeros((1000, 1000, 3), np.uint8)
-    data = encode(".jpg", pixels, cv2.IMWRITE_JPEG_PROGRESSIVE, 1)
-    starts = [index for index in range(len(data) - 1) if data[index:index + 2] == b"\xff\xda"]
-    later_scans = data[starts[1]:data.rindex(b"\xff\xd9")]
-    repeated = data[:starts[1]] + later_scans * 40 + b"\xff\xd9"  # ~360 scans
+    data, repeated = many_scans_jpeg()
     assert cv2.imdecode(np.frombuffer(repeated, np.uint8), cv2.IMREAD_COLOR) is not None
     assert decode_image(data).shape == (1000, 1000, 3)  # its ~10 scans are fine
     never_decoded()
