@@ -22,9 +22,11 @@ Evidence is a change between the medians of the first and of the last :attr:`Rul
 frames of a window (one pair of frames proves nothing: the points jitter): live when ``turn``
 moved by at least :attr:`Rules.min_turn`, ``asymmetry`` moved the same way by at least
 :attr:`Rules.min_slope` times that, and ``roll`` by at most :attr:`Rules.max_roll` degrees.
-A head-turn challenge asks the same of a window, in the asked direction. The distributions the
-defaults come from are in docs/vision.md (Liveness). The four eye corners lie nearly on one
-line, so no homography is fitted to them.
+A head-turn challenge asks the same of a window, in the asked direction. The windows judged
+are those that end at the newest frame, from :attr:`Rules.max_frames` frames long down to
+:attr:`Rules.min_frames` (:func:`_latest`). The distributions the defaults come from are in
+docs/vision.md (Liveness). The four eye corners lie nearly on one line, so no homography is
+fitted to them.
 
 SCRFD's five points (the insightface engine: the eye centres, the nose tip, the mouth corners)
 have no eye corners, so no ``asymmetry``; but its eyes and mouth corners span a proper plane,
@@ -41,9 +43,10 @@ plane up to the points' jitter; so ``roll`` is not read.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
@@ -200,28 +203,58 @@ def nose_parallax(first: Sequence[Point], second: Sequence[Point]) -> float:
     return ((second[2][0] - px) * (rx - lx) + (second[2][1] - py) * (ry - ly)) / gap / gap
 
 
+@functools.lru_cache(maxsize=4096)
+def _off_plane(first: tuple[Point, ...], second: tuple[Point, ...]) -> tuple[float, float]:
+    """:func:`plane_residual` and :func:`nose_parallax` of a pair of frames. The windows
+    judged on one frame share their last frames, and a frame's are judged again on the next
+    ones, so most pairs recur: kept, they cost a fifth (bench/liveness.py)."""
+    return plane_residual(first, second), nose_parallax(first, second)
+
+
 def _mid(a: Point, b: Point) -> Point:
     return ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
 
 
 def passive(poses: Sequence[Pose], rules: Rules = Rules()) -> Verdict:
-    """Whether the head turned, either way, within the last :attr:`Rules.max_frames` poses."""
-    window = poses[-rules.max_frames:]
-    if len(window) < rules.min_frames:
-        return Verdict(False, 0.0, f"{len(window)} frames of this face, {rules.min_frames}"
-                       " needed")
-    turn = _change(window, 0, rules.ends)
-    return _judge(window, math.copysign(1.0, turn) if turn else 1.0, rules, "the head turned")
+    """Whether the head turned, either way, within the last :attr:`Rules.max_frames` poses
+    (see :func:`_latest` for the windows judged)."""
+
+    def judge(window: Sequence[Pose]) -> Verdict:
+        turn = _change(window, 0, rules.ends)
+        return _judge(window, math.copysign(1.0, turn) if turn else 1.0, rules,
+                      "the head turned")
+
+    return _latest(poses, rules, judge, "frames of this face")
 
 
 def challenged(poses: Sequence[Pose], direction: Direction, rules: Rules = Rules()) -> Verdict:
     """Whether the head turned ``direction`` within the last :attr:`Rules.max_frames` poses
-    (those since the challenge was asked)."""
-    window = poses[-rules.max_frames:]
-    if len(window) < rules.min_frames:
-        return Verdict(False, 0.0, f"{len(window)} frames since the challenge,"
-                       f" {rules.min_frames} needed")
-    return _judge(window, direction.sign, rules, f"the head turned {direction}")
+    (those since the challenge was asked; see :func:`_latest` for the windows judged)."""
+    return _latest(poses, rules,
+                   lambda window: _judge(window, direction.sign, rules,
+                                         f"the head turned {direction}"),
+                   "frames since the challenge")
+
+
+def _latest(poses: Sequence[Pose], rules: Rules, judge: Callable[[Sequence[Pose]], Verdict],
+            counted: str) -> Verdict:
+    """The first of the windows that end at the newest pose, from :attr:`Rules.max_frames`
+    poses long down to :attr:`Rules.min_frames`, that ``judge`` finds live; else the one that
+    came nearest. Shorter windows matter when frames come slowly (a busy worker analyses one
+    frame in three): twelve of them then span seconds, and a head that turned and turned back
+    within those would show no change between the ends of the longest."""
+    recent = poses[-rules.max_frames:]
+    if len(recent) < rules.min_frames:
+        return Verdict(False, 0.0, f"{len(recent)} {counted}, {rules.min_frames} needed")
+    nearest: Verdict | None = None
+    for start in range(len(recent) - rules.min_frames + 1):
+        verdict = judge(recent[start:])
+        if verdict.live:
+            return verdict
+        if nearest is None or verdict.score > nearest.score:
+            nearest = verdict
+    assert nearest is not None
+    return nearest
 
 
 def _change(window: Sequence[Pose], cue: int, ends: int) -> float:
@@ -256,11 +289,11 @@ def _judge(window: Sequence[Pose], sign: float, rules: Rules, success: str) -> V
 
 def _judge_plane(window: Sequence[Pose], sign: float, rules: Rules, success: str) -> Verdict:
     turn = _change(window, 0, rules.ends) * sign
-    pairs = [(first.points, last.points) for first in window[:rules.ends]
+    pairs = [_off_plane(first.points, last.points) for first in window[:rules.ends]
              for last in window[-rules.ends:]
              if first.points is not None and last.points is not None]
-    plane = statistics.median(plane_residual(*pair) for pair in pairs)
-    parallax = statistics.median(nose_parallax(*pair) for pair in pairs) * sign
+    plane = statistics.median(residual for residual, _ in pairs)
+    parallax = statistics.median(nose for _, nose in pairs) * sign
     score = round(min(turn / rules.min_plane_turn, plane / rules.min_plane,
                       parallax / rules.min_parallax), 3)
     if turn < rules.min_plane_turn:

@@ -82,6 +82,20 @@ def test_hamilton_passes_the_challenge_it_meets_and_fails_the_other(
         assert not wrong.live and wrong.reason.startswith("turned -"), wrong
 
 
+def test_a_busy_worker_that_sees_one_frame_in_three_still_sees_the_turn(
+        hamilton: dict[str, Pose]) -> None:
+    """A worker that keeps up with only a third of a camera's frames: twelve frames then span
+    three times as long, and the longest window may hold the turn away and back. So shorter
+    windows ending at the newest frame are judged too; looped, the clip is live within about
+    one pass whichever frame the worker starts on (judging the 12-frame window alone, the
+    third start took two passes)."""
+    clip = list(hamilton.values()) * 3
+    for start in range(3):
+        seen = clip[start::3]
+        first = next(n for n in range(len(seen)) if passive(seen[:n + 1]).live)
+        assert first < len(hamilton) // 3 + 2, (start, first)
+
+
 def test_the_slow_turn_away_is_a_limit_with_dlib(hamilton: dict[str, Pose]) -> None:
     """Why frames 88 to 130 are never live (docs/vision.md): within any 12 frames the nose
     moves at most 0.16 eye gaps, and over longer windows the head rolls as it turns."""
