@@ -24,8 +24,17 @@ without tracks here (the first frame, or one that ``$share`` sent to this worker
 track lives in another) is analysed as any frame was before tracking and starts tracks. They
 are bounded: at most :attr:`TrackSettings.max_tracks` per mirror (the least recently seen goes)
 and :attr:`TrackSettings.max_mirrors` mirrors (the least recently seen mirror goes); a track
-not seen for :attr:`TrackSettings.expire` seconds is forgotten, and so is a mirror without
-tracks. A track holds about 3.5 KB, so the bounds keep a worker's tracks under 30 MB.
+missing from a frame and not seen for :attr:`TrackSettings.expire` seconds is forgotten, and
+so is a mirror without tracks. A track whose face was on the mirror's last frame waits for the
+next one up to :attr:`TrackSettings.linger` seconds: a busy worker sees a frame a second or
+less often, and its tracks would otherwise end between any two frames.
+
+A face the boxes pair with no track, but whose embedding (it has one: it continues no track)
+is within the gallery's threshold of a track that no face of the frame continues, rejoins that
+track (the nearest): the face moved too far between the frames analysed for the boxes to
+overlap, as a head turning does when a busy worker sees one frame in five, or a clip looped
+by the simulator starts over. It keeps its track's liveness evidence, which is the same
+person's. A track holds about 3.5 KB, so the bounds keep a worker's tracks under 30 MB.
 
 The tracker is not thread-safe, and expects one frame of a mirror at a time between
 :meth:`Tracker.plan` and :meth:`Tracker.update`, as :class:`~services.vision.frames.FrameWorker`
@@ -61,19 +70,23 @@ class TrackSettings:
     """``refresh``: seconds before a track's embedding is computed again, 0 for every frame
     (``MIRRORHUB_VISION_TRACK_REFRESH``); ``scan``: seconds between whole-frame scans while
     faces are tracked, so newcomers are found; ``expire``: seconds a track outlives its face;
+    ``linger``: seconds a track whose face was on the mirror's last frame analysed waits for
+    the next, however long the worker took (a busy worker may see a frame a second or less);
     ``liveness``: how each track shows it is live (services/vision/watch.py)."""
 
     refresh: float = 2.0
     scan: float = 0.25
     expire: float = 1.0
+    linger: float = 5.0
     max_tracks: int = 8
     max_mirrors: int = 1024
     checks: FaceChecks = field(default_factory=FaceChecks)
     liveness: LivenessSettings = field(default_factory=LivenessSettings)
 
     def __post_init__(self) -> None:
-        if self.refresh < 0 or self.scan < 0 or not self.expire > 0:
-            raise ConfigError("track refresh and scan must not be negative, expire positive")
+        if self.refresh < 0 or self.scan < 0 or not 0 < self.expire <= self.linger:
+            raise ConfigError("track refresh and scan must not be negative, expire positive"
+                              " and linger no shorter")
         if self.max_tracks < 1 or self.max_mirrors < 1:
             raise ConfigError("a worker tracks at least one face of at least one mirror")
 
@@ -98,6 +111,7 @@ class TrackStats:
     faces: int = 0
     embedded: int = 0  # descriptors computed
     started: int = 0  # tracks started, including those split off another
+    rejoined: int = 0  # faces that continued a track by their embedding, not their box
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,8 +174,7 @@ class Tracker:
         now = self.clock()
         settings = self.settings
         mirror = self._mirrors.get(mirror_id) or _Mirror()
-        mirror.tracks = [track for track in mirror.tracks
-                         if now - track.seen_at <= settings.expire]
+        mirror.tracks = [track for track in mirror.tracks if self._alive(track, mirror, now)]
         hints = tuple(Hint(track.face.box, track.shape, track.chip,
                            due=now - track.embedded_at >= settings.refresh,
                            present=track.seen_at >= mirror.frame_at)
@@ -178,6 +191,9 @@ class Tracker:
         if followed.size != mirror.size:
             mirror.tracks, mirror.size = [], followed.size
         tracked = []
+        # Tracks a face of this frame continues by its box; the others may be rejoined.
+        taken = {planned.tracks[sighting.follows] for sighting in followed.sightings
+                 if sighting.follows is not None}
         for sighting in followed.sightings:
             follows = sighting.follows
             track = planned.tracks[follows] if follows is not None else None
@@ -189,11 +205,16 @@ class Tracker:
                 track = None
             if track is None:
                 assert embedding is not None, "a face that continues no track has its embedding"
-                track = _Track(next(self._ids), sighting.face, sighting.shape, sighting.chip,
-                               embedding, now, now, Watch(settings.liveness, now))
-                self.stats.started += 1
-            elif embedding is not None:
+                track = self._rejoined(planned, mirror, embedding, taken)
+                if track is None:
+                    track = _Track(next(self._ids), sighting.face, sighting.shape, sighting.chip,
+                                   embedding, now, now, Watch(settings.liveness, now))
+                    self.stats.started += 1
+                else:
+                    self.stats.rejoined += 1
+            if embedding is not None:
                 track.embedding, track.embedded_at = embedding, now
+            taken.add(track)
             if track not in mirror.tracks:  # new, or dropped while the frame was analysed
                 mirror.tracks.append(track)
             track.face, track.shape, track.chip, track.seen_at = (
@@ -213,6 +234,18 @@ class Tracker:
         self.stats.embedded += sum(face.embedded for face in tracked)
         return tracked
 
+    def _rejoined(self, planned: Planned, mirror: _Mirror, embedding: Embedding,
+                  taken: set[_Track]) -> _Track | None:
+        """The track, of the mirror's that no face of this frame continues, whose person this
+        face is by its embedding (the nearest within ``same_person``), though the boxes do not
+        overlap: the face moved far between two frames analysed, as it does when a busy worker
+        sees one frame in several, or a looped clip starts over."""
+        near = [(distance, track) for track in planned.tracks
+                if track not in taken and track in mirror.tracks
+                and (distance := float(np.linalg.norm(embedding - track.embedding)))
+                <= self.same_person]
+        return min(near, key=lambda pair: pair[0])[1] if near else None
+
     def _other(self, track: _Track, embedding: Embedding) -> bool:
         return float(np.linalg.norm(embedding - track.embedding)) > self.same_person
 
@@ -225,12 +258,17 @@ class Tracker:
             self._mirrors.popitem(last=False)
         return mirror
 
+    def _alive(self, track: _Track, mirror: _Mirror, now: float) -> bool:
+        """Whether ``track`` is still kept (:attr:`TrackSettings.expire` and ``linger``)."""
+        age = now - track.seen_at
+        present = track.seen_at >= mirror.frame_at  # on the mirror's last frame analysed
+        return age <= self.settings.expire or (present and age <= self.settings.linger)
+
     def _forget_stale(self, now: float) -> None:
         """Drop mirrors from the least recently seen end while all their tracks expired."""
-        expire = self.settings.expire
         while self._mirrors:
             mirror_id, oldest = next(iter(self._mirrors.items()))
-            if any(now - track.seen_at <= expire for track in oldest.tracks):
+            if any(self._alive(track, oldest, now) for track in oldest.tracks):
                 break
             del self._mirrors[mirror_id]
 
