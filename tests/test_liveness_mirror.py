@@ -56,6 +56,31 @@ async def camera(mirror: Mirror, folder: Path, fps: float) -> AsyncIterator[None
             await streaming
 
 
+@contextlib.asynccontextmanager
+async def watching(mirror: Mirror) -> AsyncIterator[list[str]]:
+    """What each face event of ``mirror`` said while the block ran, for a failure's message:
+    the frames vision dropped before it, and each face's name, liveness and reason."""
+    seen: list[str] = []
+
+    async def record() -> None:
+        last = None
+        while True:
+            event = mirror.face_event
+            if event is not None and event is not last:
+                last = event
+                seen.append(f"{event.dropped} dropped: " + "; ".join(
+                    f"{face.name} live={face.live} ({face.live_reason})" for face in event.faces))
+            await asyncio.sleep(0.01)
+
+    recording = asyncio.create_task(record())
+    try:
+        yield seen
+    finally:
+        recording.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recording
+
+
 async def prompts_for(mirror: Mirror, seconds: float) -> set[str]:
     """The challenges the mirror's face events carried over the next ``seconds``."""
     seen: set[str] = set()
@@ -101,7 +126,12 @@ async def test_a_photo_never_unlocks_and_a_turning_head_does(
         clip = tmp_path / unique("clip")
         shutil.copytree(FACES / "video/hamilton", clip)
         async with Mirror(own.bus("test"), unique("hall"), MODEL) as mirror:
-            async with camera(mirror, clip, fps=12):
-                shown = await mirror.wait_display(lambda d: d.user == lin and d.unlocked,
-                                                  timeout=40)
+            # A worker as busy as CI's analyses one frame in several; the clip, looping every
+            # 6.3 s, is then live within a pass or a few (docs/vision.md, Liveness).
+            async with camera(mirror, clip, fps=12), watching(mirror) as seen:
+                try:
+                    shown = await mirror.wait_display(lambda d: d.user == lin and d.unlocked,
+                                                      timeout=60)
+                except TimeoutError:
+                    pytest.fail(f"not unlocked in 60 s; vision saw: {seen}")
             assert [m.content for m in shown.messages] == ["note to self"]
