@@ -32,7 +32,7 @@ less often, and its tracks would otherwise end between any two frames.
 A face the boxes pair with no track, but whose embedding (it has one: it continues no track)
 is within the gallery's threshold of a track that no face of the frame continues, rejoins that
 track (the nearest): the face moved too far between the frames analysed for the boxes to
-overlap, as a head turning does when a busy worker sees one frame in five, or a clip looped
+overlap, as a head turning does when a busy worker sees one frame in six, or a clip looped
 by the simulator starts over. It keeps its track's liveness evidence, which is the same
 person's. A track holds about 3.5 KB, so the bounds keep a worker's tracks under 30 MB.
 
@@ -69,7 +69,8 @@ Clock = Callable[[], float]
 class TrackSettings:
     """``refresh``: seconds before a track's embedding is computed again, 0 for every frame
     (``MIRRORHUB_VISION_TRACK_REFRESH``); ``scan``: seconds between whole-frame scans while
-    faces are tracked, so newcomers are found; ``expire``: seconds a track outlives its face;
+    faces are tracked, so newcomers are found; ``expire``: seconds a track outlives its face
+    once a frame came without it;
     ``linger``: seconds a track whose face was on the mirror's last frame analysed waits for
     the next, however long the worker took (a busy worker may see a frame a second or less);
     ``liveness``: how each track shows it is live (services/vision/watch.py)."""
@@ -143,6 +144,10 @@ class _Mirror:
     scanned_at: float = -np.inf  # the last whole-frame scan
     size: tuple[int, int] | None = None  # of the last frame
 
+    def showed(self, track: _Track) -> bool:
+        """Whether ``track``'s face was on this mirror's last frame analysed."""
+        return track.seen_at >= self.frame_at
+
 
 class Tracker:
     """The tracks of every mirror this worker sees frames of (see the module docstring).
@@ -177,7 +182,7 @@ class Tracker:
         mirror.tracks = [track for track in mirror.tracks if self._alive(track, mirror, now)]
         hints = tuple(Hint(track.face.box, track.shape, track.chip,
                            due=now - track.embedded_at >= settings.refresh,
-                           present=track.seen_at >= mirror.frame_at)
+                           present=mirror.showed(track))
                       for track in mirror.tracks)
         scan_all = not hints or now - mirror.scanned_at >= settings.scan
         return Planned(mirror_id, now, tuple(mirror.tracks),
@@ -261,8 +266,8 @@ class Tracker:
     def _alive(self, track: _Track, mirror: _Mirror, now: float) -> bool:
         """Whether ``track`` is still kept (:attr:`TrackSettings.expire` and ``linger``)."""
         age = now - track.seen_at
-        present = track.seen_at >= mirror.frame_at  # on the mirror's last frame analysed
-        return age <= self.settings.expire or (present and age <= self.settings.linger)
+        return age <= self.settings.expire or (mirror.showed(track)
+                                               and age <= self.settings.linger)
 
     def _forget_stale(self, now: float) -> None:
         """Drop mirrors from the least recently seen end while all their tracks expired."""

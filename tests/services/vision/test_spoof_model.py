@@ -165,5 +165,3 @@ def test_a_face_the_model_cannot_judge_adds_nothing(
     seen = [watch.see(face, n / 10, verdict) for n in range(4)]
     assert all(not each.reason.startswith("model:") for each in seen), seen
     assert judge(models["spoof"], image, face) == LivenessScore(0.0, False)
-
-

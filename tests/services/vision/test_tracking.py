@@ -320,16 +320,17 @@ def test_a_face_that_moved_far_keeps_its_track_and_nobody_else_takes_it(
     there = {who: as_sent(np.roll(stand_in(photos, who), 220, axis=1)) for who in (first, second)}
     boxes = [engine.locate(frame)[0].box for frame in (here, there[first])]
     assert boxes[0].overlap(boxes[1]) == 0
-    tracker = Tracker(TrackSettings(), enrolled.threshold, Camera(fps=2))
-    (track,) = run(tracker, engine, enrolled, "hall", here)[1]
-    assert run(tracker, engine, enrolled, "hall", there[first])[1] == [track]
+    camera = Camera(fps=2)  # half a second between the frames analysed
+    tracker = Tracker(TrackSettings(), enrolled.threshold, camera)
+    (track,) = run(tracker, engine, enrolled, "hall", here, camera)[1]
+    assert run(tracker, engine, enrolled, "hall", there[first], camera)[1] == [track]
     assert (tracker.stats.started, tracker.stats.rejoined) == (1, 1)
 
-    other = Tracker(TrackSettings(), enrolled.threshold, Camera(fps=2))
-    (track,) = run(other, engine, enrolled, "hall", here)[1]
-    assert run(other, engine, enrolled, "hall", there[second])[1] != [track]
+    camera = Camera(fps=2)
+    other = Tracker(TrackSettings(), enrolled.threshold, camera)
+    (track,) = run(other, engine, enrolled, "hall", here, camera)[1]
+    assert run(other, engine, enrolled, "hall", there[second], camera)[1] != [track]
     assert (other.stats.started, other.stats.rejoined) == (2, 0)
-
 
 @pytest.mark.parametrize("start", [0, 16, 56])
 def test_a_busy_worker_keeps_the_track_long_enough_to_see_the_head_turn(
