@@ -135,6 +135,20 @@ class _Track:
     embedded_at: float
     seen_at: float
     watch: Watch
+    first: Embedding | None = None  # the embedding it started with (set in __post_init__)
+
+    def __post_init__(self) -> None:
+        if self.first is None:
+            self.first = self.embedding
+
+    def distance(self, embedding: Embedding) -> float:
+        """How far ``embedding`` is from this track's person: the nearer of its first and its
+        latest embedding. A head turned far from the camera and back can move dlib's
+        descriptor by the threshold itself (0.61 on the Hamilton clip between frames 127 and
+        151), so the latest alone would split one person's track in two."""
+        assert self.first is not None
+        return min(float(np.linalg.norm(embedding - self.embedding)),
+                   float(np.linalg.norm(embedding - self.first)))
 
 
 @dataclass(eq=False)
@@ -247,12 +261,11 @@ class Tracker:
         sees one frame in several, or a looped clip starts over."""
         near = [(distance, track) for track in planned.tracks
                 if track not in taken and track in mirror.tracks
-                and (distance := float(np.linalg.norm(embedding - track.embedding)))
-                <= self.same_person]
+                and (distance := track.distance(embedding)) <= self.same_person]
         return min(near, key=lambda pair: pair[0])[1] if near else None
 
     def _other(self, track: _Track, embedding: Embedding) -> bool:
-        return float(np.linalg.norm(embedding - track.embedding)) > self.same_person
+        return track.distance(embedding) > self.same_person
 
     def _mirror(self, mirror_id: str) -> _Mirror:
         """The mirror's tracks, made the most recently seen; the least recently seen mirror
