@@ -1,12 +1,14 @@
 """What liveness costs per frame against the engine's analyse time, on ``video/hamilton``.
 
-Liveness reads the landmarks the tracker finds on every frame anyway, so its own cost is the
-pose of each face (:func:`services.vision.liveness.pose`) and a track's verdict over its last
-frames (:class:`services.vision.watch.Watch`). Both are timed on the clip's real landmarks,
-against :meth:`DlibEngine.analyse` (detection, landmarks and descriptor) of the same frames.
-The insightface engine's cues (SCRFD's five points: two homographies fitted per pair of
-frames) are timed too, on points in SCRFD's layout made from dlib's: the eye centres, the
-nose, and mouth corners placed below the eyes. The arithmetic is the same whatever the points.
+Liveness reads the points the tracker finds on every frame anyway: with dlib, the keypoints
+MTCNN's two small networks place in each face's box (services/vision/keypoints.py), which are
+timed alone; then its own cost is the pose of each face
+(:func:`services.vision.liveness.pose`) and a track's verdict over its last frames
+(:class:`services.vision.watch.Watch`: on keypoints, two homographies fitted per pair of
+frames). Both are timed on the clip's real points, and on dlib's own five points (a face
+without keypoints), against :meth:`DlibEngine.analyse` (detection, landmarks, keypoints and
+descriptor) of the same frames. The insightface engine's cues are the keypoint ones: the
+arithmetic is the same whatever engine found the points.
 
     .venv/bin/python bench/liveness.py [--faces DIR] [--rounds 5]
 """
@@ -14,7 +16,7 @@ nose, and mouth corners placed below the eyes. The arithmetic is the same whatev
 from __future__ import annotations
 
 import argparse
-import math
+import dataclasses
 import statistics
 import time
 from pathlib import Path
@@ -22,6 +24,7 @@ from pathlib import Path
 from services.vision.dlib_engine import DlibEngine
 from services.vision.engine import LocatedFace, Point, RGBImage
 from services.vision.images import decode_image
+from services.vision.keypoints import Keypoints
 from services.vision.watch import LivenessSettings, Watch
 
 FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
@@ -52,6 +55,14 @@ def time_liveness(faces: list[LocatedFace], repeat: int = 50) -> float:
     return per_frame_ms(time.perf_counter() - start, repeat * len(faces))
 
 
+def time_keypoints(keypoints: Keypoints, images: list[RGBImage],
+                   faces: list[LocatedFace]) -> float:
+    start = time.perf_counter()
+    for image, face in zip(images, faces, strict=True):
+        keypoints.find(image, face.box)
+    return per_frame_ms(time.perf_counter() - start, len(faces))
+
+
 def shifted(face: LocatedFace, dx: float) -> LocatedFace:
     """``face`` moved ``dx`` pixels right: every cue is the same, the points are new."""
     def move(point: Point) -> Point:
@@ -59,17 +70,8 @@ def shifted(face: LocatedFace, dx: float) -> LocatedFace:
 
     return LocatedFace(box=face.box, landmarks=tuple(map(move, face.landmarks)),
                        score=face.score, left_eye=move(face.left_eye),
-                       right_eye=move(face.right_eye), nose=move(face.nose))
-
-
-def scrfd_like(face: LocatedFace) -> LocatedFace:
-    """``face`` with five points in SCRFD's layout (for timing only: see the module docstring)."""
-    (lx, ly), (rx, ry) = face.left_eye, face.right_eye
-    drop = 0.9 * math.hypot(rx - lx, ry - ly)
-    mouth = ((lx + 0.1 * (rx - lx), ly + drop), (rx - 0.1 * (rx - lx), ry + drop))
-    landmarks = (face.left_eye, face.right_eye, face.nose, *mouth)
-    return LocatedFace(box=face.box, landmarks=landmarks, score=face.score,
-                       left_eye=face.left_eye, right_eye=face.right_eye, nose=face.nose)
+                       right_eye=move(face.right_eye), nose=move(face.nose),
+                       keypoints=face.keypoints and tuple(map(move, face.keypoints)))
 
 
 def main() -> None:
@@ -82,17 +84,23 @@ def main() -> None:
         raise SystemExit(f"no frames in {args.faces / 'video' / 'hamilton'}")
     images = [decode_image(path.read_bytes()) for path in paths]
     with DlibEngine() as engine:
-        faces = [found[0] for image in images if (found := engine.locate(image))]
+        found = [(image, faces[0]) for image in images if (faces := engine.locate(image))]
         analyse = [time_analyse(engine, images) for _ in range(args.rounds)]
-    liveness = [time_liveness(faces) for _ in range(args.rounds)]
-    scrfd = [time_liveness([scrfd_like(face) for face in faces]) for _ in range(args.rounds)]
-    a, b, c = statistics.median(analyse), statistics.median(liveness), statistics.median(scrfd)
+    faces = [face for _, face in found]
+    keypoints = Keypoints()
+    timed = [[time_keypoints(keypoints, [image for image, _ in found], faces),
+              time_liveness(faces),
+              time_liveness([dataclasses.replace(face, keypoints=None) for face in faces])]
+             for _ in range(args.rounds)]
+    a = statistics.median(analyse)
+    k, b, c = (statistics.median(column) for column in zip(*timed, strict=True))
     print(f"{len(images)} frames of 640x360, {len(faces)} with a face, {args.rounds} rounds")
-    print(f"engine analyse  {a:8.3f} ms a frame")
-    print(f"liveness        {b:8.3f} ms a frame (pose + verdict of one track)")
-    print(f"ratio           {b / a:8.4f}")
-    print(f"SCRFD's cues    {c:8.3f} ms a frame (the plane and the nose parallax)")
-    print(f"ratio           {c / a:8.4f}")
+    print(f"engine analyse    {a:8.3f} ms a frame (keypoints included)")
+    print(f"keypoints         {k:8.3f} ms a face (MTCNN's two networks)    ratio {k / a:.4f}")
+    print(f"liveness          {b:8.3f} ms a frame (pose + verdict of one track, on keypoints)"
+          f"    ratio {b / a:.4f}")
+    print(f"dlib's own points {c:8.3f} ms a frame (a face without keypoints)"
+          f"    ratio {c / a:.4f}")
 
 
 if __name__ == "__main__":

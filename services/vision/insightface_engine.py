@@ -257,6 +257,7 @@ class InsightFaceEngine:
                 left_eye=left_eye,
                 right_eye=right_eye,
                 nose=nose,
+                keypoints=landmarks,
             ))
         return faces
 

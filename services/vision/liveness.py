@@ -3,9 +3,13 @@
 A printed photo or a phone screen held up to the camera is a plane: whatever it does, its
 points move by one homography, and nearly by one affine map at a mirror's distances. A real
 head is not: as it turns, the nose moves against the eyes and the eye nearer the camera widens
-while the farther one narrows. Three cues of dlib's five points (0 and 1 the outer and inner
-corners of the eye on the image's right, 2 and 3 those of the eye on the image's left, 4 the
-base of the nose) per frame, as a :class:`Pose`:
+while the farther one narrows.
+
+A face's keypoints (:attr:`LocatedFace.keypoints`: SCRFD's with the insightface engine,
+MTCNN's with dlib) are judged by the plane they stay on, at the end of this docstring. A face
+without them (MTCNN refused dlib's box) is judged on three cues of dlib's five points (0 and 1
+the outer and inner corners of the eye on the image's right, 2 and 3 those of the eye on the
+image's left, 4 the base of the nose) per frame, as a :class:`Pose`:
 
 * ``turn``: the nose's offset from the eyes' midpoint along the eye line, in eye gaps, positive
   towards the image's right. It follows the head's yaw (0.1 is about 12 degrees on the Hamilton
@@ -28,17 +32,16 @@ are those that end at the newest frame, from :attr:`Rules.max_frames` frames lon
 docs/vision.md (Liveness). The four eye corners lie nearly on one line, so no homography is
 fitted to them.
 
-SCRFD's five points (the insightface engine: the eye centres, the nose tip, the mouth corners)
-have no eye corners, so no ``asymmetry``; but its eyes and mouth corners span a proper plane,
+The keypoints (the eye centres, the nose tip, the mouth corners) have no eye corners, so no
+``asymmetry``; but their eyes and mouth corners span a proper plane,
 so the window is judged by how far the points stay from one plane instead: live when ``turn``
 moved by at least :attr:`Rules.min_plane_turn`, the points of its first and last frames are, by
 the median over those pairs, at least :attr:`Rules.min_plane` eye gaps off the best homography
 between them (:func:`plane_residual`), and the nose tip moved at least
 :attr:`Rules.min_parallax` eye gaps, the way it turned, against the plane of the eyes and mouth
 corners (:func:`nose_parallax`). A print or a screen, whatever its tilt and roll, stays on one
-plane up to the points' jitter; so ``roll`` is not read.
-:func:`pose` tells the layouts apart by what the engine named: SCRFD's ``left_eye``,
-``right_eye`` and ``nose`` are its first three points, dlib's are not.
+plane up to the points' jitter; so ``roll`` is not read. A window is judged so only when every
+frame of it has keypoints.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ import cv2
 import numpy as np
 
 from schemas.errors import ConfigError
-from services.vision.engine import DetectedFace, LocatedFace, Point
+from services.vision.engine import LocatedFace, Point
 
 
 class Direction(StrEnum):
@@ -72,9 +75,9 @@ class Direction(StrEnum):
 
 
 class Pose(NamedTuple):
-    """One frame's cues (see the module docstring); ``points``: SCRFD's five points in image
-    pixels, for the plane cue (None for dlib's, whose ``asymmetry`` is read instead; SCRFD's
-    ``asymmetry`` is 0 and not read)."""
+    """One frame's cues (see the module docstring); ``points``: the face's keypoints in image
+    pixels, for the plane cue (None without them: dlib's ``asymmetry`` is read instead; with
+    them ``asymmetry`` is 0 and not read)."""
 
     turn: float
     asymmetry: float
@@ -100,7 +103,7 @@ class Rules:
     min_slope: float = 0.5
     max_roll: float = 5.0
     max_frames: int = 12  # the longest window judged
-    # SCRFD's five points (module docstring), in eye gaps.
+    # Keypoints (module docstring), in eye gaps.
     min_plane_turn: float = 0.10
     min_plane: float = 0.05
     min_parallax: float = 0.10
@@ -119,12 +122,12 @@ class Rules:
 
 
 def pose(face: LocatedFace) -> Pose:
-    """The cues of one face found by dlib or by SCRFD (five points each); ``ValueError`` for
-    other layouts or a face too small to read."""
+    """The cues of one face: of its keypoints, or else of dlib's five points; ``ValueError``
+    for other layouts or a face too small to read."""
+    if face.keypoints is not None:
+        return _keypoint_pose(face.keypoints)
     if len(face.landmarks) != 5:
-        raise ValueError("liveness reads dlib's or SCRFD's five points")
-    if scrfd_layout(face):
-        return _scrfd_pose(face)
+        raise ValueError("liveness reads keypoints or dlib's five points")
     right_outer, right_inner, left_outer, left_inner, nose = face.landmarks
     ux, uy = right_outer[0] - left_outer[0], right_outer[1] - left_outer[1]
     span = math.hypot(ux, uy)
@@ -147,24 +150,20 @@ def pose(face: LocatedFace) -> Pose:
     return Pose(turn, (left_width - right_width) / widths, math.degrees(math.atan2(uy, ux)))
 
 
-def scrfd_layout(face: LocatedFace | DetectedFace) -> bool:
-    """Whether the face's points are SCRFD's (the insightface engine's): eyes and nose first."""
-    return len(face.landmarks) == 5 and face.landmarks[:3] == (face.left_eye, face.right_eye,
-                                                                face.nose)
-
-
-def _scrfd_pose(face: LocatedFace) -> Pose:
-    (lx, ly), (rx, ry), (nx, ny) = face.left_eye, face.right_eye, face.nose
+def _keypoint_pose(keypoints: tuple[Point, ...]) -> Pose:
+    if len(keypoints) != 5:
+        raise ValueError("keypoints are five points")
+    (lx, ly), (rx, ry), (nx, ny) = keypoints[:3]
     gap = math.hypot(rx - lx, ry - ly)
     if gap < 2:
         raise ValueError("the eyes are too close together to read")
     ux, uy = (rx - lx) / gap, (ry - ly) / gap
     turn = ((nx - (lx + rx) / 2) * ux + (ny - (ly + ry) / 2) * uy) / gap
-    return Pose(turn, 0.0, math.degrees(math.atan2(uy, ux)), face.landmarks)
+    return Pose(turn, 0.0, math.degrees(math.atan2(uy, ux)), keypoints)
 
 
 def plane_residual(first: Sequence[Point], second: Sequence[Point]) -> float:
-    """How far ``second``'s points are from ``first``'s moved by one homography: the root mean
+    """How far ``second``'s keypoints are from ``first``'s moved by one homography: the root mean
     square distance to the best one's projections, in eye gaps of ``second`` (its points 0 and
     1). A plane's points (a print, a screen) stay on it but for their jitter; a turning head's
     nose tip leaves the plane of its eyes and mouth corners. 0 when no homography fits (the
@@ -180,7 +179,7 @@ def plane_residual(first: Sequence[Point], second: Sequence[Point]) -> float:
 
 
 def nose_parallax(first: Sequence[Point], second: Sequence[Point]) -> float:
-    """How far SCRFD's nose tip (point 2) of ``second`` lies from where the homography of the
+    """How far the nose tip (point 2) of ``second`` lies from where the homography of the
     eyes and mouth corners (points 0, 1, 3, 4) from ``first`` puts it, along ``second``'s eye
     line in its eye gaps, positive towards the image's right as ``turn`` is. A head turning
     moves its nose tip out of that plane the way it turns; a plane's stays in it. 0 when the

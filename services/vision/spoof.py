@@ -7,10 +7,11 @@ engine runs (an analysis worker process, or a thread), on the decoded frame, for
 every frame (:func:`services.vision.sightings.follow`); the verdict it feeds is the tracker's
 (services/vision/watch.py).
 
-The add-on aligns a face by SCRFD's five points. The insightface engine's are those; for dlib's
-(eye corners and the nose base, no mouth corners) the add-on's template is placed by the eyes
-alone: the similarity that takes its two eye points onto the eye centres also gives the three
-other points it is handed, so the crop is the one those eyes imply.
+The add-on aligns a face by five keypoints in SCRFD's layout: the face's own (SCRFD's with the
+insightface engine, MTCNN's with dlib). For a face without them (dlib's eye corners and nose
+base alone) the add-on's template is placed by the eyes: the similarity that takes its two eye
+points onto the eye centres also gives the three other points it is handed, so the crop is the
+one those eyes imply.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import numpy as np
 from services.vision.engine import DetectedFace, LocatedFace, Point, RGBImage
 from services.vision.insightface_liveness import LivenessScore
 from services.vision.insightface_package import insightface_module
-from services.vision.liveness import scrfd_layout
 
 
 class SpoofModel(Protocol):
@@ -35,8 +35,8 @@ class SpoofModel(Protocol):
 def keypoints_for(face: LocatedFace | DetectedFace) -> tuple[Point, ...]:
     """The five points, in SCRFD's layout, that align ``face`` for the add-on (module
     docstring)."""
-    if scrfd_layout(face):
-        return face.landmarks
+    if face.keypoints is not None:
+        return face.keypoints
     template = np.asarray(insightface_module("addons.liveness").DESTINATION_LANDMARKS,
                           dtype=np.float64)
     # Points as complex numbers: a similarity is z -> origin + scale * (z - template's eye).

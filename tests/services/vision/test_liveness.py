@@ -1,12 +1,16 @@
-"""Liveness from landmarks: a real head turning passes, 200 photo attacks never do.
+"""Liveness from dlib's own five points: a real head turning passes, 200 photo attacks never do.
 
-Genuine motion: the 76 consecutive frames of ``video/hamilton`` (one man turning his head to his
-left, image left, and back). Attacks: tests/services/vision/attacks.py, each of the shared
-stills printed, tilted and moved before the camera, blurred, noisy and re-compressed, seeded.
+The dlib engine gives its faces keypoints too (tests/services/vision/test_liveness_plane.py
+judges those); a face MTCNN refuses has none and is judged on dlib's eye corners and nose base
+alone, which is what these tests do (:func:`dlib_points`). Genuine motion: the 76 consecutive
+frames of ``video/hamilton`` (one man turning his head to his left, image left, and back).
+Attacks: tests/services/vision/attacks.py, each of the shared stills printed, tilted and moved
+before the camera, blurred, noisy and re-compressed, seeded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from pathlib import Path
 from typing import TypeVar
@@ -33,6 +37,11 @@ def largest(faces: list[Face]) -> Face:
     return max(faces, key=lambda face: face.box.width * face.box.height)
 
 
+def dlib_points(face: LocatedFace) -> LocatedFace:
+    """``face`` without its keypoints, as liveness sees a face MTCNN refused."""
+    return dataclasses.replace(face, keypoints=None)
+
+
 @pytest.fixture(scope="module")
 def hamilton(photos: Photos, engine: DlibEngine) -> dict[str, Pose]:
     """The pose of each frame of the clip in which dlib finds the face, by frame name."""
@@ -40,7 +49,7 @@ def hamilton(photos: Photos, engine: DlibEngine) -> dict[str, Pose]:
     for relative in photos.listing(HAMILTON):
         faces = engine.locate(photos.image(relative))
         if faces:
-            poses[Path(relative).stem] = pose(largest(faces))
+            poses[Path(relative).stem] = pose(dlib_points(largest(faces)))
     assert len(poses) >= 70
     return poses
 
@@ -96,7 +105,7 @@ def test_a_busy_worker_that_sees_one_frame_in_three_still_sees_the_turn(
         assert first < len(hamilton) // 3 + 2, (start, first)
 
 
-def test_the_slow_turn_away_is_a_limit_with_dlib(hamilton: dict[str, Pose]) -> None:
+def test_the_slow_turn_away_is_a_limit_of_dlibs_own_points(hamilton: dict[str, Pose]) -> None:
     """Why frames 88 to 130 are never live (docs/vision.md): within any 12 frames the nose
     moves at most 0.16 eye gaps, and over longer windows the head rolls as it turns."""
     away = frames(hamilton, 88, 130)
@@ -128,7 +137,8 @@ def test_no_photo_attack_is_live(engine: DlibEngine, stills: list[Still]) -> Non
     rules = Rules()
     seen = 0
     for name, images in attacks(stills, ATTACKS, rules.max_frames, SEED):
-        poses = [pose(largest(faces)) for image in images if (faces := engine.locate(image))]
+        poses = [pose(dlib_points(largest(faces)))
+                 for image in images if (faces := engine.locate(image))]
         assert len(poses) >= rules.min_frames, name  # the attack reached the check
         for verdict in (passive(poses), challenged(poses, Direction.LEFT),
                         challenged(poses, Direction.RIGHT)):
@@ -138,7 +148,7 @@ def test_no_photo_attack_is_live(engine: DlibEngine, stills: list[Still]) -> Non
 
 
 def test_pose_refuses_other_layouts(hamilton: dict[str, Pose]) -> None:
-    with pytest.raises(ValueError, match="five points"):
+    with pytest.raises(ValueError, match="keypoints or dlib's five points"):
         pose(LocatedFace(box=None, landmarks=((0.0, 0.0),) * 4, score=1.0,  # type: ignore[arg-type]
                          left_eye=(0.0, 0.0), right_eye=(1.0, 0.0), nose=(0.5, 1.0)))
     with pytest.raises(ConfigError):

