@@ -67,6 +67,18 @@ def test_both_turns_pass_passive(hamilton: dict[int, Pose]) -> None:
             assert verdict.live and verdict.reason == "the head turned", verdict
 
 
+def test_a_busy_worker_sees_the_turn_within_a_few_frames(hamilton: dict[int, Pose]) -> None:
+    """Seen one frame in three or in four, looped, whichever frame the worker starts on: live
+    within 8 of the frames it analyses (6 or fewer measured; dlib's own points take up to a
+    pass of the clip, or never)."""
+    clip = list(hamilton.values()) * 4
+    for step in (3, 4):
+        for start in range(step):
+            seen = clip[start::step]
+            first = next(n for n in range(len(seen)) if passive(seen[:n + 1]).live)
+            assert first < 8, (step, start, first)
+
+
 def test_each_turn_meets_its_challenge_and_fails_the_other(hamilton: dict[int, Pose]) -> None:
     away, back = frames(hamilton, *AWAY), frames(hamilton, *BACK)
     assert challenged(back, Direction.LEFT).live  # the nose moves to the image's right
