@@ -223,6 +223,8 @@ class Bus:
         self._on_connect.append(callback)
 
     async def _run(self, connection: Connection) -> None:
+        """Connect, subscribe, run the :meth:`on_connect` callbacks, wait for the connection to
+        end; again, with a backoff, until the Bus closes."""
         backoff = _BACKOFF_MIN
         url = self.settings.url
         while True:
@@ -239,8 +241,7 @@ class Bus:
                 self._connected.set()
                 backoff = _BACKOFF_MIN
                 log.info("%s connected to %s", self.client_id, url)
-                for callback in self._on_connect:
-                    await callback()
+                await _unless_lost(self._connected_callbacks(), connection.lost)
                 await connection.lost
                 log.warning("%s lost the broker at %s", self.client_id, url)
             except (ConnectRefused, TlsRefused) as exc:
@@ -266,6 +267,10 @@ class Bus:
                 self._calls.fail_all()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _BACKOFF_MAX)
+
+    async def _connected_callbacks(self) -> None:
+        for callback in self._on_connect:
+            await callback()
 
     # -- receiving -----------------------------------------------------------------------------
 
@@ -453,3 +458,18 @@ class Bus:
             finally:
                 self._calls.end(request_id)
             return reply_body(topic, reply)
+
+
+async def _unless_lost(work: Awaitable[None], lost: asyncio.Future[None]) -> None:
+    """Run ``work`` (the on-connect callbacks), stopped if the connection is lost first: a
+    callback waiting on a PUBACK would otherwise hold the reconnection up until its timeout,
+    and the next connection runs every callback again. Its errors are the connection's."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if not task.cancelled():
+        task.result()

@@ -5,8 +5,10 @@ at start and kept in step with the other workers through ``events/vision/enrolle
 names the new row, which each worker reads from the database they share, so that nobody who can
 publish the event can put a face (or a binding) into the galleries without it being stored.
 An event lost while the broker was away (a worker's enrolment then is stored, but nobody hears
-of it) is made up for by :meth:`Faces.keep_in_step`: after every reconnection each worker
-makes its whole gallery what the database holds.
+of it) is made up for by :meth:`Faces.keep_in_step`: after every connection each worker makes
+its whole gallery what the database holds (the first too: an enrolment between :meth:`load` and
+the subscription would be missed otherwise, and a first connection lost while it was being set
+up never told this callback of it).
 A photo enrolled with its user's token is bound to the account (services/vision/trust.py).
 Subjects' own thresholds and "not me" negatives (services/vision/subjects.py) are loaded and
 refreshed with their photos.
@@ -77,22 +79,19 @@ class Faces:
         self.gallery = gallery
         self.bus = bus
         self.limits = limits
-        self._reconnected = asyncio.Event()
-        self._connections = 0
+        self._connected = asyncio.Event()
         bus.on_connect(self._on_connect)
 
     async def _on_connect(self) -> None:
-        self._connections += 1
-        if self._connections > 1:  # the first connection follows load()
-            self._reconnected.set()
+        self._connected.set()
 
     async def keep_in_step(self) -> None:
-        """After each reconnection to the broker, make the gallery what the database holds:
-        the other workers' ``enrolled`` and ``subject_changed`` events of meanwhile are lost.
+        """After each connection to the broker, make the gallery what the database holds: the
+        other workers' ``enrolled`` and ``subject_changed`` events of meanwhile are lost.
         A database that is away meanwhile is tried again, 0.5 s doubling to 30 s."""
         while True:
-            await self._reconnected.wait()
-            self._reconnected.clear()
+            await self._connected.wait()
+            self._connected.clear()
             delay = _RESYNC_RETRY[0]
             while True:
                 try:
@@ -105,7 +104,7 @@ class Faces:
                                 delay, exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, _RESYNC_RETRY[1])
-            log.info("vision: gallery resynced after a reconnection (%d embeddings)",
+            log.info("vision: gallery resynced after a connection (%d embeddings)",
                      len(self.gallery))
 
     async def _stored(self, **filters: object) -> list[_Row]:

@@ -58,3 +58,42 @@ async def test_a_burst_survives_a_cut_connection(mosquitto: PrivateMosquitto,
                 await everything.wait()
     assert len(received) == BURST  # duplicates allowed at QoS 1, losses not
     assert deliveries >= BURST
+
+
+async def test_a_connection_lost_while_its_callbacks_run_is_made_again_at_once(
+        mosquitto: PrivateMosquitto) -> None:
+    """A service's first on-connect callback publishes its status and waits for the PUBACK;
+    the broker dies meanwhile. The Bus connects again as soon as the broker is back (before:
+    only once that wait timed out, 10 s) and runs every callback again, so one registered
+    after the status (vision's gallery resync) runs on the new connection."""
+    settings = BusSettings(BrokerURL("127.0.0.1", mosquitto.port), connect_timeout=5.0)
+    bus = Bus(settings, role="callbacks")
+    seen: list[tuple[str, int]] = []
+    restarts: list[asyncio.Task[None]] = []
+    killed = 0.0
+
+    async def restart() -> None:
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(mosquitto.start)
+
+    async def status() -> None:
+        nonlocal killed
+        seen.append(("status", bus.connections))
+        if len(seen) == 1:
+            mosquitto.kill()  # the PUBACK of what follows never comes on this connection
+            killed = asyncio.get_running_loop().time()
+            restarts.append(asyncio.create_task(restart()))
+        await bus.publish_raw("status/callbacks", "online", qos=1, retain=True, wait=10)
+
+    async def after() -> None:
+        seen.append(("after", bus.connections))
+
+    bus.on_connect(status)
+    bus.on_connect(after)
+    async with bus:
+        async with asyncio.timeout(8):
+            while ("after", 2) not in seen:
+                await asyncio.sleep(0.02)
+        assert asyncio.get_running_loop().time() - killed < 5
+    await asyncio.gather(*restarts)
+    assert seen == [("status", 1), ("status", 2), ("after", 2)]
