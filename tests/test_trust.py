@@ -165,7 +165,8 @@ async def test_a_deleted_account_leaves_nothing_behind(backend: Backend, tmp_pat
             # deletion have passed) and stays so while her face is still in front of it.
             idle = await mirror.wait_display(lambda d: d.state == "idle", timeout=5)
             assert idle.user is None and idle.messages == []
-            assert all(d.state == "idle" for d in await displays_for(mirror, 1.5))
+            told = await displays_for(mirror, 1.5)
+            assert all(d.state == "idle" for d in told), told
 
         # Every vision worker has forgotten her face; /face says so, whichever worker answers.
         for worker in vision:

@@ -10,6 +10,8 @@ Messages are private: a display holds them only while the presence is *unlocked*
 counted the face among the event's ``trusted`` names (enrolled with the user's token; liveness
 will be the second condition, decided by vision too). Anybody else recognised is greeted by name
 with their layout, no messages, and nothing is marked read (``Display.unlocked`` is false).
+A name whose account was deleted (or renamed away) is shown nowhere, even when a vision worker
+that has not yet heard of it still names the face (:meth:`Users.gone`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from services.messaging.messages import Messages, shown
 from services.messaging.mirrors import Mirrors
 from services.messaging.models import Message as MessageRow
 from services.messaging.presence import Presence
+from services.messaging.users import Users
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +57,11 @@ class Screens:
         mirrors: Mirrors,
         layouts: Layouts,
         messages: Messages,
+        users: Users,
         max_messages: int,
     ) -> None:
         self.bus = bus
+        self.users = users
         self.presence = presence
         self.mirrors = mirrors
         self.layouts = layouts
@@ -74,8 +79,12 @@ class Screens:
         except ValidationError as exc:
             log.warning("ignored a recognized event: %s", exc.errors()[0]["msg"])
             return
-        user = self.presence.seen(event.mirror_id, event.names, time.monotonic(),
-                                  set(event.trusted))
+        names = event.names
+        gone = await self.users.gone(names)
+        if gone:  # a vision worker that has not yet heard of the deletion, or a frame before
+            names = [name for name in names if name not in gone]
+        user = self.presence.seen(event.mirror_id, names, time.monotonic(),
+                                  set(event.trusted) - gone)
         if user is not None:
             await self.show(event.mirror_id, user)
 

@@ -52,7 +52,7 @@ async def run_messaging(
                   quota=settings.quota, upload_idle=settings.upload_idle)
     messages, layouts, mirrors = Messages(users, files), Layouts(users), Mirrors()
     screens = Screens(bus, Presence(settings.hold, settings.idle_after), mirrors, layouts,
-                      messages, settings.display_messages)
+                      messages, users, settings.display_messages)
     # What a deleted account leaves here, in this order: its name stops passing for an account
     # at once, its stored data goes (messages, layouts, uploaded files), and mirrors showing it
     # go idle last (so no display of it can go out after).

@@ -16,9 +16,11 @@ from broker.settings import BusSettings
 from schemas.auth import (
     AUTH_DELETE_USER,
     AUTH_LOGIN,
+    AUTH_REGISTER,
     AUTH_USER_RENAMED,
     DeleteUserRequest,
     LoginRequest,
+    RegisterRequest,
     UserRenamed,
 )
 from schemas.errors import ServiceError
@@ -119,6 +121,20 @@ async def test_a_deleted_users_messages_layouts_and_display_go_at_once(bus: Bus)
     with pytest.raises(ServiceError) as caught:  # the name no longer passes for an account
         await send(bus, bob, ann, "are you there?")
     assert caught.value.code == MessagingError.RECEIVER_NOT_FOUND
+
+    # A vision worker that has not heard of the deletion yet (or a frame analysed before it)
+    # still names her: nobody is shown.
+    screen.forget()
+    await seen(bus, screen.mirror_id, ann)
+    await asyncio.sleep(0.5)
+    assert screen.displays == []
+    # Somebody registers the name anew (and enrols their own face): they are shown.
+    await bus.request(AUTH_REGISTER, RegisterRequest(username=ann, password="pw",
+                                                     email=f"{ann}@example.com"))
+    async with asyncio.timeout(10):  # auth is asked again within 5 s of the last time
+        while not any(d.user == ann for d in screen.displays):
+            await seen(bus, screen.mirror_id, ann)
+            await asyncio.sleep(0.25)
 
 
 async def _not(check: Awaitable[bool]) -> bool:
