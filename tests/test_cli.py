@@ -39,15 +39,16 @@ async def system(tmp_path: Path) -> AsyncIterator[tuple[Path, int, int]]:
         MIRRORHUB, "up", env=env_for(tmp_path, broker_port, bridge_port),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bridge_port}") as http:
-        for _ in range(200):
-            try:
-                await http.get("/whoami")
-                break
-            except httpx.TransportError:
-                assert process.returncode is None, "mirrorhub up exited early"
-                await asyncio.sleep(0.05)
     try:
+        async with (httpx.AsyncClient(base_url=f"http://127.0.0.1:{bridge_port}") as http,
+                    asyncio.timeout(60)):  # the whole system starting; slow on a loaded machine
+            while True:
+                try:
+                    await http.get("/whoami")
+                    break
+                except httpx.TransportError:
+                    assert process.returncode is None, "mirrorhub up exited early"
+                    await asyncio.sleep(0.05)
         yield tmp_path, broker_port, bridge_port
     finally:
         process.send_signal(signal.SIGINT)
