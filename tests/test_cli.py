@@ -32,6 +32,19 @@ def env_for(data: Path, broker_port: int, bridge_port: int) -> dict[str, str]:
     return env
 
 
+async def wait_for_bridge(process: asyncio.subprocess.Process, port: int) -> None:
+    """Until the bridge answers; a minute, as the whole system starts slowly on a loaded
+    machine."""
+    async with asyncio.timeout(60), httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        while True:
+            try:
+                await http.get("/whoami")
+                return
+            except httpx.TransportError:
+                assert process.returncode is None, "mirrorhub up exited early"
+                await asyncio.sleep(0.05)
+
+
 @pytest.fixture
 async def system(tmp_path: Path) -> AsyncIterator[tuple[Path, int, int]]:
     broker_port, bridge_port = free_port(), free_port()
@@ -40,15 +53,7 @@ async def system(tmp_path: Path) -> AsyncIterator[tuple[Path, int, int]]:
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
     try:
-        async with (httpx.AsyncClient(base_url=f"http://127.0.0.1:{bridge_port}") as http,
-                    asyncio.timeout(60)):  # the whole system starting; slow on a loaded machine
-            while True:
-                try:
-                    await http.get("/whoami")
-                    break
-                except httpx.TransportError:
-                    assert process.returncode is None, "mirrorhub up exited early"
-                    await asyncio.sleep(0.05)
+        await wait_for_bridge(process, bridge_port)
         yield tmp_path, broker_port, bridge_port
     finally:
         process.send_signal(signal.SIGINT)

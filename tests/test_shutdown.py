@@ -11,11 +11,10 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.support import free_port, process_tree, reachable, running
-from tests.test_cli import MIRRORHUB, env_for
+from tests.test_cli import MIRRORHUB, env_for, wait_for_bridge
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 
@@ -65,17 +64,6 @@ async def started(*args: str, env: dict[str, str]) -> AsyncIterator[asyncio.subp
         if process.returncode is None:
             process.kill()
             await process.communicate()
-
-
-async def wait_for_bridge(process: asyncio.subprocess.Process, port: int) -> None:
-    async with asyncio.timeout(60), httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-        while True:
-            try:
-                await http.get("/whoami")
-                return
-            except httpx.TransportError:
-                assert process.returncode is None, "mirrorhub up exited early"
-                await asyncio.sleep(0.05)
 
 
 async def wait_for_line(process: asyncio.subprocess.Process, words: bytes) -> None:
