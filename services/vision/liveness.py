@@ -41,7 +41,8 @@ between them (:func:`plane_residual`), and the nose tip moved at least
 :attr:`Rules.min_parallax` eye gaps, the way it turned, against the plane of the eyes and mouth
 corners (:func:`nose_parallax`). A print or a screen, whatever its tilt and roll, stays on one
 plane up to the points' jitter; so ``roll`` is not read. A window is judged so only when every
-frame of it has keypoints.
+frame of it has keypoints, on dlib's points only when none has: the two kinds' cues do not
+compare, so a window of both is no evidence (a shorter one may be of one kind).
 """
 
 from __future__ import annotations
@@ -266,8 +267,11 @@ def _change(window: Sequence[Pose], cue: int, ends: int) -> float:
 
 
 def _judge(window: Sequence[Pose], sign: float, rules: Rules, success: str) -> Verdict:
-    if all(pose.points is not None for pose in window):
+    with_keypoints = sum(pose.points is not None for pose in window)
+    if with_keypoints == len(window):
         return _judge_plane(window, sign, rules, success)
+    if with_keypoints:  # two kinds of points, whose cues do not compare: no evidence
+        return Verdict(False, 0.0, "the face's keypoints came and went within the frames")
     turn = _change(window, 0, rules.ends) * sign
     asymmetry = _change(window, 1, rules.ends) * sign
     roll = abs(_change(window, 2, rules.ends))

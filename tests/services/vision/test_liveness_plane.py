@@ -9,6 +9,7 @@ points reaching the cue, on the stand-in pack.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -174,3 +175,23 @@ def test_the_insightface_engines_points_reach_the_cue(tmp_path: Path) -> None:
                                                    "passive: 3 frames of this face, 6 needed",
                                                    "passive: 4 frames of this face, 6 needed",
                                                    "passive: 5 frames of this face, 6 needed"]
+
+
+def test_a_window_of_both_kinds_of_points_is_no_evidence(photos: Photos,
+                                                         engine: DlibEngine) -> None:
+    """Faces MTCNN refused (dlib's own points) among faces with keypoints: the two kinds' cues
+    do not compare, so such a window proves nothing; one of a single kind is judged."""
+    faces = [largest(found) for relative in photos.listing(HAMILTON)
+             if BACK[0] <= int(Path(relative).stem[-3:]) <= BACK[1]
+             and (found := engine.locate(photos.image(relative)))]
+    keypoints = [pose(face) for face in faces]
+    own = [pose(dataclasses.replace(face, keypoints=None)) for face in faces]
+    assert passive(keypoints).live and passive(own).live  # each kind alone: the turn back
+    assert len(faces) == 12
+    # Frames 3 to 8 without keypoints: every window ending at the last frame holds both kinds.
+    mixed = keypoints[:3] + own[3:9] + keypoints[9:]
+    for verdict in (passive(mixed), challenged(mixed, Direction.LEFT)):
+        assert (verdict.live, verdict.score, verdict.reason) == (
+            False, 0.0, "the face's keypoints came and went within the frames")
+    # Frame 5 alone without: the 6-frame window after it, of keypoints alone, is judged.
+    assert passive(keypoints[:5] + own[5:6] + keypoints[6:]).reason != verdict.reason
