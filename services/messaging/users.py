@@ -58,6 +58,8 @@ class Users:
         """The names among ``usernames`` whose account this service saw deleted or renamed
         away lately and that auth does not know again. While auth cannot be asked they stay
         gone: a deleted person is never shown for want of an answer."""
+        if not self._gone:  # the common case, on every recognition
+            return set()
         now = time.monotonic()
         for name, gone in list(self._gone.items()):
             if gone.until <= now:

