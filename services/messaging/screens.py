@@ -69,6 +69,9 @@ class Screens:
         self.max_messages = max_messages
         self._visits: dict[str, _Visit] = {}  # per mirror, who stands there now
         self._locks: dict[str, asyncio.Lock] = {}
+        # Per mirror, its own messages (status, widgets) handled one at a time in the order
+        # they arrived: a mirror says its widgets, then that it is online.
+        self._heard: dict[str, asyncio.Lock] = {}
         # Per mirror, messages stored but not yet on its display.
         self._fresh: dict[str, list[DisplayMessage]] = {}
         self._flushing: dict[str, asyncio.Task[None]] = {}
@@ -89,18 +92,27 @@ class Screens:
             await self.show(event.mirror_id, user)
 
     async def on_status(self, message: Message) -> None:
-        said = await self.mirrors.on_status(message)
-        if said is not None and said[1] == "online" and self.presence.user_at(said[0]) is None:
-            await self.show(said[0], None)  # a mirror that just woke up: idle
+        async with self._in_order(message):
+            said = await self.mirrors.on_status(message)
+            if (said is not None and said[1] == "online"
+                    and self.presence.user_at(said[0]) is None):
+                await self.show(said[0], None)  # a mirror that just woke up: idle
 
     async def on_widgets(self, message: Message) -> None:
         """A mirror's widget state. A new model code brings its model's layout, so an idle
         mirror already told what to show is told again: a mirror coming online retains both
-        its status and its widgets, and the two may be handled in either order."""
-        changed = await self.mirrors.on_widgets(message)
-        if (changed is not None and changed in self.mirrors.displays
-                and self.presence.user_at(changed) is None):
-            await self.show(changed, None)
+        its status and its widgets, and the broker may deliver the two in either order."""
+        async with self._in_order(message):
+            changed = await self.mirrors.on_widgets(message)
+            if (changed is not None and changed in self.mirrors.displays
+                    and self.presence.user_at(changed) is None):
+                await self.show(changed, None)
+
+    def _in_order(self, message: Message) -> asyncio.Lock:
+        """The lock that keeps one mirror's own messages in arrival order: each is handled in
+        a task of its own, started as it arrives, and the lock queues them first come first
+        served, so a mirror's first idle display has the layout of the model it just named."""
+        return self._heard.setdefault(message.params.get("mirror_id", ""), asyncio.Lock())
 
     def on_stored(self, row: MessageRow) -> None:
         """A new message: every mirror showing its receiver, unlocked, shows it too, at once.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from datetime import UTC, datetime
 
@@ -60,14 +59,6 @@ async def a_mirror(bus: Bus, model_code: str | None = None) -> Screen:
     if model_code:
         state = MirrorWidgets(model_code=model_code, widgets={"weather": {"temp": 21}})
         await bus.publish(MIRROR_WIDGETS, state, retain=True, mirror_id=mirror_id)
-        # The service handles the two topics apart: the widgets first, so that the first idle
-        # display already has the model's layout (the other order has a test of its own).
-        for _ in range(100):
-            with contextlib.suppress(ServiceError):
-                known = await bus.request(MESSAGING_MIRROR, MirrorRequest(mirror_id=mirror_id))
-                if known.model_code == model_code:
-                    break
-            await asyncio.sleep(0.02)
     await bus.publish(MIRROR_STATUS, "online", retain=True, mirror_id=mirror_id)
     await screen.next(lambda d: d.state == "idle")
     return screen
@@ -175,6 +166,19 @@ async def test_mirror_state_is_kept(bus: Bus, messaging_service: Messaging) -> N
     else:
         raise AssertionError("an unknown mirror has no state")
     await bus.publish(MIRROR_DISPLAY, b"", retain=True, mirror_id=screen.mirror_id)
+
+
+async def test_a_mirror_is_first_shown_the_layout_of_the_model_it_names(bus: Bus) -> None:
+    """A mirror says its widgets, then that it is online, back to back; the service handles
+    each message in a task of its own, and still its first display has the model's layout,
+    not the built-in one for a moment (each mirror's messages are handled in arrival order)."""
+    model = unique("model")
+    await bus.request(MESSAGING_SET_LAYOUT, SetLayoutRequest(model_code=model, index=MODEL))
+    screens = await asyncio.gather(*(a_mirror(bus, model) for _ in range(12)))
+    for screen in screens:
+        assert screen.displays[0].state == "idle"
+        assert screen.displays[0].layout == {k: tuple(v) for k, v in MODEL.items()}
+        await bus.publish(MIRROR_DISPLAY, b"", retain=True, mirror_id=screen.mirror_id)
 
 
 async def test_widgets_after_the_status_bring_the_models_layout(bus: Bus) -> None:
