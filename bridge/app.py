@@ -137,7 +137,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         # Request ids outermost: the metrics middleware's time and a crash's log line have one.
-        middleware=[Middleware(RequestIds), Middleware(metrics.HttpMetrics, routes=routes)],
+        middleware=[Middleware(RequestIds), Middleware(metrics.HttpMetrics)],
         lifespan=lifespan,
         exception_handlers={HttpFail: _fail, session_api.SessionFail: _fail,
                             user_family.UserFail: _fail, face_admin_api.FaceFail: _fail,

@@ -15,47 +15,29 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.replies import HttpFail
-from broker.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from broker.metrics import HTTP_REQUESTS, HTTP_SECONDS, labelled
 
 UNMATCHED = "unmatched"
-
-
-def _path_of(route: BaseRoute) -> str:
-    return str(getattr(route, "path", UNMATCHED))
 
 
 class HttpMetrics:
     """ASGI middleware counting and timing each HTTP request by route template and status."""
 
-    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.routes = tuple(routes)
-
-    def _endpoint(self, scope: Scope) -> str:
-        # As the router will match it (a 405's route counts as its route).
-        partial = None
-        for route in self.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return _path_of(route)
-            if match is Match.PARTIAL and partial is None:
-                partial = _path_of(route)
-        return partial or UNMATCHED
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        endpoint, method = self._endpoint(scope), scope["method"]
         status = 500  # unless a response starts: a crash the outer handler answers
         started = time.perf_counter()
 
@@ -68,8 +50,12 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            HTTP_REQUESTS.labels(method, endpoint, str(status)).inc()
-            HTTP_SECONDS.labels(method, endpoint).observe(time.perf_counter() - started)
+            # The route Starlette's router matched, which it leaves in the scope (a 405's
+            # route counts as its route); none for a path no route has.
+            endpoint = str(getattr(scope.get("route"), "path", UNMATCHED))
+            method = scope["method"]
+            labelled(HTTP_REQUESTS, method, endpoint, str(status)).inc()
+            labelled(HTTP_SECONDS, method, endpoint).observe(time.perf_counter() - started)
 
 
 async def metrics(request: Request) -> Response:

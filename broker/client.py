@@ -48,7 +48,6 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar, cast
 
 from paho.mqtt.client import MQTTMessage
@@ -63,9 +62,11 @@ from broker.protocol import (
     SubscriptionRefused,
     TlsRefused,
     Will,
-    topic_matches,
 )
 from broker.settings import BusSettings
+from broker.subscriptions import Message as Message
+from broker.subscriptions import MessageCallback as MessageCallback
+from broker.subscriptions import Subscription, Subscriptions
 from broker.tracing import REQUEST_ID
 from schemas.envelope import REPLY
 from schemas.errors import AccessDenied, BusUnavailable, RequestTimeout
@@ -76,19 +77,6 @@ log = logging.getLogger(__name__)
 Rep = TypeVar("Rep", bound=BaseModel)
 Payload = BaseModel | dict[str, Any] | bytes | str
 
-
-@dataclass(frozen=True)
-class Message:
-    """A received message; ``topic`` is without the namespace prefix, ``params`` holds the
-    values of the subscribed :class:`Topic`'s placeholders (``{"mirror_id": "hall"}``)."""
-
-    topic: str
-    payload: bytes
-    retain: bool = False
-    params: dict[str, str] = field(default_factory=dict)
-
-
-MessageCallback = Callable[[Message], Awaitable[None]]
 
 _BACKOFF_MIN, _BACKOFF_MAX = 0.05, 5.0
 _CLOSE_TIMEOUT = 2.0
@@ -105,14 +93,6 @@ def encode(payload: Payload) -> bytes:
     if isinstance(payload, str):
         return payload.encode()
     return bytes(payload)
-
-
-@dataclass(frozen=True)
-class _Subscription:
-    filter: str  # as sent to the broker: namespaced, possibly "$share/<group>/..."
-    callback: MessageCallback
-    qos: int
-    topic: Topic[Any] | None  # what to read the parameters from; None for raw filters
 
 
 class Bus:
@@ -145,7 +125,7 @@ class Bus:
         )
         self._clean_session = clean_session
         self._concurrency = concurrency
-        self._subs: list[_Subscription] = []
+        self._subs = Subscriptions()
         self._on_connect: list[Callable[[], Awaitable[None]]] = []
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._connection: Connection | None = None  # made on entering, for the Bus's life
@@ -304,8 +284,8 @@ class Bus:
         topic_filter = self._wire(topic_filter)
         if shared and self.settings.shared_group:
             topic_filter = f"$share/{self.settings.shared_group}/{topic_filter}"
-        sub = _Subscription(topic_filter, callback, qos, topic)
-        self._subs.append(sub)
+        sub = Subscription(topic_filter, callback, qos, topic)
+        self._subs.add(sub)
         client = self._client
         if client is not None:
             try:
@@ -324,13 +304,11 @@ class Bus:
             self._calls.resolve(payload)
             return
         local = topic.removeprefix(self.namespace)
-        for sub in self._subs:
-            if topic_matches(sub.filter, topic):
-                params = (sub.topic.parse(local) if sub.topic is not None else None) or {}
-                message = Message(local, payload, received.retain, params)
-                task = asyncio.create_task(self._deliver(sub, message))
-                self._tasks.add(task)
-                task.add_done_callback(self._delivered)
+        for sub, params in self._subs.routes(topic, local):
+            message = Message(local, payload, received.retain, dict(params))
+            task = asyncio.create_task(self._deliver(sub, message))
+            self._tasks.add(task)
+            task.add_done_callback(self._delivered)
         if len(self._tasks) >= self._concurrency and self._connection is not None:
             # Push back on the broker rather than queue without bound.
             self._connection.pause_reading()
@@ -340,7 +318,7 @@ class Bus:
         if len(self._tasks) < self._concurrency and self._connection is not None:
             self._connection.resume_reading()
 
-    async def _deliver(self, sub: _Subscription, message: Message) -> None:
+    async def _deliver(self, sub: Subscription, message: Message) -> None:
         try:
             await sub.callback(message)
         except Exception:

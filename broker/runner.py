@@ -29,7 +29,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ValidationError
 
 from broker.client import Bus, Message, MessageCallback
-from broker.metrics import HANDLED, HANDLER_SECONDS
+from broker.metrics import HANDLED, HANDLER_SECONDS, labelled
 from broker.tracing import request_id
 from schemas.envelope import REPLY_TO_PATTERN, REQUEST_ID_MAX, ErrorCode, RequestEnvelope
 from schemas.errors import BusUnavailable, ServiceError
@@ -132,13 +132,13 @@ class ServiceRunner:
             body = await self._call(answer, envelope.body, message.params)
             took = time.perf_counter() - started
             outcome = body.code if isinstance(body, ServiceError) else "ok"
-            HANDLER_SECONDS.labels(self.service, answer.operation.template).observe(took)
+            labelled(HANDLER_SECONDS, self.service, answer.operation.template).observe(took)
             self._count(answer, outcome)
             log.debug("%s answered %s in %.1f ms: %s", self.service, topic, took * 1000, outcome)
             await self._send(envelope.reply_to, envelope.id, body)
 
     def _count(self, answer: Answer, outcome: str) -> None:
-        HANDLED.labels(self.service, answer.operation.template, str(outcome)).inc()
+        labelled(HANDLED, self.service, answer.operation.template, str(outcome)).inc()
 
     async def _refuse(self, topic: str, payload: bytes, exc: ValidationError) -> None:
         """A payload that is not a valid envelope: say why, to its sender if it names one."""

@@ -16,6 +16,7 @@ Models use the ``Annotated`` types; code that holds a plain string uses
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Annotated
 
@@ -31,11 +32,12 @@ from schemas.errors import ConfigError
 
 USERNAME_MAX = 64
 MIRROR_ID_MAX = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def printable(value: str) -> str:
     """``value`` unless it holds an ASCII control character (``ValueError``)."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROL.search(value):
         raise ValueError("must not contain control characters")
     return value
 

@@ -63,6 +63,7 @@ async def test_counters_move_with_traffic(http: httpx.AsyncClient, backend: Back
     wrong = await http.post("/login", data={"username": name, "password": "nope"})
     assert ok.json()["result"] == "success" and wrong.json()["result"] == "fail"
     await http.get("/no/such/path")
+    assert (await http.delete("/login")).status_code == 405
     # A mirror comes online and sends frames; vision analyses them.
     frames = FrameFolder.open(FACES / "video" / "hamilton")
     async with Mirror(backend.bus("test"), unique("hall"), "1234-5678") as mirror:
@@ -78,6 +79,8 @@ async def test_counters_move_with_traffic(http: httpx.AsyncClient, backend: Back
     assert moved("mirrorhub_http_requests_total", 2, endpoint="/login", status="200",
                  method="POST")
     assert moved("mirrorhub_http_requests_total", endpoint="unmatched", status="404")
+    assert moved("mirrorhub_http_requests_total", endpoint="/login", status="405",
+                 method="DELETE")  # a route's path with the wrong method counts as that route
     assert moved("mirrorhub_http_request_seconds_count", 2, endpoint="/login")
     # The caller's side of MQTT request/reply, by operation and outcome...
     login = AUTH_LOGIN.template

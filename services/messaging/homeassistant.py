@@ -12,7 +12,7 @@ import hashlib
 import logging
 import re
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from broker.client import Bus, Message
 from schemas.errors import BusUnavailable
@@ -23,7 +23,7 @@ from schemas.homeassistant import (
     DiscoveryConfig,
     DiscoveryDevice,
 )
-from schemas.messaging import MIRROR_DISPLAY, MIRROR_STATUS, MIRROR_WIDGETS, Display
+from schemas.messaging import MIRROR_DISPLAY, MIRROR_STATUS, MIRROR_WIDGETS
 from services.messaging.mirrors import Mirrors
 from services.messaging.models import Mirror
 
@@ -32,6 +32,15 @@ log = logging.getLogger(__name__)
 NOBODY = "nobody"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _ORIGIN = {"name": "mirrorhub"}
+
+
+class _Shown(BaseModel):
+    """What the person sensor reads of a :class:`~schemas.messaging.Display`: who it shows.
+    Every message shown sends a display, with up to ``display_messages`` messages, back here;
+    reading only this field skips them (a third of the time of a whole ``Display``)."""
+
+    state: str
+    user: str | None = None
 
 
 def node_id(mirror_id: str) -> str:
@@ -106,7 +115,7 @@ class HomeAssistant:
         if self.prefix is None or not message.payload:
             return
         try:
-            display = Display.model_validate_json(message.payload)
+            display = _Shown.model_validate_json(message.payload)
         except ValidationError:
             return  # not ours to judge: the mirror logs a bad display
         mirror_id = message.params["mirror_id"]
