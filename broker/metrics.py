@@ -62,6 +62,18 @@ HTTP_SECONDS = Histogram(
     ["method", "endpoint"],
 )
 
+FRAMES_ANALYSED = Counter("mirrorhub_frames_analysed", "Camera frames a vision worker analysed.")
+FRAMES_DROPPED = Counter(
+    "mirrorhub_frames_dropped",
+    "Camera frames replaced by a newer one of the same mirror before they were analysed.",
+)
+
+FRAMES_SHED = Counter(
+    "mirrorhub_broker_frames_shed",
+    "Camera frames the embedded broker shed while behind (broker/shedding.py), by reason.",
+    ["reason"],
+)
+
 M = TypeVar("M", bound=MetricWrapperBase)
 
 
@@ -75,17 +87,6 @@ def labelled(metric: M, *values: str) -> M:
     (a lock, every value checked) costs more than the count itself, on every request and
     message. Labels are declared names, so the values met stay few."""
     return cast(M, _child(metric, values))
-FRAMES_ANALYSED = Counter("mirrorhub_frames_analysed", "Camera frames a vision worker analysed.")
-FRAMES_DROPPED = Counter(
-    "mirrorhub_frames_dropped",
-    "Camera frames replaced by a newer one of the same mirror before they were analysed.",
-)
-
-FRAMES_SHED = Counter(
-    "mirrorhub_broker_frames_shed",
-    "Camera frames the embedded broker shed while behind (broker/shedding.py), by reason.",
-    ["reason"],
-)
 
 
 class Sampled(Collector):
