@@ -45,6 +45,19 @@ from tests.support import (
 ACCOUNTS = {"auth": "auth-secret", "bridge": "bridge-secret", "vision": "vision-secret",
             "messaging": "messaging-secret", "test": "test-secret"}
 FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
+# The shared photos sit beside the repository (README, Tests). Where they are absent, the tests
+# that need them skip, saying where they were looked for, rather than fail.
+PHOTOS_ABSENT = not all((FACES / part).is_dir() for part in ("train", "test", "video"))
+NO_PHOTOS = f"no photos at {FACES}"
+needs_photos = pytest.mark.skipif(PHOTOS_ABSENT, reason=NO_PHOTOS)
+
+
+def photo(relative: str) -> bytes:
+    """The bytes of one shared photo (``test/obama1.jpg``); the test skips where it is absent."""
+    path = FACES / relative
+    if not path.is_file():
+        pytest.skip(f"no photo at {path}")
+    return path.read_bytes()
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ from broker.client import Bus
 from mirrorhub.export import gather
 from tests.bridge.test_messaging import register, send
 from tests.bridge.user_api import account, upload
-from tests.conftest import FACES, Backend
+from tests.conftest import FACES, Backend, needs_photos
 from tests.roles import ROOT, cli_env
 from tests.support import unique
 
-pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+pytestmark = needs_photos
 
 
 def keys_of(node: Any) -> set[str]:

@@ -25,11 +25,19 @@ from mirrorhub.faces_import import Importer, Summary, photos_in
 from services.vision.config import VisionSettings
 from services.vision.faces import Faces
 from services.vision.service import run_vision
-from tests.conftest import FACES, Backend, create_database, drop_database, isolated
+from tests.conftest import (
+    FACES,
+    Backend,
+    create_database,
+    drop_database,
+    isolated,
+    needs_photos,
+)
 from tests.roles import ROOT, cli_env
 from tests.support import POSTGRES_ADMIN_DSN, unique
 
 TRAIN = FACES / "train"
+pytestmark = needs_photos
 POOL_MAX = 5  # tortoise's asyncpg pool, unless the URL says otherwise
 
 

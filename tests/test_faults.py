@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from tests.burst import TRANSIENT, Burst
-from tests.conftest import FACES
+from tests.conftest import FACES, needs_photos
 from tests.fleet_layout import ROLES, ROOT, Fleet
 from tests.support import process_tree, running
 
@@ -178,6 +178,7 @@ async def stored_faces(http: httpx.AsyncClient, token: str) -> dict[str, int]:
             return faces
 
 
+@needs_photos
 async def test_kill_9_of_every_part_loses_and_repeats_nothing(tmp_path: Path) -> None:
     with Fleet(tmp_path) as fleet:
         async with httpx.AsyncClient(base_url=fleet.bridge_url, timeout=30) as http:

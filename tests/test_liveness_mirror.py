@@ -22,13 +22,13 @@ from devices.mirror import Mirror
 from services.vision.dlib_engine import DlibEngine
 from services.vision.images import decode_image
 from services.vision.watch import Mode
-from tests.conftest import FACES, Backend
+from tests.conftest import FACES, Backend, needs_photos
 from tests.services.vision.attacks import attack, print_of
 from tests.support import unique
 from tests.test_mirror_experience import MODEL, login, services
 from tests.test_trust import displays_for, register, send
 
-pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+pytestmark = needs_photos
 
 ENROLLED = FACES / "video/hamilton/frame_100.jpg"
 

@@ -16,7 +16,7 @@ from devices.frames import FrameFolder
 from devices.mirror import Mirror
 from schemas.auth import AUTH_LOGIN
 from tests.bridge.stack import bridge_at
-from tests.conftest import FACES, Backend, isolated
+from tests.conftest import FACES, Backend, isolated, needs_photos
 from tests.roles import auth_process
 from tests.support import free_port, unique
 
@@ -54,6 +54,7 @@ async def wait_for(check: Callable[[], bool], within: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
+@needs_photos
 async def test_counters_move_with_traffic(http: httpx.AsyncClient, backend: Backend) -> None:
     before = await scrape(http)
     name = unique()

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from bridge.app import create_app
 from bridge.server import serving
@@ -36,10 +35,11 @@ from tests.conftest import (
     drop_database,
     isolated,
     messaging_settings,
+    needs_photos,
 )
 from tests.support import free_port, unique
 
-pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+pytestmark = needs_photos
 
 MODEL = "MX-200"
 

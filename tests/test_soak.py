@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FACES
+from tests.conftest import needs_photos
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+@needs_photos
 async def test_a_short_soak_passes() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.soak", "--mirrors", "10", "--minutes", "0.5",

@@ -15,17 +15,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from devices.frames import FrameFolder
 from devices.mirror import Mirror
 from schemas.messaging import Display
 from schemas.vision import RecogniseRequest
-from tests.conftest import FACES, Backend
+from tests.conftest import FACES, Backend, needs_photos
 from tests.support import unique
 from tests.test_mirror_experience import MODEL, login, services
 
-pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+pytestmark = needs_photos
 
 
 def photo(relative: str) -> dict[str, tuple[str, bytes]]:

@@ -23,20 +23,16 @@ from services.vision.service import run_vision
 from tests.bridge.test_messaging_tokens import bearer
 from tests.bridge.test_session_api import said
 from tests.conftest import (
-    FACES,
     Backend,
     auth_settings,
     create_database,
     drop_database,
     isolated,
+    photo,
 )
 from tests.support import free_port, unique
 
 ADMIN_PASSWORD = "admin-pw-1"
-
-
-def photo(relative: str) -> bytes:
-    return (FACES / relative).read_bytes()
 
 
 def blank_png() -> bytes:

@@ -22,7 +22,7 @@ from broker.client import Bus
 from schemas.messaging import MIRROR_STATUS, MIRROR_WIDGETS
 from tests.bridge.admin_stack import ADMIN_PASSWORD, AdminStack, admin_stack, csrf_in
 from tests.bridge.user_api import account
-from tests.conftest import FACES, Backend, isolated
+from tests.conftest import Backend, isolated, photo
 from tests.support import free_port, unique
 
 PAGES = ("/admin", "/admin/faces", "/admin/recognitions", "/admin/services")
@@ -49,9 +49,9 @@ def cookie_of(response: httpx.Response, name: str) -> str:
 
 
 async def enrol(stack: AdminStack, subject: str) -> None:
-    photo = (FACES / "train/obama/obama.jpg").read_bytes()
     reply = await stack.http.post("/api/face/register", data={"id": subject},
-                                  files={"file": ("obama.jpg", photo)}, headers=stack.auth)
+                                  files={"file": ("obama.jpg", photo("train/obama/obama.jpg"))},
+                                  headers=stack.auth)
     assert reply.status_code == 201, reply.text
 
 

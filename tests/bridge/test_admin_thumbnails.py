@@ -21,7 +21,7 @@ from services.vision.service import run_vision
 from tests.bridge.admin_stack import AdminStack, admin_stack
 from tests.bridge.test_admin_page import PAGES, enrol
 from tests.bridge.user_api import account
-from tests.conftest import FACES, Backend
+from tests.conftest import Backend, photo
 from tests.support import unique
 
 _IMG = re.compile(r'<img class="thumb" src="([^"]+)"')
@@ -65,7 +65,7 @@ async def test_a_kept_crop_is_shown_to_an_admin_and_goes_with_its_face(
         height, width = decoded(thumb.content).shape[:2]
         assert max(height, width) == THUMBNAIL_PX and min(height, width) >= THUMBNAIL_PX // 2
         # The crop is of the face: the face in Obama's photo is far smaller than the photo.
-        whole = decoded((FACES / "train/obama/obama.jpg").read_bytes())
+        whole = decoded(photo("train/obama/obama.jpg"))
         assert max(whole.shape[:2]) > 3 * THUMBNAIL_PX
         # The seed 002 API shows no more than it did.
         listed = await browser.get(f"/api/face/{subject}", headers=stack.auth)

@@ -21,10 +21,10 @@ from schemas.audit import (
 from schemas.auth import AuthError
 from schemas.errors import ServiceError
 from tests.bridge.face_stack import FaceStack, face_stack
-from tests.conftest import FACES, Backend
+from tests.conftest import Backend, needs_photos
 from tests.support import unique
 
-pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+pytestmark = needs_photos
 
 
 @pytest.fixture(scope="module")

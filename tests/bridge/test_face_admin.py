@@ -21,12 +21,12 @@ from schemas.admins import AUTH_ADMIN_LOGIN, AUTH_ADMIN_REGISTER, AUTH_ADMIN_VER
 from schemas.faces import MIRROR_NOT_ME
 from schemas.topics import Operation
 from schemas.vision import MIRROR_FACE_EVENT, MIRROR_FRAME, FaceEvent
-from tests.bridge.face_stack import FaceStack, blank_png, photo
+from tests.bridge.face_stack import FaceStack, blank_png
 from tests.bridge.test_session_api import said
-from tests.conftest import FACES
+from tests.conftest import needs_photos, photo
 from tests.support import unique
 
-pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+pytestmark = needs_photos
 
 OBAMA, OBAMA2, OBAMA_TEST = "train/obama/obama.jpg", "train/obama/obama2.jpg", "test/obama1.jpg"
 BIDEN = "train/biden/biden.jpg"

@@ -12,14 +12,14 @@ import pytest
 from starlette.requests import Request
 
 from bridge.app import _crash
-from tests.bridge.face_stack import ADMIN_PASSWORD, FaceStack, photo
+from tests.bridge.face_stack import ADMIN_PASSWORD, FaceStack
 from tests.bridge.stack import private_stack
 from tests.bridge.test_messaging_tokens import bearer
 from tests.bridge.test_session_api import said
-from tests.conftest import FACES, Backend
+from tests.conftest import Backend, needs_photos, photo
 from tests.support import unique
 
-pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+pytestmark = needs_photos
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import FACES
+from tests.conftest import FACES, needs_photos
 from tests.support import unique
 
 pytestmark = [
     pytest.mark.usefixtures("bridge_url"),
-    pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no test photos at {FACES}"),
+    needs_photos,
 ]
 
 

@@ -16,11 +16,11 @@ from bridge.app import create_app
 from bridge.server import serving
 from services.vision.config import VisionSettings
 from services.vision.service import run_vision
-from tests.conftest import FACES, Backend, create_database, drop_database, isolated
+from tests.conftest import FACES, Backend, create_database, drop_database, isolated, needs_photos
 from tests.services.vision.support import inflate_bomb
 from tests.support import free_port
 
-pytestmark = pytest.mark.skipif(not (FACES / "test").is_dir(), reason=f"no photos at {FACES}")
+pytestmark = needs_photos
 
 
 @pytest.fixture

@@ -36,11 +36,12 @@ from tests.conftest import (
     create_database,
     drop_database,
     isolated,
+    needs_photos,
 )
 from tests.services.vision.attacks import Still, attack, print_of
 from tests.support import free_port
 
-pytestmark = pytest.mark.skipif(not (FACES / "video").is_dir(), reason=f"no photos at {FACES}")
+pytestmark = needs_photos
 
 BACK = range(134, 143)
 STILLS = ["test/obama1.jpg", "train/rose_leslie/img2.jpg"]

@@ -19,7 +19,7 @@ from devices.mirror import Mirror
 from schemas.messaging import MIRROR_DISPLAY, MIRROR_STATUS, Display
 from schemas.vision import MIRROR_FRAME
 from services.auth.service import run_auth
-from tests.conftest import FACES, auth_settings
+from tests.conftest import auth_settings, photo
 from tests.support import free_port, unique
 
 
@@ -59,8 +59,7 @@ async def check_mirror(settings: BusSettings, frames: Path) -> None:
     async def collect(message: Message) -> None:
         await heard[message.topic].put(message)
 
-    photo = FACES / "test" / "obama1.jpg"
-    (frames / photo.name).write_bytes(photo.read_bytes())
+    (frames / "obama1.jpg").write_bytes(photo("test/obama1.jpg"))
     display = Display(mirror_id=mirror_id, state="idle", layout={"time": (1, 1)},
                       at=datetime.now(UTC).replace(microsecond=0))
     async with Bus(settings, role="watcher") as watcher:

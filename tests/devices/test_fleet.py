@@ -40,10 +40,11 @@ from tests.conftest import (
     drop_database,
     isolated,
     messaging_settings,
+    needs_photos,
 )
 from tests.support import unique
 
-pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+pytestmark = needs_photos
 
 # Who each frames subfolder claims to show, and the photo it really holds: "biden" holds
 # obama's, so the mirror playing it must be counted wrong.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import sys
 import time
@@ -32,7 +31,7 @@ from schemas.messaging import (
     MirrorWidgets,
 )
 from schemas.vision import MIRROR_FACE_EVENT, MIRROR_FRAME, FaceEvent, FaceResult
-from tests.conftest import FACES, Backend, isolated
+from tests.conftest import Backend, isolated, photo
 
 MIRRORHUB = str(Path(sys.executable).parent / "mirrorhub")
 MIRROR = "hall"
@@ -86,7 +85,7 @@ def frames(tmp_path: Path) -> Path:
     folder = tmp_path / "frames"
     folder.mkdir()
     for name in PHOTOS:
-        shutil.copy(FACES / "test" / name, folder / name)
+        (folder / name).write_bytes(photo(f"test/{name}"))
     (folder / "notes.txt").write_text("not a frame")
     return folder
 

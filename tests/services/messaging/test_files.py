@@ -37,10 +37,16 @@ from schemas.files import (
 from schemas.messaging import MessagingError
 from services.messaging.files import UPLOADS_PER_OWNER, Files
 from services.messaging.service import Messaging, run_messaging
-from tests.conftest import Backend, create_database, drop_database, isolated, messaging_settings
+from tests.conftest import (
+    Backend,
+    create_database,
+    drop_database,
+    isolated,
+    messaging_settings,
+    photo,
+)
 from tests.support import unique
 
-FACES = Path(__file__).resolve().parents[4] / "shared" / "faces"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
 
 
@@ -100,7 +106,7 @@ async def failure(call: Any) -> ServiceError:
 async def test_an_upload_in_chunks_reads_back_whole_and_in_ranges(
     backend: Backend, tmp_path: Path
 ) -> None:
-    data = (FACES / "misc/obama-1080p.jpg").read_bytes()
+    data = photo("misc/obama-1080p.jpg")
     assert len(data) > 2 * CHUNK_MAX  # several chunks, the last one short
     async with store(backend, tmp_path) as files:
         ann = unique("ann")
@@ -148,7 +154,7 @@ async def test_the_content_type_is_sniffed_from_the_bytes(
 ) -> None:
     async with store(backend, tmp_path) as files:
         ann = unique("ann")
-        jpeg = (FACES / "misc/obama-1080p.jpg").read_bytes()
+        jpeg = photo("misc/obama-1080p.jpg")
         # The name says PNG, the bytes are a JPEG; text has no magic number at all.
         assert (await files.put(ann, "x", "fake.png", jpeg)).content_type == "image/jpeg"
         assert (await files.put(ann, "x", "real.txt", PNG)).content_type == "image/png"

@@ -13,15 +13,14 @@ import pytest
 
 from services.vision.dlib_engine import DlibEngine
 from services.vision.matcher import Gallery
+from tests.conftest import FACES, NO_PHOTOS
 from tests.services.vision.support import Photos
-
-FACES = Path(__file__).resolve().parents[3].parent / "shared" / "faces"
 
 
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
     if not (FACES / "train").is_dir():
-        pytest.skip(f"the shared test photos are not at {FACES}")
+        pytest.skip(NO_PHOTOS)
     return FACES
 
 

@@ -49,6 +49,8 @@ from services.vision.models import DeletionCursor, FaceEmbedding, Subject
 from services.vision.service import run_vision
 from tests.conftest import (
     FACES,
+    NO_PHOTOS,
+    PHOTOS_ABSENT,
     Backend,
     auth_settings,
     create_database,
@@ -57,7 +59,8 @@ from tests.conftest import (
 )
 from tests.support import unique
 
-pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+if PHOTOS_ABSENT:  # the photos are read here, before any test could be skipped
+    pytest.skip(NO_PHOTOS, allow_module_level=True)
 
 OBAMA = [(FACES / "train/obama" / name).read_bytes() for name in ("obama.jpg", "obama2.jpg")]
 OBAMA_TEST = (FACES / "test/obama1.jpg").read_bytes()

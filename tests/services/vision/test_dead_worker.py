@@ -19,12 +19,12 @@ from schemas.errors import ServiceError
 from schemas.vision import RecogniseRequest
 from services.vision.config import VisionSettings
 from services.vision.service import run_vision
-from tests.conftest import ACCOUNTS, FACES, Backend
+from tests.conftest import ACCOUNTS, FACES, Backend, needs_photos
 
 # Slow: it waits for two worker processes to load their models (10 s or more); the default run
 # is near its time budget. tests/test_faults.py kills the worker of the fleet layout too.
 pytestmark = [
-    pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}"),
+    needs_photos,
     pytest.mark.slow, pytest.mark.timeout(300),
 ]
 

@@ -21,11 +21,11 @@ from schemas.vision import (
     Recognized,
 )
 from services.vision.faces import Faces
-from tests.conftest import ACCOUNTS, FACES, Backend
+from tests.conftest import ACCOUNTS, FACES, Backend, needs_photos
 from tests.services.vision.support import Photos
 from tests.support import unique
 
-pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+pytestmark = needs_photos
 
 
 @pytest.fixture

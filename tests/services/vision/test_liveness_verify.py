@@ -33,13 +33,13 @@ from services.vision.dlib_engine import DlibEngine
 from services.vision.liveness import Direction, Rules, pose
 from services.vision.service import run_vision
 from services.vision.verification import judge
-from tests.conftest import FACES, Backend, create_database, drop_database, isolated
+from tests.conftest import FACES, Backend, create_database, drop_database, isolated, needs_photos
 from tests.services.vision.attacks import attacks, print_of
 from tests.services.vision.support import Photos
 from tests.services.vision.test_liveness import STILLS, largest
 from tests.support import unique
 
-pytestmark = pytest.mark.skipif(not (FACES / "video").is_dir(), reason=f"no photos at {FACES}")
+pytestmark = needs_photos
 
 BACK = range(134, 143)
 

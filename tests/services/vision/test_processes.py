@@ -24,10 +24,10 @@ from schemas.vision import (
 )
 from services.vision.config import VisionSettings
 from services.vision.service import run_vision
-from tests.conftest import FACES, Backend, create_database, drop_database, isolated
+from tests.conftest import FACES, Backend, create_database, drop_database, isolated, needs_photos
 from tests.support import unique
 
-pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+pytestmark = needs_photos
 
 
 async def test_workers_enrol_recognise_and_leave_the_loop_free(

@@ -9,15 +9,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from schemas.vision import EnrolRequest
 from services.vision.config import VisionSettings
 from services.vision.service import run_vision
-from tests.conftest import ACCOUNTS, FACES, Backend
+from tests.conftest import ACCOUNTS, FACES, Backend, needs_photos
 from tests.private_mosquitto import PrivateMosquitto
 
-pytestmark = pytest.mark.skipif(not (FACES / "train").is_dir(), reason=f"no photos at {FACES}")
+pytestmark = needs_photos
 
 
 async def test_an_enrolment_during_a_broker_outage_reaches_the_other_worker(

@@ -25,7 +25,7 @@ from services.vision.sightings import follow
 from services.vision.spoof import SpoofModel, judge, keypoints_for
 from services.vision.tracking import Tracker, TrackSettings
 from services.vision.watch import Liveness, LivenessSettings, Mode, Watch
-from tests.services.vision.conftest import FACES
+from tests.conftest import photo
 from tests.services.vision.onnx_models import constant_liveness_model
 from tests.services.vision.support import Photos
 from tests.services.vision.test_tracking import Camera
@@ -141,7 +141,7 @@ def test_the_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 async def test_frames_are_judged_where_the_engine_runs(
         tmp_path: Path, engine: DlibEngine, models: dict[str, InsightFaceLiveness]) -> None:
     """In a thread with the service's model, and in a worker process with its own."""
-    frame = (FACES / "video/hamilton/frame_100.jpg").read_bytes()
+    frame = photo("video/hamilton/frame_100.jpg")
     plan = Tracker(TrackSettings(), 0.6).plan("m1").plan
     limits = ImageLimits()
     in_thread = await Analysis(engine, limits, None, models["spoof"]).follow(frame, plan)
