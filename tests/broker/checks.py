@@ -59,7 +59,8 @@ async def check_mirror(settings: BusSettings, frames: Path) -> None:
     async def collect(message: Message) -> None:
         await heard[message.topic].put(message)
 
-    (frames / "obama1.jpg").write_bytes(photo("test/obama1.jpg"))
+    sent = photo("test/obama1.jpg")
+    (frames / "obama1.jpg").write_bytes(sent)
     display = Display(mirror_id=mirror_id, state="idle", layout={"time": (1, 1)},
                       at=datetime.now(UTC).replace(microsecond=0))
     async with Bus(settings, role="watcher") as watcher:
@@ -69,7 +70,7 @@ async def check_mirror(settings: BusSettings, frames: Path) -> None:
             online = await asyncio.wait_for(heard[status].get(), 10)
             assert online.payload == b"online"
             assert await mirror.stream_frames(FrameFolder.open(frames), 10, loop=False) == 1
-            assert (await asyncio.wait_for(heard[frame].get(), 10)).payload == photo.read_bytes()
+            assert (await asyncio.wait_for(heard[frame].get(), 10)).payload == sent
             await watcher.publish(MIRROR_DISPLAY, display, mirror_id=mirror_id)
             assert await mirror.wait_display(lambda shown: shown.state == "idle") == display
         offline = await asyncio.wait_for(heard[status].get(), 10)
