@@ -12,7 +12,9 @@ c. the same, each insert followed by the rest of the database work of a send dis
 
 The ratios a/b and a/c of their throughputs, from one run, are the shares of the bare insert
 rate and of the same-work rate that the whole path keeps; a also gives each message's latency
-from send to display. It runs on the embedded amqtt broker with SQLite, then on Mosquitto at
+from send to display. The CPU this process (every server but Mosquitto and PostgreSQL) spends a
+message in a and in c, and their ratio, say the same without the wall clock, which moves with
+whatever else the machine runs. It runs on the embedded amqtt broker with SQLite, then on Mosquitto at
 127.0.0.1:1883 with PostgreSQL at 127.0.0.1:5432 if both listen there::
 
     .venv/bin/python bench/messaging.py --messages 300 --concurrency 16 --rounds 2
@@ -28,11 +30,12 @@ import logging
 import multiprocessing
 import os
 import socket
+import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -298,11 +301,21 @@ def display_room(in_flight: int) -> int:
     return max(10, 4 * in_flight)
 
 
+async def on_cpu(spent: list[float], work: Awaitable[Sample]) -> Sample:
+    """``work``'s sample; the CPU seconds this process (the servers' CPU) spent meanwhile are
+    added to ``spent``."""
+    start = time.process_time()
+    sample = await work
+    spent.append(time.process_time() - start)
+    return sample
+
+
 async def bench_backend(
     backend: Backend, args: argparse.Namespace, loader: ProcessPoolExecutor
-) -> tuple[Result, Result, Result]:
+) -> tuple[Result, Result, Result, list[float]]:
     """The stack on ``backend`` and a database each for b and c; alternating rounds of a, b
-    and c. Returns their results."""
+    and c. Returns their results and, for a and c, the servers' median CPU microseconds a
+    message."""
     loop = asyncio.get_running_loop()
     room = display_room(args.concurrency)
     with tempfile.TemporaryDirectory(prefix="mirrorhub-bench-") as tmp:
@@ -319,10 +332,12 @@ async def bench_backend(
                             args.warmup)
                 # Alternating rounds spread drift (other jobs, a shared broker) over the cases.
                 samples: tuple[list[Sample], list[Sample], list[Sample]] = ([], [], [])
+                cpu: tuple[list[float], list[float]] = ([], [])
                 for _ in range(args.rounds):
-                    samples[0].append(await loop.run_in_executor(loader, run_load, load))
+                    samples[0].append(await on_cpu(
+                        cpu[0], loop.run_in_executor(loader, run_load, load)))
                     samples[1].append(await bare_round(bare_url, args, None))
-                    samples[2].append(await bare_round(same_url, args, room))
+                    samples[2].append(await on_cpu(cpu[1], bare_round(same_url, args, room)))
             # Each case wrote into its own database (tortoise picks it by context variable),
             # and every message a saw displayed was stored.
             sent = args.rounds * (args.messages + args.warmup)
@@ -332,14 +347,19 @@ async def bench_backend(
                 raise RuntimeError(f"{sent} rows sent and inserted, {shown} timed ones shown, "
                                    f"but stored {stored[0]} (a), {stored[1]} (b) and "
                                    f"{stored[2]} (c)")
-    return Result.of(samples[0]), Result.of(samples[1]), Result.of(samples[2])
+    per_message = 1e6 / (args.messages + args.warmup)  # each round sends its warm-up too
+    cpu_us = [statistics.median(spent) * per_message for spent in cpu]
+    return Result.of(samples[0]), Result.of(samples[1]), Result.of(samples[2]), cpu_us
 
 
-def print_rows(backend: str, a: Result, b: Result, c: Result) -> None:
+def print_rows(backend: str, a: Result, b: Result, c: Result, cpu_us: list[float]) -> None:
     print_cases(backend, 18, ("a send -> MQTT -> display", "b Message.create"), a, b,
                 spread_width=11)
     print_case(backend, 18, "c create+unread+mark read", c, spread_width=11)
     print_ratio(backend, 18, "throughput ratio a/c", a.rps / c.rps)
+    for case, spent in zip(("a", "c"), cpu_us, strict=True):
+        print(f"{backend:<18} {case + ' server CPU µs/message':<26} {spent:>6.0f}")
+    print_ratio(backend, 18, "server CPU ratio c/a", cpu_us[1] / cpu_us[0])
 
 
 def listening(port: int) -> str | None:
