@@ -14,8 +14,8 @@ The ratios a/b and a/c of their throughputs, from one run, are the shares of the
 rate and of the same-work rate that the whole path keeps; a also gives each message's latency
 from send to display. The CPU this process (every server but Mosquitto and PostgreSQL) spends a
 message in a and in c, and their ratio, say the same with less of the wall clock, which moves
-with whatever else the machine runs. It runs on the embedded amqtt broker with SQLite, then on Mosquitto at
-127.0.0.1:1883 with PostgreSQL at 127.0.0.1:5432 if both listen there::
+with whatever else the machine runs. It runs on the embedded amqtt broker with SQLite, then on
+Mosquitto at 127.0.0.1:1883 with PostgreSQL at 127.0.0.1:5432 if both listen there::
 
     .venv/bin/python bench/messaging.py --messages 300 --concurrency 16 --rounds 2
 """
