@@ -8,7 +8,9 @@ amqtt 0.12.1 keeps subscriptions as one table, topic filter -> [(session, qos)],
 * replays retained messages to a new subscription by matching every retained topic against
   the filter, formatting a debug line for each whether or not debug is on;
 * formats the whole table into a debug line (``repr``) on every SUBSCRIBE, debug on or off;
-* keeps a filter in the table, an empty list, after its last subscriber unsubscribed.
+* keeps a filter in the table, an empty list, after its last subscriber unsubscribed;
+* sends a client one copy of a message for each of its filters that matches it. Here it gets
+  one, at the highest QoS of those filters, as from Mosquitto.
 
 With N mirrors each of those is O(N) a message or a subscription, so a fleet connecting took
 O(N²): at 1,000 mirrors the embedded broker accepted about 11 connections a second and its
@@ -119,21 +121,29 @@ class IndexedFanOut:
     async def _run_broadcast(self, running_tasks: deque[asyncio.Task[Any]]) -> None:
         broadcast = await self._broadcast_queue.get()
         topic, data = broadcast["topic"], broadcast["data"]
+        # One copy a session, at the highest QoS of its filters that match, as Mosquitto does
+        # (MQTT-3.3.5-1): amqtt sent one a filter, so a client whose filters overlap (``#``
+        # and ``mirrors/+/status``) received the message twice.
+        targets: dict[int, tuple[Session, int]] = {}
         for holders in self._subscriptions.matching(topic, self._matches):
-            for target, subscribed_qos in holders:
-                qos = broadcast.get("qos", subscribed_qos)
-                if not await self._topic_filtering(target, topic, Action.RECEIVE):
-                    continue
-                if target.transitions.state != "connected":
-                    # Kept for a persistent session that is away, at QoS 1 and 2 [MQTT-3.1.2.4],
-                    # as amqtt keeps them; an anonymous client is promised nothing.
-                    if not target.clean_session and qos > QOS_0 and not target.is_anonymous:
-                        await self._retain_broadcast_message(broadcast, qos, target)
-                    continue
-                handler = self._get_handler(target)
-                if handler:
-                    running_tasks.append(asyncio.ensure_future(
-                        handler.mqtt_publish(topic, data, qos, retain=False)))
+            for session, subscribed_qos in holders:
+                held = targets.get(id(session))
+                if held is None or subscribed_qos > held[1]:
+                    targets[id(session)] = (session, subscribed_qos)
+        for target, subscribed_qos in targets.values():
+            qos = broadcast.get("qos", subscribed_qos)
+            if not await self._topic_filtering(target, topic, Action.RECEIVE):
+                continue
+            if target.transitions.state != "connected":
+                # Kept for a persistent session that is away, at QoS 1 and 2 [MQTT-3.1.2.4],
+                # as amqtt keeps them; an anonymous client is promised nothing.
+                if not target.clean_session and qos > QOS_0 and not target.is_anonymous:
+                    await self._retain_broadcast_message(broadcast, qos, target)
+                continue
+            handler = self._get_handler(target)
+            if handler:
+                running_tasks.append(asyncio.ensure_future(
+                    handler.mqtt_publish(topic, data, qos, retain=False)))
 
     async def _publish_retained_messages_for_subscription(
         self, subscription: tuple[str, int], session: Session

@@ -166,3 +166,28 @@ async def test_a_filter_leaves_the_table_with_its_last_subscriber() -> None:
             assert broker.topic_filters == baseline + 50
         await until(lambda: broker.topic_filters == baseline)
         assert broker.topic_filters == baseline == 1
+
+
+async def test_overlapping_filters_get_one_copy_at_their_highest_qos() -> None:
+    """MQTT-3.3.5-1, as Mosquitto does it: amqtt sent a copy for each matching filter."""
+    async with (
+        EmbeddedBroker(port=0, accounts=ACCOUNTS) as broker,
+        client(broker.port, "watcher") as watcher,
+        client(broker.port, "publisher") as publisher,
+    ):
+        await watcher.subscribe("mirrors/#", qos=0)
+        await watcher.subscribe("mirrors/+/status", qos=1)
+        await watcher.subscribe("mirrors/hall/status", qos=0)
+        heard: list[tuple[str, int]] = []
+
+        async def listen() -> None:
+            async for message in watcher.messages:
+                heard.append((message.topic.value, message.qos))
+
+        listening = asyncio.create_task(listen())
+        await publisher.publish("mirrors/hall/status", b"online", qos=1)
+        await publisher.publish("mirrors/hall/display", b"{}", qos=1)
+        await until(lambda: len(heard) >= 2)
+        await asyncio.sleep(0.3)  # a second copy would be here by now
+        listening.cancel()
+    assert sorted(heard) == [("mirrors/hall/display", 0), ("mirrors/hall/status", 1)]

@@ -28,10 +28,8 @@ async def test_a_subscription_made_later_hears_a_topic_already_routed(backend: B
         later = await overhear(bus, f"{root}/#")
         await bus.publish_raw(f"{root}/hall/state", b"2", qos=1)
         assert (await next_payload(first), await next_payload(later)) == (b"2", b"2")
-        # amqtt sends a copy per matching subscription (MQTT 3.1.1 lets it), Mosquitto one.
-        await asyncio.sleep(0.2)
-        for heard in (first, later):
-            assert {heard.get_nowait().payload for _ in range(heard.qsize())} <= {b"2"}
+        await asyncio.sleep(0.2)  # one copy each: the broker sends the client one
+        assert first.empty() and later.empty()
 
 
 async def test_each_message_gets_parameters_of_its_own(backend: Backend) -> None:
