@@ -49,6 +49,13 @@ class _Visit:
     messages: list[DisplayMessage] = field(default_factory=list)
 
 
+def _lock_of(locks: dict[str, asyncio.Lock], mirror_id: str) -> asyncio.Lock:
+    lock = locks.get(mirror_id)
+    if lock is None:
+        lock = locks[mirror_id] = asyncio.Lock()
+    return lock
+
+
 class Screens:
     def __init__(
         self,
@@ -112,7 +119,7 @@ class Screens:
         """The lock that keeps one mirror's own messages in arrival order: each is handled in
         a task of its own, started as it arrives, and the lock queues them first come first
         served, so a mirror's first idle display has the layout of the model it just named."""
-        return self._heard.setdefault(message.params.get("mirror_id", ""), asyncio.Lock())
+        return _lock_of(self._heard, message.params["mirror_id"])
 
     def on_stored(self, row: MessageRow) -> None:
         """A new message: every mirror showing its receiver, unlocked, shows it too, at once.
@@ -202,7 +209,7 @@ class Screens:
                 await self.show(mirror_id, visit.user)
 
     def _lock(self, mirror_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(mirror_id, asyncio.Lock())
+        return _lock_of(self._locks, mirror_id)
 
     async def _publish(self, mirror_id: str, user: str | None,
                        messages: list[DisplayMessage], fresh: list[int]) -> None:

@@ -22,7 +22,7 @@ import pytest
 from devices.frames import FrameFolder
 from devices.mirror import Mirror
 from tests.bridge.admin_stack import ADMIN_PASSWORD, admin_stack
-from tests.conftest import FACES, Backend
+from tests.conftest import FACES, NO_PHOTOS, PHOTOS_ABSENT, Backend
 from tests.support import unique
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -39,8 +39,8 @@ playwright_api = pytest.importorskip("playwright.async_api",
 def chromium() -> Path:
     if not CHROMIUM.exists():
         pytest.skip(f"no chromium at {CHROMIUM} (Debian: apt-get install chromium)")
-    if not PHOTO.exists():
-        pytest.skip(f"the shared test photos are not at {FACES}")
+    if PHOTOS_ABSENT:
+        pytest.skip(NO_PHOTOS)
     return CHROMIUM
 
 

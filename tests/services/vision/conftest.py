@@ -13,13 +13,13 @@ import pytest
 
 from services.vision.dlib_engine import DlibEngine
 from services.vision.matcher import Gallery
-from tests.conftest import FACES, NO_PHOTOS
+from tests.conftest import FACES, NO_PHOTOS, PHOTOS_ABSENT
 from tests.services.vision.support import Photos
 
 
 @pytest.fixture(scope="session")
 def faces_dir() -> Path:
-    if not (FACES / "train").is_dir():
+    if PHOTOS_ABSENT:
         pytest.skip(NO_PHOTOS)
     return FACES
 
